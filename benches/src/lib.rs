@@ -1,0 +1,1 @@
+//! Shared helpers for ringleader's side-by-side benchmarks.

@@ -1,0 +1,67 @@
+//! The one place the runtime takes its concurrency primitives from.
+//!
+//! Under `--cfg ringleader_loom` every atomic, cell, lock, condvar and thread used by the core
+//! is loom's, so loom's model checker explores the real code, not a copy. A ringleader-specific
+//! cfg name keeps other crates' loom support (smol's concurrent-queue breaks under plain
+//! `--cfg loom`) out of our model builds.
+
+#[cfg(ringleader_loom)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread;
+
+    pub(crate) fn fence(order: Ordering) {
+        loom::sync::atomic::fence(order)
+    }
+
+    /// Locks, treating a poisoned lock as usable: our critical sections restore their
+    /// invariants before anything that can panic.
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Capacities shrink under loom so that models reach overflow paths.
+    pub(crate) const MODEL_SCALE: bool = true;
+}
+
+#[cfg(not(ringleader_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread;
+
+    /// Locks, treating a poisoned lock as usable: our critical sections restore their
+    /// invariants before anything that can panic.
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `std::cell::UnsafeCell` with loom's closure-based access API, so the same code
+    /// compiles under both cfgs and loom can track every access.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// Capacities shrink under loom so that models reach overflow paths.
+    #[allow(dead_code)]
+    pub(crate) const MODEL_SCALE: bool = false;
+}
+
+pub(crate) use imp::*;

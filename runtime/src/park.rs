@@ -1,0 +1,139 @@
+//! How a thread with nothing to run waits, and how another thread wakes it.
+//!
+//! Workers and `block_on` threads park through the [`Park`] trait so that the backend can be
+//! swapped: [`ThreadParker`] waits on a condvar; the io_uring driver waits on the worker's ring
+//! (completions, timers and cross-thread wake-ups all end the same wait).
+//!
+//! Contract every backend meets:
+//! - `unpark` before `park` is not lost: the next `park` returns at once (a stored token).
+//! - `park` may return spuriously; callers re-check their queues.
+//! - `park(Some(d))` returns no later than about `d` after it was called.
+
+use crate::loom::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use std::time::Duration;
+
+/// Blocks the calling thread until woken. Owned by one thread.
+pub(crate) trait Park: Send + 'static {
+    /// Waits until unparked or `timeout` elapses (`None`: no bound). `Some(ZERO)` only does
+    /// the backend's non-blocking work (reaping completions, for a ring).
+    fn park(&mut self, timeout: Option<Duration>);
+
+    /// A handle other threads use to end this parker's wait.
+    fn unparker(&self) -> Arc<dyn Unpark>;
+}
+
+/// Wakes a [`Park`] from any thread.
+pub(crate) trait Unpark: Send + Sync + 'static {
+    /// Ends the current or next `park` of the paired parker.
+    fn unpark(&self);
+}
+
+const EMPTY: usize = 0;
+const PARKED: usize = 1;
+const NOTIFIED: usize = 2;
+
+/// A condvar parker: the backend for threads without a ring and for loom models.
+pub(crate) struct ThreadParker {
+    inner: Arc<ParkInner>,
+}
+
+struct ParkInner {
+    /// EMPTY, PARKED (a thread waits or is about to) or NOTIFIED (a token is stored).
+    state: AtomicUsize,
+    lock: Mutex<()>,
+    condvar: Condvar,
+}
+
+impl ThreadParker {
+    pub(crate) fn new() -> ThreadParker {
+        ThreadParker {
+            inner: Arc::new(ParkInner {
+                state: AtomicUsize::new(EMPTY),
+                lock: Mutex::new(()),
+                condvar: Condvar::new(),
+            }),
+        }
+    }
+}
+
+impl Park for ThreadParker {
+    fn park(&mut self, timeout: Option<Duration>) {
+        let inner = &*self.inner;
+        // Fast path: consume a stored token.
+        if inner
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+        if timeout == Some(Duration::ZERO) {
+            return;
+        }
+        let mut guard = lock(&inner.lock);
+        match inner
+            .state
+            .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                // The token arrived between the fast path and taking the lock.
+                inner.state.store(EMPTY, Ordering::SeqCst);
+                return;
+            }
+            Err(actual) => unreachable!("parker in state {actual} while its owner parks"),
+        }
+        loop {
+            guard = match timeout {
+                None => inner.condvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    #[cfg(not(ringleader_loom))]
+                    let g = inner
+                        .condvar
+                        .wait_timeout(guard, d)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    // loom has no timed waits; a timed park in a model is a plain wait that
+                    // the model's own unparks end.
+                    #[cfg(ringleader_loom)]
+                    let g = {
+                        let _ = d;
+                        inner.condvar.wait(guard).unwrap_or_else(|e| e.into_inner())
+                    };
+                    // Timed out or woken: either way this park ends, and a token that
+                    // arrived meanwhile is consumed by ending it.
+                    inner.state.swap(EMPTY, Ordering::SeqCst);
+                    drop(g);
+                    return;
+                }
+            };
+            if inner
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+            // Spurious condvar wake-up: wait again.
+        }
+    }
+
+    fn unparker(&self) -> Arc<dyn Unpark> {
+        self.inner.clone()
+    }
+}
+
+impl Unpark for ParkInner {
+    fn unpark(&self) {
+        match self.state.swap(NOTIFIED, Ordering::SeqCst) {
+            EMPTY | NOTIFIED => {}
+            PARKED => {
+                // Taking the lock orders this notify after the parker's wait began: the
+                // parker set PARKED while holding the lock and only releases it by waiting.
+                drop(lock(&self.lock));
+                self.condvar.notify_one();
+            }
+            actual => unreachable!("parker in state {actual}"),
+        }
+    }
+}

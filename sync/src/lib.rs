@@ -1,0 +1,1 @@
+//! Async synchronisation primitives for ringleader, usable under any executor.
