@@ -1,1 +1,32 @@
-//! ringleader
+//! ringleader: Python asyncio's complete model of concurrent I/O, in Rust, on a
+//! work-stealing, io_uring runtime, with structured concurrency as the default.
+//!
+//! ```
+//! let greeting = ringleader::run(async {
+//!     let task = ringleader::spawn(async { "hello from a task" });
+//!     task.await.expect("the task neither panicked nor was cancelled")
+//! });
+//! assert_eq!(greeting, "hello from a task");
+//! ```
+//!
+//! The model, in asyncio's terms:
+//! - [`run`] is `asyncio.run`: it starts a runtime, runs the future to completion, then
+//!   cancels whatever is still alive and shuts down.
+//! - [`spawn`] is `asyncio.create_task`; [`task::JoinHandle`] is the task (await it,
+//!   [`abort`](task::JoinHandle::abort) it, read its id and name).
+//! - [`task::yield_now`] is `await asyncio.sleep(0)`.
+//! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
+#![forbid(unsafe_code)]
+
+pub use ringleader_runtime::{run, runtime, spawn, task, try_run};
+
+/// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a
+/// ringleader leaf future.
+pub mod coop {
+    pub use ringleader_coop::{consume_budget, has_budget_remaining, unconstrained};
+}
+
+/// The README's Rust snippets, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

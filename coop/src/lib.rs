@@ -155,11 +155,15 @@ mod tests {
     fn refund_on_drop_and_nesting_restores() {
         let mut cx = Context::from_waker(Waker::noop());
         with_budget(|| {
-            let Poll::Ready(p) = poll_proceed(&mut cx) else { panic!("budget spent") };
+            let Poll::Ready(p) = poll_proceed(&mut cx) else {
+                panic!("budget spent")
+            };
             drop(p); // refunded
             assert!(has_budget_remaining());
             for _ in 0..INITIAL_BUDGET {
-                let Poll::Ready(p) = poll_proceed(&mut cx) else { panic!("spent early") };
+                let Poll::Ready(p) = poll_proceed(&mut cx) else {
+                    panic!("spent early")
+                };
                 p.made_progress();
             }
             assert!(!has_budget_remaining());

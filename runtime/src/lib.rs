@@ -1,4 +1,35 @@
-//! ringleader's runtime core (being built).
-#![allow(dead_code)]
+//! ringleader's runtime core: tasks, the work-stealing scheduler and its entry points.
+//!
+//! Most users reach this through the `ringleader` facade crate.
+//!
+//! ```
+//! use ringleader_runtime::{run, spawn, task};
+//!
+//! let total = run(async {
+//!     let handles: Vec<_> = (0..10u64).map(|i| spawn(async move {
+//!         task::yield_now().await;
+//!         i * i
+//!     })).collect();
+//!     let mut total = 0;
+//!     for handle in handles {
+//!         total += handle.await.unwrap();
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, 285);
+//! ```
+#![deny(rustdoc::broken_intra_doc_links)]
+
+#[macro_use]
 mod loom;
 mod park;
+mod scheduler;
+
+#[cfg(all(test, ringleader_loom))]
+mod loom_models;
+
+pub mod runtime;
+pub mod task;
+
+pub use runtime::{run, try_run};
+pub use task::{spawn, yield_now};

@@ -8,8 +8,10 @@
 #[cfg(ringleader_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
+    #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    #[allow(unused_imports)]
     pub(crate) use loom::thread;
 
     pub(crate) fn fence(order: Ordering) {
@@ -28,8 +30,10 @@ mod imp {
 
 #[cfg(not(ringleader_loom))]
 mod imp {
+    #[allow(unused_imports)]
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    #[allow(unused_imports)]
     pub(crate) use std::thread;
 
     /// Locks, treating a poisoned lock as usable: our critical sections restore their
@@ -60,8 +64,23 @@ mod imp {
     }
 
     /// Capacities shrink under loom so that models reach overflow paths.
-    #[allow(dead_code)]
     pub(crate) const MODEL_SCALE: bool = false;
 }
 
 pub(crate) use imp::*;
+
+/// `thread_local!` from std (with a const initialiser) or, under loom, loom's: loom runs
+/// every model thread on one OS thread, so std thread-locals would be shared between them.
+#[cfg(not(ringleader_loom))]
+macro_rules! rl_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = const { $init:expr };) => {
+        std::thread_local! { $(#[$attr])* static $name: $t = const { $init }; }
+    };
+}
+
+#[cfg(ringleader_loom)]
+macro_rules! rl_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = const { $init:expr };) => {
+        loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+    };
+}

@@ -9,7 +9,10 @@
 //! - `park` may return spuriously; callers re-check their queues.
 //! - `park(Some(d))` returns no later than about `d` after it was called.
 
-use crate::loom::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{lock, AtomicUsize, Condvar, Mutex, Ordering};
+// Unparkers are trait objects behind std's Arc (loom's Arc cannot coerce to `dyn`); the
+// state they touch is loom-visible.
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Blocks the calling thread until woken. Owned by one thread.

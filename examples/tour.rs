@@ -1,0 +1,113 @@
+//! A tour of ringleader: what works today, each step checked.
+//!
+//! Run with `cargo run --release --example tour`. It prints what happens and exits
+//! non-zero if anything does not behave as it says.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ringleader::runtime::Builder;
+use ringleader::task;
+
+fn check(ok: bool, what: &str) -> Result<(), String> {
+    if ok {
+        println!("  ok: {what}");
+        Ok(())
+    } else {
+        Err(format!("FAILED: {what}"))
+    }
+}
+
+async fn tour() -> Result<(), String> {
+    println!("1. tasks: spawn, await, names (asyncio.create_task)");
+    let named = task::Builder::new()
+        .name("greeter")
+        .spawn(async { format!("hello from {}", task::name().unwrap_or_default()) });
+    check(
+        named.name() == Some("greeter"),
+        "the handle knows the task's name",
+    )?;
+    let greeting = named.await.map_err(|e| e.to_string())?;
+    println!("  {greeting}");
+    check(
+        greeting == "hello from greeter",
+        "the task saw its own name",
+    )?;
+
+    println!("2. a hundred thousand tasks over the work-stealing pool");
+    let started = Instant::now();
+    let handles: Vec<_> = (0..100_000u64)
+        .map(|i| ringleader::spawn(async move { i % 7 }))
+        .collect();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.await.map_err(|e| e.to_string())?;
+    }
+    println!("  joined in {:?}", started.elapsed());
+    check(
+        sum == (0..100_000u64).map(|i| i % 7).sum::<u64>(),
+        "every task ran once",
+    )?;
+
+    println!("3. a panic stays in its task (Task.exception())");
+    let err = ringleader::spawn(async { panic!("a deliberate failure") })
+        .await
+        .expect_err("the task panicked");
+    println!("  the handle reports: {err}");
+    check(err.is_panic(), "the JoinError says it was a panic")?;
+
+    println!("4. cancellation (Task.cancel())");
+    let sleeper = ringleader::spawn(std::future::pending::<()>());
+    task::yield_now().await;
+    sleeper.abort();
+    let err = sleeper.await.expect_err("the task was aborted");
+    println!("  the handle reports: {err}");
+    check(err.is_cancelled(), "the JoinError says it was cancelled")?;
+
+    println!("5. cooperative yielding (await asyncio.sleep(0))");
+    let (a, b) = (
+        ringleader::spawn(async {
+            for _ in 0..1_000 {
+                task::yield_now().await;
+            }
+            "a"
+        }),
+        ringleader::spawn(async { "b" }),
+    );
+    check(
+        b.await.ok() == Some("b"),
+        "a yielding task does not block others",
+    )?;
+    check(a.await.ok() == Some("a"), "the yielding task finishes too")?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let rt = match Builder::new_multi_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "ringleader tour on {} worker threads",
+        rt.handle().metrics().num_workers()
+    );
+    let result = rt.block_on(async { ringleader::spawn(tour()).await });
+    drop(rt);
+    match result {
+        Ok(Ok(())) => {
+            println!("tour complete: everything behaved as described");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("the tour task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! loom models of the task and scheduler protocols, run by `ci/loom.sh`:
+//! `RUSTFLAGS="--cfg ringleader_loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2
+//! cargo test -p ringleader-runtime --release --lib loom_models`.
+//!
+//! Each model checks the real code (state word, harness, registry, idle protocol, parker)
+//! under every interleaving loom explores, and that nothing leaks (loom fails a model that
+//! leaks a loom `Arc`, and we assert every future and task is dropped exactly once).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::loom::{lock, thread, Arc, AtomicUsize, Mutex, Ordering};
+use crate::park::{Park, ThreadParker};
+use crate::scheduler::{self, Config, Shared};
+use crate::task::{new_task, Notified, RawTask, Registry, Schedule, Task};
+
+/// A scheduler for task-only models: a queue the model drains by hand, and a registry.
+#[derive(Clone)]
+struct TestSched(Arc<TestInner>);
+
+struct TestInner {
+    queue: Mutex<VecDeque<Notified>>,
+    registry: Registry,
+}
+
+impl TestSched {
+    fn new() -> TestSched {
+        TestSched(Arc::new(TestInner {
+            queue: Mutex::new(VecDeque::new()),
+            registry: Registry::new(1),
+        }))
+    }
+    fn pop(&self) -> Option<Notified> {
+        lock(&self.0.queue).pop_front()
+    }
+    fn run_all(&self) {
+        while let Some(task) = self.pop() {
+            task.run();
+        }
+    }
+}
+
+impl Schedule for TestSched {
+    fn schedule(&self, task: Notified) {
+        lock(&self.0.queue).push_back(task);
+    }
+    fn yield_now(&self, task: Notified) {
+        lock(&self.0.queue).push_back(task);
+    }
+    fn release(&self, task: RawTask) -> Option<Task> {
+        self.0.registry.remove(task)
+    }
+}
+
+/// Counts drops.
+struct Token(Arc<AtomicUsize>);
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending until polled `polls_needed` times; publishes its waker each time.
+struct Steps {
+    polls_left: usize,
+    waker: Arc<Mutex<Option<Waker>>>,
+    _token: Token,
+}
+
+impl Future for Steps {
+    type Output = usize;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        if self.polls_left == 0 {
+            return Poll::Ready(7);
+        }
+        self.polls_left -= 1;
+        *lock(&self.waker) = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+fn spawn_steps(
+    sched: &TestSched,
+    polls: usize,
+) -> (
+    crate::task::JoinHandle<usize>,
+    Arc<Mutex<Option<Waker>>>,
+    Arc<AtomicUsize>,
+) {
+    let waker = Arc::new(Mutex::new(None));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let future = Steps {
+        polls_left: polls,
+        waker: waker.clone(),
+        _token: Token(drops.clone()),
+    };
+    let (task, notified, join) = new_task(future, sched.clone(), None, Location::caller());
+    assert!(sched.0.registry.bind(task).is_ok(), "registry open");
+    sched.schedule(notified);
+    (join, waker, drops)
+}
+
+#[test]
+fn complete_vs_abort_vs_join_drop_vs_remote_wake() {
+    loom::model(|| {
+        let sched = TestSched::new();
+        let (join, waker, drops) = spawn_steps(&sched, 1);
+        sched.run_all(); // first poll: Pending, waker published
+        let abort = join.abort_handle();
+
+        let w = waker.clone();
+        let waker_thread = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+        });
+        let abort_thread = thread::spawn(move || abort.abort());
+        sched.run_all();
+        drop(join);
+        waker_thread.join().unwrap();
+        abort_thread.join().unwrap();
+        sched.run_all();
+
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "future dropped exactly once"
+        );
+        assert_eq!(sched.0.registry.len(), 0);
+        drop(lock(&waker).take());
+        // Every task reference is gone: only our handle to the scheduler remains.
+        assert_eq!(Arc::strong_count(&sched.0), 1);
+    });
+}
+
+#[test]
+fn join_waker_registration_races_completion() {
+    loom::model(|| {
+        let sched = TestSched::new();
+        let (join, waker, drops) = spawn_steps(&sched, 1);
+        sched.run_all();
+        let s = sched.clone();
+        let w = waker.clone();
+        // Another thread wakes and runs the task to completion while we await the handle.
+        let runner = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+            s.run_all();
+        });
+        let out = loom::future::block_on(join);
+        runner.join().unwrap();
+        assert_eq!(out.unwrap(), 7);
+        sched.run_all();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(Arc::strong_count(&sched.0), 1);
+    });
+}
+
+#[test]
+fn join_handle_dropped_while_task_completes() {
+    loom::model(|| {
+        let sched = TestSched::new();
+        let (join, waker, drops) = spawn_steps(&sched, 1);
+        sched.run_all();
+        let s = sched.clone();
+        let w = waker.clone();
+        let runner = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+            s.run_all();
+        });
+        // Register a join waker, then drop the handle, racing completion.
+        let mut join = join;
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut join).poll(&mut cx);
+        drop(join);
+        runner.join().unwrap();
+        sched.run_all();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(Arc::strong_count(&sched.0), 1);
+    });
+}
+
+#[test]
+fn unpark_is_never_lost() {
+    loom::model(|| {
+        let mut parker = ThreadParker::new();
+        let unparker = parker.unparker();
+        let flag = Arc::new(AtomicUsize::new(0));
+        let f = flag.clone();
+        let t = thread::spawn(move || {
+            f.store(1, Ordering::SeqCst);
+            unparker.unpark();
+        });
+        // Park until the flag is seen: a lost unpark would deadlock the model.
+        while flag.load(Ordering::SeqCst) == 0 {
+            parker.park(None);
+        }
+        t.join().unwrap();
+    });
+}
+
+fn model_runtime(workers: usize) -> Arc<Shared> {
+    let parkers: Vec<Box<dyn Park>> = (0..workers)
+        .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
+        .collect();
+    Shared::new(
+        workers,
+        parkers,
+        Config {
+            lifo_slot: true,
+            global_queue_interval: 61,
+        },
+    )
+}
+
+fn spawn_on(
+    shared: &Arc<Shared>,
+    future: impl Future<Output = usize> + Send + 'static,
+) -> crate::task::JoinHandle<usize> {
+    let (task, notified, join) = new_task(future, shared.clone(), None, Location::caller());
+    Shared::bind_and_schedule(shared, task, notified);
+    join
+}
+
+#[test]
+fn remote_spawn_into_a_parked_pool() {
+    loom::model(|| {
+        let shared = model_runtime(1);
+        let s = shared.clone();
+        let worker = thread::spawn(move || scheduler::run_worker(s, 0));
+        let join = spawn_on(&shared, async { 3 });
+        assert_eq!(loom::future::block_on(join).unwrap(), 3);
+        shared.begin_shutdown();
+        worker.join().unwrap();
+        shared.drain_injector();
+    });
+}
+
+#[test]
+fn shutdown_races_a_wake() {
+    loom::model(|| {
+        let shared = model_runtime(1);
+        let waker = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let join = spawn_on(
+            &shared,
+            Steps {
+                polls_left: 2,
+                waker: waker.clone(),
+                _token: Token(drops.clone()),
+            },
+        );
+        let s = shared.clone();
+        let worker = thread::spawn(move || scheduler::run_worker(s, 0));
+        let w = waker.clone();
+        let waker_thread = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+        });
+        shared.begin_shutdown();
+        worker.join().unwrap();
+        waker_thread.join().unwrap();
+        shared.drain_injector();
+        // The task either finished or was cancelled; its future was dropped exactly once.
+        let result = loom::future::block_on(join);
+        assert!(result.is_ok() || result.unwrap_err().is_cancelled());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(lock(&waker).take());
+    });
+}
+
+/// Models with two worker threads and the main thread explore far more interleavings: a
+/// preemption bound of 1 keeps them to seconds while still covering every single-preemption
+/// schedule of the idle protocol.
+fn model_three_threads(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(1);
+    builder.check(f);
+}
+
+#[test]
+fn two_workers_remote_spawns_lose_no_wakeup() {
+    model_three_threads(|| {
+        let shared = model_runtime(2);
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let s = shared.clone();
+                thread::spawn(move || scheduler::run_worker(s, i))
+            })
+            .collect();
+        let a = spawn_on(&shared, async { 1 });
+        let b = spawn_on(&shared, async { 2 });
+        let sum = loom::future::block_on(async move { a.await.unwrap() + b.await.unwrap() });
+        assert_eq!(sum, 3);
+        shared.begin_shutdown();
+        for w in workers {
+            w.join().unwrap();
+        }
+        shared.drain_injector();
+    });
+}
+
+#[test]
+fn a_child_spawned_on_a_worker_runs_with_a_second_worker_parked() {
+    model_three_threads(|| {
+        let shared = model_runtime(2);
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let s = shared.clone();
+                thread::spawn(move || scheduler::run_worker(s, i))
+            })
+            .collect();
+        let inner = shared.clone();
+        let parent = spawn_on(&shared, async move {
+            // Spawned from a worker: goes to that worker's LIFO slot / local queue.
+            let child = spawn_on(&inner, async { 5 });
+            child.await.unwrap()
+        });
+        assert_eq!(loom::future::block_on(parent).unwrap(), 5);
+        shared.begin_shutdown();
+        for w in workers {
+            w.join().unwrap();
+        }
+        shared.drain_injector();
+    });
+}

@@ -1,0 +1,528 @@
+//! Building, entering and shutting down a runtime.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::Location;
+use std::pin::pin;
+use std::sync::atomic::Ordering as StdOrdering;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::JoinHandle as ThreadHandle;
+use std::time::Duration;
+
+use crate::loom::Arc;
+use crate::park::{Park, ThreadParker, Unpark};
+use crate::scheduler::{self, Config, Shared, GLOBAL_QUEUE_INTERVAL};
+use crate::task::{self, JoinHandle, TaskInfo};
+
+rl_thread_local! {
+    static CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavor {
+    MultiThread,
+    CurrentThread,
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// use ringleader_runtime::runtime::Builder;
+///
+/// let rt = Builder::new_multi_thread().worker_threads(2).build()?;
+/// assert_eq!(rt.block_on(async { 40 + 2 }), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    flavor: Flavor,
+    worker_threads: Option<usize>,
+    thread_name: String,
+    thread_stack_size: Option<usize>,
+    lifo_slot: bool,
+    global_queue_interval: u32,
+}
+
+impl Builder {
+    /// A runtime with one worker thread per CPU that steal work from each other.
+    pub fn new_multi_thread() -> Builder {
+        Builder::with_flavor(Flavor::MultiThread)
+    }
+
+    /// A runtime that runs every task on the thread that calls [`Runtime::block_on`], and
+    /// runs nothing while no thread is inside `block_on`.
+    pub fn new_current_thread() -> Builder {
+        Builder::with_flavor(Flavor::CurrentThread)
+    }
+
+    fn with_flavor(flavor: Flavor) -> Builder {
+        Builder {
+            flavor,
+            worker_threads: None,
+            thread_name: "ringleader-worker".to_owned(),
+            thread_stack_size: None,
+            lifo_slot: true,
+            global_queue_interval: GLOBAL_QUEUE_INTERVAL,
+        }
+    }
+
+    /// Number of worker threads (multi-thread flavour). Default: the number of CPUs.
+    pub fn worker_threads(mut self, n: usize) -> Builder {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Prefix of worker thread names (`{name}-{index}`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Stack size of worker threads, in bytes.
+    pub fn thread_stack_size(mut self, bytes: usize) -> Builder {
+        self.thread_stack_size = Some(bytes);
+        self
+    }
+
+    /// Turns off the LIFO slot: woken tasks always go to the back of the local queue.
+    pub fn disable_lifo_slot(mut self) -> Builder {
+        self.lifo_slot = false;
+        self
+    }
+
+    /// Ticks between checks of the shared injection queue (default 61).
+    pub fn global_queue_interval(mut self, ticks: u32) -> Builder {
+        self.global_queue_interval = ticks;
+        self
+    }
+
+    /// Builds the runtime and starts its worker threads.
+    ///
+    /// # Errors
+    /// `InvalidInput` for zero worker threads or a zero queue interval; the OS error if a
+    /// worker thread cannot be started (the threads already started are stopped first).
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.flavor {
+            Flavor::CurrentThread => 1,
+            Flavor::MultiThread => self.worker_threads.unwrap_or_else(num_cpus::get),
+        };
+        if workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a runtime needs at least one worker thread",
+            ));
+        }
+        if self.global_queue_interval == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "global_queue_interval must be at least 1",
+            ));
+        }
+        let parkers: Vec<Box<dyn Park>> = (0..workers)
+            .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
+            .collect();
+        let config = Config {
+            lifo_slot: self.lifo_slot,
+            global_queue_interval: self.global_queue_interval,
+        };
+        let shared = Shared::new(workers, parkers, config);
+        let handle = Handle { shared };
+        let mut runtime = Runtime {
+            handle,
+            flavor: self.flavor,
+            threads: Vec::new(),
+        };
+        if self.flavor == Flavor::MultiThread {
+            for index in 0..workers {
+                let handle = runtime.handle.clone();
+                let mut builder =
+                    std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+                if let Some(size) = self.thread_stack_size {
+                    builder = builder.stack_size(size);
+                }
+                let thread = builder.spawn(move || {
+                    let _enter = handle.enter();
+                    scheduler::run_worker(handle.shared.clone(), index);
+                })?;
+                // On error, `runtime` is dropped here and stops the threads started so far.
+                runtime.threads.push(thread);
+            }
+        }
+        Ok(runtime)
+    }
+}
+
+/// A ringleader runtime: worker threads, their queues and the live tasks.
+///
+/// Dropping it shuts it down: every task still alive is cancelled (its future dropped once,
+/// on a runtime thread), the workers are joined, and nothing is left behind.
+pub struct Runtime {
+    handle: Handle,
+    flavor: Flavor,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("flavor", &self.flavor)
+            .field("workers", &self.handle.shared.num_workers())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A multi-thread runtime with default settings.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new_multi_thread().build()
+    }
+
+    /// The handle: spawn from any thread, enter the runtime context.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns a task; see [`Handle::spawn`].
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn_named(future, None, Location::caller())
+    }
+
+    /// Runs `future` to completion on the calling thread and returns its output.
+    ///
+    /// Inside, [`spawn`](crate::spawn) and [`Handle::current`] refer to this runtime. On the
+    /// multi-thread flavour the future is polled on the calling thread, which is not a
+    /// worker (so spawns from it go through the shared queue); on the current-thread flavour
+    /// this thread also runs every task.
+    ///
+    /// # Panics
+    /// When called from a thread that is running tasks of a runtime (inside a task): that
+    /// would block the worker and could deadlock. Spawn the future and await its handle.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        if scheduler::on_worker_thread() {
+            panic!(
+                "Runtime::block_on called from inside a ringleader task: this would block a \
+                 worker thread; spawn the future and await its JoinHandle instead"
+            );
+        }
+        let _enter = self.handle.enter();
+        let future = match self.flavor {
+            Flavor::CurrentThread => match scheduler::block_on_core(&self.handle.shared, future) {
+                Ok(out) => return out,
+                // Another thread drives the core: wait on our own future only.
+                Err(future) => future,
+            },
+            Flavor::MultiThread => future,
+        };
+        park_on_thread(future)
+    }
+
+    /// Shuts down, waiting at most `timeout` for workers to finish their current polls.
+    /// Workers still busy after that are detached (they exit when their poll returns).
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    /// Shuts down without waiting for busy workers; see [`shutdown_timeout`](Self::shutdown_timeout).
+    pub fn shutdown_background(mut self) {
+        self.shutdown(Some(Duration::ZERO));
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) {
+        let shared = self.handle.shared.clone();
+        if shared.is_shutdown() && self.threads.is_empty() {
+            return;
+        }
+        shared.begin_shutdown();
+        match self.flavor {
+            Flavor::CurrentThread => scheduler::shutdown_undriven_cores(&shared),
+            Flavor::MultiThread => {
+                let on_own_worker = scheduler::current_worker_index(&shared).is_some();
+                let timeout = if on_own_worker {
+                    Some(Duration::ZERO)
+                } else {
+                    timeout
+                };
+                let all_exited = shared.wait_exited(self.threads.len(), timeout);
+                if all_exited {
+                    for thread in self.threads.drain(..) {
+                        let _ = thread.join();
+                    }
+                } else {
+                    self.threads.clear();
+                }
+            }
+        }
+        shared.drain_injector();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+/// Polls `future` on this thread, parking the thread between wake-ups.
+fn park_on_thread<F: Future>(future: F) -> F::Output {
+    struct ThreadWaker(std::sync::Arc<dyn Unpark>);
+    impl Wake for ThreadWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark()
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.unpark()
+        }
+    }
+    let mut parker = ThreadParker::new();
+    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(parker.unparker())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx)) {
+            return out;
+        }
+        parker.park(None);
+    }
+}
+
+/// A cloneable reference to a runtime: spawn onto it from any thread, or enter its context.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.num_workers())
+            .finish()
+    }
+}
+
+/// Returned by [`Handle::try_current`] outside a runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not inside a ringleader runtime (no task, block_on or Handle::enter)")
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
+
+/// Keeps a runtime's context entered on this thread until dropped.
+#[must_use = "the runtime context is left when the guard is dropped"]
+#[derive(Debug)]
+pub struct EnterGuard {
+    previous: Option<Handle>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+impl Handle {
+    /// The handle of the runtime whose context this thread is in.
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`try_current`](Self::try_current).
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(handle) => handle,
+            Err(e) => panic!("Handle::current: {e}"),
+        }
+    }
+
+    /// The handle of the runtime whose context this thread is in, if any.
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        CURRENT
+            .try_with(|c| c.borrow().clone())
+            .ok()
+            .flatten()
+            .ok_or(TryCurrentError(()))
+    }
+
+    /// Enters this runtime's context on the calling thread: [`spawn`](crate::spawn) and
+    /// [`Handle::current`] refer to it until the guard drops.
+    pub fn enter(&self) -> EnterGuard {
+        let previous = CURRENT.with(|c| c.borrow_mut().replace(self.clone()));
+        EnterGuard { previous }
+    }
+
+    /// Spawns a task onto this runtime from any thread (asyncio's `create_task`, and
+    /// `run_coroutine_threadsafe` when called from outside).
+    ///
+    /// A task spawned after the runtime shut down is cancelled at once: its handle returns a
+    /// cancelled [`JoinError`](crate::task::JoinError).
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_named(future, None, Location::caller())
+    }
+
+    pub(crate) fn spawn_named<F>(
+        &self,
+        future: F,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) = task::new_task(future, self.shared.clone(), name, location);
+        Shared::bind_and_schedule(&self.shared, task, notified);
+        join
+    }
+
+    /// The live tasks of this runtime, by id (asyncio's `all_tasks`).
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.shared.registry.snapshot()
+    }
+
+    /// Counters of the scheduler.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Scheduler counters. Per-worker counters are written by their worker only (relaxed) and
+/// read here without stopping anything, so a reading is a recent snapshot, not an instant.
+#[derive(Clone)]
+pub struct RuntimeMetrics {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RuntimeMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let workers: Vec<_> = (0..self.num_workers())
+            .map(|i| {
+                (
+                    self.worker_poll_count(i),
+                    self.worker_steal_count(i),
+                    self.worker_park_count(i),
+                )
+            })
+            .collect();
+        f.debug_struct("RuntimeMetrics")
+            .field("alive_tasks", &self.num_alive_tasks())
+            .field("injector_depth", &self.injector_depth())
+            .field("workers (polls, stolen, parks)", &workers)
+            .finish()
+    }
+}
+
+impl RuntimeMetrics {
+    /// Number of workers.
+    pub fn num_workers(&self) -> usize {
+        self.shared.num_workers()
+    }
+    /// Tasks spawned and not yet finished.
+    pub fn num_alive_tasks(&self) -> usize {
+        self.shared.registry.len()
+    }
+    /// Tasks waiting in the shared injection queue.
+    pub fn injector_depth(&self) -> usize {
+        self.shared.injector_depth()
+    }
+    fn stat(&self, worker: usize, f: impl Fn(&scheduler::WorkerStats) -> u64) -> u64 {
+        self.shared.stats.get(worker).map(|s| f(s)).unwrap_or(0)
+    }
+    /// Task polls by `worker`.
+    pub fn worker_poll_count(&self, worker: usize) -> u64 {
+        self.stat(worker, |s| s.polls.load(StdOrdering::Relaxed))
+    }
+    /// Tasks `worker` took from its peers' queues.
+    pub fn worker_steal_count(&self, worker: usize) -> u64 {
+        self.stat(worker, |s| s.stolen.load(StdOrdering::Relaxed))
+    }
+    /// Successful steal operations (each moves a batch) by `worker`.
+    pub fn worker_steal_operations(&self, worker: usize) -> u64 {
+        self.stat(worker, |s| s.steal_ops.load(StdOrdering::Relaxed))
+    }
+    /// Times `worker` parked.
+    pub fn worker_park_count(&self, worker: usize) -> u64 {
+        self.stat(worker, |s| s.parks.load(StdOrdering::Relaxed))
+    }
+    /// Polls of tasks taken from `worker`'s LIFO slot.
+    pub fn worker_lifo_hits(&self, worker: usize) -> u64 {
+        self.stat(worker, |s| s.lifo_hits.load(StdOrdering::Relaxed))
+    }
+    /// Tasks in `worker`'s local queue now (the LIFO slot not counted).
+    pub fn worker_local_queue_depth(&self, worker: usize) -> usize {
+        self.shared.local_queue_depth(worker)
+    }
+    /// Workers searching for work now.
+    pub fn num_searching_workers(&self) -> usize {
+        self.shared.idle.num_searching()
+    }
+    /// Workers parked now.
+    pub fn num_parked_workers(&self) -> usize {
+        self.shared.idle.num_sleeping()
+    }
+}
+
+/// Runs `future` to completion on a new multi-thread runtime, then cancels every task still
+/// alive and shuts the runtime down (asyncio's `asyncio.run`).
+///
+/// ```
+/// let answer = ringleader_runtime::run(async {
+///     let task = ringleader_runtime::spawn(async { 21 * 2 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+///
+/// # Panics
+/// If the runtime cannot be started (see [`try_run`] for an error instead), or if called
+/// from inside a task.
+#[track_caller]
+pub fn run<F: Future>(future: F) -> F::Output {
+    match try_run(future) {
+        Ok(out) => out,
+        Err(e) => panic!("ringleader::run: failed to start the runtime: {e}"),
+    }
+}
+
+/// [`run`], returning an error if the runtime cannot be started.
+///
+/// # Errors
+/// As [`Builder::build`].
+#[track_caller]
+pub fn try_run<F: Future>(future: F) -> io::Result<F::Output> {
+    let rt = Builder::new_multi_thread().build()?;
+    let out = rt.block_on(future);
+    drop(rt);
+    Ok(out)
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Handle>();
+    is::<Runtime>();
+    is::<JoinHandle<()>>();
+    is::<task::AbortHandle>();
+    is::<task::JoinError>();
+}

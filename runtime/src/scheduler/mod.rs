@@ -1,0 +1,595 @@
+//! The work-stealing scheduler.
+//!
+//! # Structure
+//! Each worker owns a FIFO local queue (crossbeam-deque `Worker`), a LIFO slot and a
+//! [`Core`] (tick counter, random source, parker). All workers share the `Injector` (spawns
+//! and wakes from threads that are not workers of this runtime), every worker's `Stealer`,
+//! the [`Idle`](idle::Idle) bookkeeping, and the live-task registry. The current-thread
+//! flavour is the same machinery with one core and no threads: `block_on` drives the core.
+//!
+//! # Where a task goes when it becomes runnable
+//! - spawned or woken on a worker of its runtime: into the LIFO slot; the slot's previous
+//!   occupant moves to the back of the local queue (message passing then runs the receiver
+//!   next, while its data is hot in cache);
+//! - woken by itself while running (`yield_now`, budget exhaustion): back of the local queue;
+//! - from anywhere else: the injector, and a sleeping worker is notified.
+//!
+//! # Fairness guarantee
+//! If the number of tasks is bounded and every poll returns in bounded time, every runnable
+//! task is polled within a bounded delay. Argument: a worker takes the LIFO slot at most
+//! [`MAX_LIFO_POLLS`] times in a row, then moves it to the back of its FIFO local queue; it
+//! checks the injector first every [`GLOBAL_QUEUE_INTERVAL`] ticks even while its local
+//! queue is busy; its local queue is FIFO, so a task in it waits for at most the tasks ahead
+//! of it (bounded) plus the injector and LIFO interleavings (bounded by the two rules above);
+//! tasks in an idle worker's queues are stolen by searching workers. ringleader's leaf futures
+//! spend a per-poll budget (`ringleader-coop`) so that an always-ready task still returns
+//! within bounded work. crossbeam's local queue is unbounded, so the bound is on *delay
+//! in polls*, not on queue length.
+//!
+//! # Shutdown order
+//! The runtime's owner sets `shutdown` and unparks every worker. Each worker, at its next
+//! iteration, closes the registry and cancels every task still in it (dropping each future
+//! exactly once, on that worker), drops the references in its own queues, and exits. The owner
+//! joins the workers, then drains the injector.
+
+pub(crate) mod idle;
+pub(crate) mod queue;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
+use crate::park::{Park, Unpark};
+use crate::task::{Notified, RawTask, Registry, Schedule, Task};
+use idle::Idle;
+use queue::{Injector, Local, Steal, Stealer};
+
+/// How often (in ticks) a worker checks the injector before its own queues. A prime so that
+/// it does not fall into step with periodic workloads; 61 as in common practice.
+pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Consecutive polls of the LIFO slot before its task goes to the back of the queue.
+pub(crate) const MAX_LIFO_POLLS: u8 = 3;
+
+/// Runtime settings the scheduler reads.
+pub(crate) struct Config {
+    pub(crate) lifo_slot: bool,
+    pub(crate) global_queue_interval: u32,
+}
+
+/// Per-worker counters: relaxed, written only by their worker.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) polls: AtomicU64,
+    pub(crate) steal_ops: AtomicU64,
+    pub(crate) stolen: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) lifo_hits: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, n: u64) {
+    // Only the owning worker writes: a load and a store avoid a locked instruction.
+    counter.store(
+        counter.load(std::sync::atomic::Ordering::Relaxed) + n,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The state every worker and handle of one runtime shares.
+pub(crate) struct Shared {
+    injector: Injector<Notified>,
+    stealers: Box<[Stealer<Notified>]>,
+    unparkers: Box<[std::sync::Arc<dyn Unpark>]>,
+    pub(crate) idle: Idle,
+    pub(crate) registry: Registry,
+    shutdown: AtomicBool,
+    pub(crate) config: Config,
+    pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
+    /// Cores not currently claimed by a thread.
+    cores: Mutex<Vec<Option<Box<Core>>>>,
+    /// Workers that have finished their shutdown work, for `shutdown_timeout`.
+    exited: Mutex<usize>,
+    exited_cv: Condvar,
+}
+
+/// What one worker owns: handed to the thread that drives it.
+pub(crate) struct Core {
+    index: usize,
+    local: Local<Notified>,
+    tick: u32,
+    lifo_streak: u8,
+    searching: bool,
+    rng: u64,
+    parker: Box<dyn Park>,
+}
+
+/// The thread-local view of the core a thread is driving.
+pub(crate) struct WorkerCtx {
+    shared: Arc<Shared>,
+    index: usize,
+    local: Local<Notified>,
+    lifo: Cell<Option<Notified>>,
+}
+
+rl_thread_local! {
+    static WORKER: Cell<*const WorkerCtx> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with the core this thread drives, if it drives one.
+fn with_worker<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
+    let ctx = WORKER.try_with(|w| w.get()).unwrap_or(ptr::null());
+    // SAFETY: WORKER points at a WorkerCtx on the stack of `drive`, set for exactly the time
+    // that frame lives, on this thread only.
+    f(unsafe { ctx.as_ref() })
+}
+
+/// Whether the calling thread is driving a core of some runtime (a worker, or a
+/// current-thread `block_on`).
+pub(crate) fn on_worker_thread() -> bool {
+    with_worker(|w| w.is_some())
+}
+
+/// Index of the worker the calling thread drives, for `shared`.
+pub(crate) fn current_worker_index(shared: &Shared) -> Option<usize> {
+    with_worker(|w| w.filter(|w| ptr::eq(&*w.shared, shared)).map(|w| w.index))
+}
+
+impl Shared {
+    pub(crate) fn new(
+        num_cores: usize,
+        parkers: Vec<Box<dyn Park>>,
+        config: Config,
+    ) -> Arc<Shared> {
+        debug_assert_eq!(parkers.len(), num_cores);
+        let mut stealers = Vec::with_capacity(num_cores);
+        let mut unparkers = Vec::with_capacity(num_cores);
+        let mut cores = Vec::with_capacity(num_cores);
+        for (index, parker) in parkers.into_iter().enumerate() {
+            let local = Local::new_fifo();
+            stealers.push(local.stealer());
+            unparkers.push(parker.unparker());
+            cores.push(Some(Box::new(Core {
+                index,
+                local,
+                tick: 0,
+                lifo_streak: 0,
+                searching: false,
+                rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                parker,
+            })));
+        }
+        Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: stealers.into(),
+            unparkers: unparkers.into(),
+            idle: Idle::new(num_cores),
+            // One shard under loom: a shard picked by a (process-global) task id would make
+            // the model's exploration depend on earlier iterations.
+            registry: Registry::new(if crate::loom::MODEL_SCALE {
+                1
+            } else {
+                num_cores * 16
+            }),
+            shutdown: AtomicBool::new(false),
+            config,
+            stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
+            cores: Mutex::new(cores),
+            exited: Mutex::new(0),
+            exited_cv: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn num_workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn injector_depth(&self) -> usize {
+        self.injector.len()
+    }
+
+    pub(crate) fn local_queue_depth(&self, worker: usize) -> usize {
+        self.stealers.get(worker).map_or(0, |s| s.len())
+    }
+
+    pub(crate) fn take_core(&self, index: usize) -> Option<Box<Core>> {
+        lock(&self.cores)[index].take()
+    }
+
+    fn return_core(&self, core: Box<Core>) {
+        let index = core.index;
+        lock(&self.cores)[index] = Some(core);
+    }
+
+    /// Binds a new task to the registry and queues it; a task spawned after shutdown is
+    /// cancelled at once (its JoinHandle reports cancellation).
+    pub(crate) fn bind_and_schedule(this: &Arc<Shared>, task: Task, notified: Notified) {
+        match this.registry.bind(task) {
+            Ok(()) => {
+                tracing::trace!(task.id = notified.id().as_u64(), "spawn");
+                this.schedule(notified)
+            }
+            Err(task) => {
+                task.shutdown();
+                drop(notified);
+            }
+        }
+    }
+
+    fn push_remote(&self, task: Notified) {
+        self.injector.push(task);
+        self.notify_parked();
+    }
+
+    /// Wakes a sleeping worker if nobody is searching (see `idle`).
+    pub(crate) fn notify_parked(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            tracing::trace!(worker = index, "unpark");
+            self.unparkers[index].unpark();
+        }
+    }
+
+    fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Starts shutdown: every worker leaves its loop at its next iteration.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for unparker in self.unparkers.iter() {
+            unparker.unpark();
+        }
+    }
+
+    /// Drops the references left in the injector (after the workers are gone).
+    pub(crate) fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(task) => drop(task),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Waits until `n` workers have finished shutting down, or `timeout` passes.
+    pub(crate) fn wait_exited(&self, n: usize, timeout: Option<Duration>) -> bool {
+        let mut exited = lock(&self.exited);
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        while *exited < n {
+            match deadline {
+                None => {
+                    exited = self
+                        .exited_cv
+                        .wait(exited)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+                Some(deadline) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    #[cfg(not(ringleader_loom))]
+                    {
+                        exited = self
+                            .exited_cv
+                            .wait_timeout(exited, deadline - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    #[cfg(ringleader_loom)]
+                    {
+                        exited = self
+                            .exited_cv
+                            .wait(exited)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn mark_exited(&self) {
+        *lock(&self.exited) += 1;
+        self.exited_cv.notify_all();
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: Notified) {
+        with_worker(|worker| match worker {
+            Some(w) if ptr::eq(&*w.shared, &**self) => w.push_local(task, false),
+            _ => self.push_remote(task),
+        })
+    }
+
+    fn yield_now(&self, task: Notified) {
+        with_worker(|worker| match worker {
+            Some(w) if ptr::eq(&*w.shared, &**self) => w.push_local(task, true),
+            _ => self.push_remote(task),
+        })
+    }
+
+    fn release(&self, task: RawTask) -> Option<Task> {
+        self.registry.remove(task)
+    }
+}
+
+impl WorkerCtx {
+    fn push_local(&self, task: Notified, is_yield: bool) {
+        if is_yield || !self.shared.config.lifo_slot {
+            self.local.push(task);
+        } else {
+            match self.lifo.replace(Some(task)) {
+                // Only the LIFO slot changed: nothing another worker could steal.
+                None => return,
+                Some(previous) => self.local.push(previous),
+            }
+        }
+        self.shared.notify_parked();
+    }
+}
+
+impl Core {
+    /// The next task from this worker's own queues (and the injector, periodically or when
+    /// the local queue is empty).
+    fn next_task(&mut self, ctx: &WorkerCtx) -> Option<Notified> {
+        self.tick = self.tick.wrapping_add(1);
+        let interval = ctx.shared.config.global_queue_interval.max(1);
+        if self.tick % interval == 0 {
+            if let Some(task) = steal_one(|| ctx.shared.injector.steal()) {
+                return Some(task);
+            }
+        }
+        if let Some(task) = ctx.lifo.take() {
+            if self.lifo_streak < MAX_LIFO_POLLS {
+                self.lifo_streak += 1;
+                bump(&ctx.shared.stats[self.index].lifo_hits, 1);
+                return Some(task);
+            }
+            // The slot has had its turns: to the back of the queue, behind older work.
+            ctx.local.push(task);
+            ctx.shared.notify_parked();
+        }
+        self.lifo_streak = 0;
+        if let Some(task) = ctx.local.pop() {
+            return Some(task);
+        }
+        steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))
+    }
+
+    /// Steals from peers, at most half the workers searching at once.
+    fn search(&mut self, ctx: &WorkerCtx) -> Option<Notified> {
+        if !self.searching {
+            if !ctx.shared.idle.try_start_searching() {
+                return None;
+            }
+            self.searching = true;
+        }
+        let n = ctx.shared.stealers.len();
+        // xorshift64: cheap, and only picks a starting victim.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let start = (self.rng % n as u64) as usize;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            let before = ctx.local.len();
+            if let Some(task) =
+                steal_one(|| ctx.shared.stealers[victim].steal_batch_and_pop(&ctx.local))
+            {
+                let stats = &ctx.shared.stats[self.index];
+                bump(&stats.steal_ops, 1);
+                bump(&stats.stolen, (ctx.local.len() - before) as u64 + 1);
+                tracing::trace!(worker = self.index, victim, "steal");
+                return Some(task);
+            }
+        }
+        steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))
+    }
+
+    fn stop_searching(&mut self, ctx: &WorkerCtx) {
+        if self.searching {
+            self.searching = false;
+            if ctx.shared.idle.stop_searching() {
+                ctx.shared.notify_parked();
+            }
+        }
+    }
+
+    fn run_task(&mut self, ctx: &WorkerCtx, task: Notified) {
+        self.stop_searching(ctx);
+        bump(&ctx.shared.stats[self.index].polls, 1);
+        task.run();
+    }
+
+    /// Parks until notified, `timeout` passes, or `has_other_work` says there is something
+    /// (a current-thread `block_on`'s own future).
+    fn park(
+        &mut self,
+        ctx: &WorkerCtx,
+        timeout: Option<Duration>,
+        has_other_work: &dyn Fn() -> bool,
+    ) {
+        let shared = &ctx.shared;
+        if self.searching {
+            self.searching = false;
+            if shared.idle.stop_searching() && shared.has_stealable_work() {
+                // The last searcher must not sleep on work it has not looked at.
+                return;
+            }
+        }
+        shared.idle.register_sleeper(self.index);
+        if shared.has_stealable_work() || shared.is_shutdown() || has_other_work() {
+            if !shared.idle.unregister_sleeper(self.index) {
+                // A notifier picked us and counted us as searching.
+                self.searching = true;
+            }
+            return;
+        }
+        bump(&shared.stats[self.index].parks, 1);
+        tracing::trace!(worker = self.index, "park");
+        self.parker.park(timeout);
+        if !shared.idle.unregister_sleeper(self.index) {
+            self.searching = true;
+        }
+    }
+
+    /// Shutdown work of one core: cancel every live task, drop what its queues hold.
+    fn shutdown(&mut self, ctx: &WorkerCtx) {
+        self.stop_searching(ctx);
+        ctx.shared.registry.close_and_cancel_all(self.index * 16);
+        drop(ctx.lifo.take());
+        while let Some(task) = ctx.local.pop() {
+            drop(task);
+        }
+    }
+}
+
+fn steal_one(mut f: impl FnMut() -> Steal<Notified>) -> Option<Notified> {
+    loop {
+        match f() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// Installs `core` as this thread's worker for the duration of `f`.
+fn drive<R>(
+    shared: &Arc<Shared>,
+    core: &mut Core,
+    f: impl FnOnce(&mut Core, &WorkerCtx) -> R,
+) -> R {
+    let ctx = WorkerCtx {
+        shared: shared.clone(),
+        index: core.index,
+        // The Local moves into the context for the drive (the context is what wakes reach);
+        // it goes back into the core afterwards.
+        local: std::mem::replace(&mut core.local, Local::new_fifo()),
+        lifo: Cell::new(None),
+    };
+    struct Reset<'a> {
+        previous: *const WorkerCtx,
+        ctx: &'a WorkerCtx,
+    }
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            let _ = WORKER.try_with(|w| w.set(self.previous));
+            // The LIFO slot is not stealable: its task goes back to the queue.
+            if let Some(task) = self.ctx.lifo.take() {
+                self.ctx.local.push(task);
+            }
+        }
+    }
+    let previous = WORKER.with(|w| w.replace(&ctx as *const WorkerCtx));
+    let reset = Reset {
+        previous,
+        ctx: &ctx,
+    };
+    let out = f(core, &ctx);
+    drop(reset);
+    core.local = ctx.local;
+    out
+}
+
+/// A worker thread's whole life.
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize) {
+    let Some(mut core) = shared.take_core(index) else {
+        return;
+    };
+    drive(&shared, &mut core, |core, ctx| {
+        while !ctx.shared.is_shutdown() {
+            if let Some(task) = core.next_task(ctx).or_else(|| core.search(ctx)) {
+                core.run_task(ctx, task);
+                continue;
+            }
+            core.park(ctx, None, &|| false);
+        }
+        core.shutdown(ctx);
+    });
+    shared.return_core(core);
+    shared.mark_exited();
+}
+
+/// The current-thread flavour's `block_on`: drives core 0 on this thread between polls of
+/// `future`. Returns `Err(future)` if another thread is driving the core.
+pub(crate) fn block_on_core<F: Future>(shared: &Arc<Shared>, future: F) -> Result<F::Output, F> {
+    use std::pin::pin;
+    use std::sync::atomic::AtomicBool as StdBool;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    let Some(mut core) = shared.take_core(0) else {
+        return Err(future);
+    };
+    struct MainWaker {
+        woken: StdBool,
+        unpark: std::sync::Arc<dyn Unpark>,
+    }
+    impl Wake for MainWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref()
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.woken.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.unpark.unpark();
+        }
+    }
+    let main = std::sync::Arc::new(MainWaker {
+        woken: StdBool::new(true),
+        unpark: core.parker.unparker(),
+    });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let out = drive(shared, &mut core, |core, ctx| loop {
+        if main.woken.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx))
+            {
+                return out;
+            }
+        }
+        let mut ran = 0;
+        while ran < ctx.shared.config.global_queue_interval {
+            match core.next_task(ctx) {
+                Some(task) => {
+                    core.run_task(ctx, task);
+                    ran += 1;
+                }
+                None => break,
+            }
+        }
+        if ran == 0 && !main.woken.load(std::sync::atomic::Ordering::SeqCst) {
+            core.park(ctx, None, &|| {
+                main.woken.load(std::sync::atomic::Ordering::SeqCst)
+            });
+        }
+    });
+    shared.return_core(core);
+    Ok(out)
+}
+
+/// Shutdown of a runtime whose cores are not driven by threads (current-thread flavour):
+/// runs each core's shutdown on the calling thread.
+pub(crate) fn shutdown_undriven_cores(shared: &Arc<Shared>) {
+    for index in 0..shared.num_workers() {
+        if let Some(mut core) = shared.take_core(index) {
+            drive(shared, &mut core, |core, ctx| core.shutdown(ctx));
+            shared.return_core(core);
+        }
+    }
+    // Tasks bound to no core (never queued locally) are cancelled here too.
+    shared.registry.close_and_cancel_all(0);
+}

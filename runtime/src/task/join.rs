@@ -1,0 +1,310 @@
+//! Handles to a spawned task: [`JoinHandle`], [`AbortHandle`] and the [`JoinError`] they report.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use super::id::Id;
+use super::raw::RawTask;
+
+/// Awaits a spawned task's output: `Ok(value)`, or a [`JoinError`] if it panicked or was
+/// cancelled.
+///
+/// Dropping the handle detaches the task: it keeps running and its output is dropped on the
+/// runtime when it finishes (asyncio's fire-and-forget `create_task`, without the garbage
+/// collection hazard: the runtime keeps the task alive).
+///
+/// # Cancel safety
+/// Awaiting is cancel safe: a dropped `JoinHandle` future loses nothing, and polling the
+/// handle again (it is `Unpin`) still returns the output.
+#[must_use = "dropping a JoinHandle detaches the task; await it to get its output"]
+pub struct JoinHandle<T> {
+    raw: RawTask,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: the handle only moves the output (T: Send) across threads; the task's shared state
+// is synchronised by its state word.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: &JoinHandle allows only `abort`, `is_finished` and `id`, which touch atomics.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// # Safety
+    /// `raw`'s output type is `T`, and the caller gives the handle one reference with
+    /// `JOIN_INTEREST` set on its behalf.
+    pub(crate) unsafe fn new(raw: RawTask) -> JoinHandle<T> {
+        JoinHandle {
+            raw,
+            _output: PhantomData,
+        }
+    }
+
+    /// Cancels the task: its future is dropped on the runtime (at its next poll if it is
+    /// running now), and awaiting the handle gives a cancelled [`JoinError`]. A task that
+    /// already finished is unaffected.
+    pub fn abort(&self) {
+        abort(self.raw)
+    }
+
+    /// Whether the task has finished (with a value, a panic or cancellation).
+    pub fn is_finished(&self) -> bool {
+        self.raw.header().state.load().is_complete()
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.raw.header().id
+    }
+
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.raw.header().name.as_deref()
+    }
+
+    /// A cloneable handle that can abort the task without awaiting it.
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.raw.header().state.ref_inc();
+        AbortHandle { raw: self.raw }
+    }
+
+    fn register_waker(&self, waker: &Waker) -> Result<(), ()> {
+        let state = &self.raw.header().state;
+        let snapshot = state.load();
+        if snapshot.is_complete() {
+            return Err(());
+        }
+        if snapshot.has_join_waker() {
+            let same = self.raw.with_join_waker_ref(|slot| {
+                // SAFETY: JOIN_WAKER is set, so the runner only reads the slot; so do we.
+                unsafe { (*slot).as_ref() }.is_some_and(|w| w.will_wake(waker))
+            });
+            if same {
+                return Ok(());
+            }
+            // Take the slot back before writing a new waker.
+            if state.unset_join_waker().is_err() {
+                return Err(());
+            }
+        }
+        self.raw.with_join_waker(|slot| {
+            // SAFETY: JOIN_WAKER is clear and we hold JOIN_INTEREST: the slot is ours.
+            unsafe { *slot = Some(waker.clone()) };
+        });
+        state.set_join_waker().map(drop).map_err(drop)
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let progress = std::task::ready!(ringleader_coop::poll_proceed(cx));
+        if self.register_waker(cx.waker()).is_ok() {
+            return Poll::Pending;
+        }
+        let mut out = Poll::Pending;
+        // SAFETY: the task is complete and we hold JOIN_INTEREST; T is its output type.
+        unsafe { self.raw.try_read_output(&mut out) };
+        progress.made_progress();
+        out
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let prev = self.raw.header().state.drop_join_interest();
+        if prev.is_complete() {
+            // SAFETY: the output was left to us at completion.
+            unsafe { self.raw.drop_output() };
+        }
+        // Before completion we took the slot back with JOIN_INTEREST; after it, the slot is
+        // ours unless the runner still had it published.
+        if !prev.is_complete() || !prev.has_join_waker() {
+            // SAFETY: per the above the slot is ours.
+            let waker = self.raw.with_join_waker(|slot| unsafe { (*slot).take() });
+            drop(waker);
+        }
+        // SAFETY: the handle owns one reference.
+        unsafe { self.raw.drop_reference() };
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+fn abort(raw: RawTask) {
+    use super::state::ToScheduled;
+    if raw.header().state.transition_to_aborted() == ToScheduled::Submit {
+        // SAFETY: the transition took a reference for the Notified.
+        unsafe { raw.schedule() };
+    }
+}
+
+/// Aborts a task without owning its output; cloneable, and dropping it does nothing.
+pub struct AbortHandle {
+    raw: RawTask,
+}
+
+// SAFETY: only atomics of the task are touched through this handle.
+unsafe impl Send for AbortHandle {}
+// SAFETY: as above.
+unsafe impl Sync for AbortHandle {}
+
+impl AbortHandle {
+    /// Cancels the task; see [`JoinHandle::abort`].
+    pub fn abort(&self) {
+        abort(self.raw)
+    }
+
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.raw.header().state.load().is_complete()
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.raw.header().id
+    }
+}
+
+impl Clone for AbortHandle {
+    fn clone(&self) -> Self {
+        self.raw.header().state.ref_inc();
+        AbortHandle { raw: self.raw }
+    }
+}
+
+impl Drop for AbortHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns one reference.
+        unsafe { self.raw.drop_reference() }
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+/// Why a task produced no value: it was cancelled, or it panicked.
+pub struct JoinError {
+    id: Id,
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    // A Mutex makes the payload Sync, so JoinError can be a std::error::Error.
+    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(id: Id, payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Panic(Mutex::new(payload)),
+        }
+    }
+
+    /// The task was cancelled (aborted, or its runtime shut down).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The panic payload.
+    ///
+    /// # Panics
+    /// If the task was cancelled rather than panicking; see [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("JoinError::into_panic called on a cancelled task's error")
+    }
+
+    /// The panic payload, or the error back if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(payload) => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    /// The panic message, if the task panicked with a string.
+    pub fn panic_message(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Panic(payload) => {
+                let payload = payload.lock().unwrap_or_else(|e| e.into_inner());
+                payload
+                    .downcast_ref::<&'static str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+            }
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "task {} panicked: {msg}", self.id),
+                None => write!(f, "task {} panicked", self.id),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
+            Repr::Panic(_) => write!(
+                f,
+                "JoinError::Panic({:?}, {:?})",
+                self.id,
+                self.panic_message()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(err: JoinError) -> std::io::Error {
+        std::io::Error::other(err.to_string())
+    }
+}

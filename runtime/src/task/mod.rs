@@ -1,0 +1,215 @@
+//! Tasks: spawning, joining, aborting, ids and names.
+//!
+//! # The task protocol
+//! A task is one allocation (see `raw.rs`) shared by handles that each own one reference:
+//!
+//! | handle         | how many           | what it may do                                     |
+//! |----------------|--------------------|----------------------------------------------------|
+//! | `Notified`     | 0 or 1 (in a queue)| run the task once (poll, or cancel if aborted)     |
+//! | `JoinHandle`   | 0 or 1             | read the output after completion, abort, detach    |
+//! | `AbortHandle`  | any                | abort                                              |
+//! | `Waker`        | any                | create the `Notified` (wake)                       |
+//! | registry entry | 1 until completion | cancel at shutdown, list live tasks                |
+//!
+//! The state word (`state.rs`) holds the flags and the count; every transition is a named
+//! method returning what the caller must do next. The rules that matter:
+//! - only the thread holding `RUNNING` touches the future; a wake during a poll only sets
+//!   `SCHEDULED`, and the runner re-queues the task when the poll ends;
+//! - `abort` sets `CANCELLED`; an idle task is queued so that a worker drops its future (never
+//!   the aborting thread, which may be anywhere);
+//! - completion stores the output, then sets `COMPLETE`; from then on the output belongs to
+//!   the `JoinHandle` if it still exists at that instant, otherwise the runner drops it;
+//! - the join waker slot is the handle's while `JOIN_WAKER` is clear and the runner's (read
+//!   only) while it is set; whoever clears the bit last after completion drops the waker,
+//!   so no waker cycle survives a completed task.
+//!
+//! Panics while polling, while dropping the future and while dropping the output are caught
+//! at the harness: the worker survives and the `JoinHandle` reports the panic.
+
+mod id;
+mod join;
+mod raw;
+mod registry;
+mod state;
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use id::Id;
+pub use join::{AbortHandle, JoinError, JoinHandle};
+pub(crate) use raw::{Notified, RawTask, Task};
+pub(crate) use registry::Registry;
+
+use crate::runtime::Handle;
+
+/// What a task needs from the scheduler that owns it.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queue a task woken or aborted (from any thread).
+    fn schedule(&self, task: Notified);
+    /// Queue a task that woke itself while running: behind the other runnable tasks.
+    fn yield_now(&self, task: Notified);
+    /// The task completed: take back the registry's reference, if it still holds one.
+    fn release(&self, task: RawTask) -> Option<Task>;
+}
+
+/// Allocates a task with its three first references: the registry's, the queue's and the
+/// join handle's.
+pub(crate) fn new_task<F, S>(
+    future: F,
+    scheduler: S,
+    name: Option<Box<str>>,
+    spawned_at: &'static Location<'static>,
+) -> (Task, Notified, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let raw = RawTask::new(future, scheduler, Id::next(), name, spawned_at, 3);
+    // SAFETY: the three references created above are handed out once each; `State::new`
+    // set SCHEDULED (for the Notified) and JOIN_INTEREST (for the JoinHandle), and the
+    // JoinHandle's output type is F::Output.
+    unsafe {
+        (
+            Task::from_raw(raw),
+            Notified::from_raw(raw),
+            JoinHandle::new(raw),
+        )
+    }
+}
+
+/// Spawns a task onto the current runtime (asyncio's `create_task`).
+///
+/// The task starts running in the background at once; the returned [`JoinHandle`] awaits its
+/// output. Dropping the handle detaches the task.
+///
+/// # Panics
+/// When called outside a ringleader runtime (neither in a task nor inside `block_on`); use
+/// [`Handle::spawn`] from other threads.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match Handle::try_current() {
+        Ok(handle) => handle.spawn_named(future, None, Location::caller()),
+        Err(_) => panic!(
+            "ringleader::spawn called outside a ringleader runtime: call it from a task or \
+             inside Runtime::block_on / ringleader::run, or use Handle::spawn"
+        ),
+    }
+}
+
+/// Configures a task before spawning it: its name, and the runtime it goes to.
+///
+/// ```
+/// let rt = ringleader_runtime::runtime::Builder::new_current_thread().build().unwrap();
+/// let handle = ringleader_runtime::task::Builder::new()
+///     .name("fetcher")
+///     .spawn_on(async { ringleader_runtime::task::name() }, rt.handle());
+/// assert_eq!(rt.block_on(handle).unwrap().as_deref(), Some("fetcher"));
+/// ```
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<Box<str>>,
+}
+
+impl Builder {
+    /// A builder with no name set.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task (asyncio's `create_task(name=...)`). The name shows in
+    /// [`JoinHandle::name`], [`name()`], task dumps and tracing events.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into().into_boxed_str());
+        self
+    }
+
+    /// Spawns onto the current runtime.
+    ///
+    /// # Panics
+    /// Outside a ringleader runtime, as [`spawn`].
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match Handle::try_current() {
+            Ok(handle) => handle.spawn_named(future, self.name, Location::caller()),
+            Err(_) => panic!("task::Builder::spawn called outside a ringleader runtime"),
+        }
+    }
+
+    /// Spawns onto the runtime of `handle`, from any thread.
+    #[track_caller]
+    pub fn spawn_on<F>(self, future: F, handle: &Handle) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        handle.spawn_named(future, self.name, Location::caller())
+    }
+}
+
+/// The id of the task being polled on this thread.
+///
+/// # Panics
+/// Outside a task; see [`try_id`].
+pub fn id() -> Id {
+    try_id().expect("task::id called outside a ringleader task")
+}
+
+/// The id of the task being polled on this thread, or `None` outside a task.
+pub fn try_id() -> Option<Id> {
+    id::with_current(|h| h.map(|h| h.id))
+}
+
+/// The name of the task being polled on this thread (`None` outside a task or if unnamed).
+pub fn name() -> Option<String> {
+    id::with_current(|h| h.and_then(|h| h.name.as_deref().map(str::to_owned)))
+}
+
+/// A live task, as listed by [`Handle::tasks`].
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: Id,
+    /// The task's name, if any.
+    pub name: Option<String>,
+    /// Where it was spawned.
+    pub spawned_at: &'static Location<'static>,
+    /// Whether it has been asked to cancel.
+    pub cancelled: bool,
+}
+
+/// Yields once to the scheduler: the task goes to the back of its worker's queue, so every
+/// other runnable task there runs before it continues (asyncio's `await asyncio.sleep(0)`).
+///
+/// # Cancel safety
+/// Cancel safe.
+pub async fn yield_now() {
+    YieldNow { yielded: false }.await
+}
+
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        // A wake during our own poll re-queues us behind the others when the poll ends.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

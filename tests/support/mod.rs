@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ringleader::runtime::{Builder, Runtime};
+
+/// A multi-thread runtime with two workers, the size of the machines CI runs on.
+pub fn rt2() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime builds")
+}
+
+/// Scales an iteration count down in debug builds, where everything runs ~10x slower.
+pub fn scaled(n: usize) -> usize {
+    if cfg!(debug_assertions) {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}
+
+/// Counts drops of the values it hands out.
+#[derive(Clone, Default)]
+pub struct DropCounter(Arc<AtomicUsize>);
+
+impl DropCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn token(&self) -> DropToken {
+        DropToken(self.0.clone())
+    }
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Increments its counter once when dropped.
+pub struct DropToken(Arc<AtomicUsize>);
+
+impl Drop for DropToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Resident set size of this process in KiB, from /proc/self/status.
+pub fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line")
+}
