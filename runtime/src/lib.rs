@@ -22,6 +22,8 @@
 
 #[macro_use]
 mod loom;
+mod blocking;
+mod callbacks;
 mod park;
 mod scheduler;
 
@@ -31,5 +33,6 @@ mod loom_models;
 pub mod runtime;
 pub mod task;
 
+pub use callbacks::CallbackHandle;
 pub use runtime::{run, try_run};
-pub use task::{spawn, yield_now};
+pub use task::{spawn, spawn_blocking, to_thread, yield_now};

@@ -215,7 +215,9 @@ fn model_runtime(workers: usize) -> Arc<Shared> {
         Config {
             lifo_slot: true,
             global_queue_interval: 61,
+            slow_poll_threshold: None,
         },
+        crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
     )
 }
 

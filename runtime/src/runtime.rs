@@ -11,6 +11,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::Duration;
 
+use crate::blocking::{BlockingPool, BlockingSchedule, BlockingTask};
+use crate::callbacks::{self, CallbackHandle};
 use crate::loom::Arc;
 use crate::park::{Park, ThreadParker, Unpark};
 use crate::scheduler::{self, Config, Shared, GLOBAL_QUEUE_INTERVAL};
@@ -43,6 +45,10 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     lifo_slot: bool,
     global_queue_interval: u32,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
+    debug: Option<bool>,
+    slow_poll_threshold: Duration,
 }
 
 impl Builder {
@@ -65,7 +71,40 @@ impl Builder {
             thread_stack_size: None,
             lifo_slot: true,
             global_queue_interval: GLOBAL_QUEUE_INTERVAL,
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
+            debug: None,
+            slow_poll_threshold: Duration::from_millis(100),
         }
+    }
+
+    /// Most threads the blocking pool runs at once (default 512). Jobs beyond that wait.
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before exiting (default 10 s).
+    pub fn thread_keep_alive(mut self, keep_alive: Duration) -> Builder {
+        self.thread_keep_alive = keep_alive;
+        self
+    }
+
+    /// asyncio's debug mode. When on, a task poll longer than
+    /// [`slow_poll_threshold`](Self::slow_poll_threshold) logs one warning through
+    /// `tracing`, naming the task (id, name, spawn location). Default: on if the
+    /// environment variable `RINGLEADER_DEBUG` is `1`, off otherwise. (Panics nobody
+    /// observed are always logged, at error level.)
+    pub fn debug(mut self, on: bool) -> Builder {
+        self.debug = Some(on);
+        self
+    }
+
+    /// The poll duration debug mode reports (default 100 ms, asyncio's
+    /// `slow_callback_duration`).
+    pub fn slow_poll_threshold(mut self, threshold: Duration) -> Builder {
+        self.slow_poll_threshold = threshold;
+        self
     }
 
     /// Number of worker threads (multi-thread flavour). Default: the number of CPUs.
@@ -123,11 +162,26 @@ impl Builder {
         let parkers: Vec<Box<dyn Park>> = (0..workers)
             .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
             .collect();
+        if self.max_blocking_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_blocking_threads must be at least 1",
+            ));
+        }
+        let debug = self
+            .debug
+            .unwrap_or_else(|| std::env::var_os("RINGLEADER_DEBUG").is_some_and(|v| v == "1"));
         let config = Config {
             lifo_slot: self.lifo_slot,
             global_queue_interval: self.global_queue_interval,
+            slow_poll_threshold: debug.then_some(self.slow_poll_threshold),
         };
-        let shared = Shared::new(workers, parkers, config);
+        let blocking = BlockingPool::new(
+            self.max_blocking_threads,
+            self.thread_keep_alive,
+            format!("{}-blocking", self.thread_name),
+        );
+        let shared = Shared::new(workers, parkers, config, blocking);
         let handle = Handle { shared };
         let mut runtime = Runtime {
             handle,
@@ -243,6 +297,7 @@ impl Runtime {
         if shared.is_shutdown() && self.threads.is_empty() {
             return;
         }
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
         shared.begin_shutdown();
         match self.flavor {
             Flavor::CurrentThread => scheduler::shutdown_undriven_cores(&shared),
@@ -263,6 +318,10 @@ impl Runtime {
                 }
             }
         }
+        // Queued blocking jobs were cancelled with the registry; running ones get what is
+        // left of the timeout.
+        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        shared.blocking.shutdown(remaining);
         shared.drain_injector();
     }
 }
@@ -394,6 +453,36 @@ impl Handle {
         join
     }
 
+    /// Runs `f` on this runtime's blocking pool; see [`spawn_blocking`](crate::spawn_blocking).
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (task, notified, join) = task::new_task(
+            BlockingTask::new(f),
+            BlockingSchedule(self.shared.clone()),
+            None,
+            Location::caller(),
+        );
+        match self.shared.registry.bind(task) {
+            Ok(()) => Shared::blocking_schedule(&self.shared, notified),
+            Err(task) => {
+                task.shutdown();
+                drop(notified);
+            }
+        }
+        join
+    }
+
+    /// Runs `f` on a worker soon (asyncio's `loop.call_soon`, and `call_soon_threadsafe`:
+    /// this one is callable from any thread). Callbacks run one at a time in the order they
+    /// were queued. The returned handle can cancel it before it runs.
+    pub fn call_soon(&self, f: impl FnOnce() + Send + 'static) -> CallbackHandle {
+        callbacks::call_soon(self, Box::new(f))
+    }
+
     /// The live tasks of this runtime, by id (asyncio's `all_tasks`).
     pub fn tasks(&self) -> Vec<TaskInfo> {
         self.shared.registry.snapshot()
@@ -472,6 +561,18 @@ impl RuntimeMetrics {
     /// Tasks in `worker`'s local queue now (the LIFO slot not counted).
     pub fn worker_local_queue_depth(&self, worker: usize) -> usize {
         self.shared.local_queue_depth(worker)
+    }
+    /// Blocking-pool threads running a job now.
+    pub fn blocking_threads_busy(&self) -> usize {
+        self.shared.blocking.num_busy()
+    }
+    /// Blocking-pool threads alive and waiting for a job.
+    pub fn blocking_threads_idle(&self) -> usize {
+        self.shared.blocking.num_idle()
+    }
+    /// Blocking jobs queued and not yet started.
+    pub fn blocking_queue_depth(&self) -> usize {
+        self.shared.blocking.queue_depth()
     }
     /// Workers searching for work now.
     pub fn num_searching_workers(&self) -> usize {

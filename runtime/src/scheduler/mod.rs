@@ -43,6 +43,8 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::blocking::BlockingPool;
+use crate::callbacks::CallSoonQueue;
 use crate::loom::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::park::{Park, Unpark};
 use crate::task::{Notified, RawTask, Registry, Schedule, Task};
@@ -59,6 +61,8 @@ pub(crate) const MAX_LIFO_POLLS: u8 = 3;
 pub(crate) struct Config {
     pub(crate) lifo_slot: bool,
     pub(crate) global_queue_interval: u32,
+    /// Debug mode: log polls longer than this.
+    pub(crate) slow_poll_threshold: Option<Duration>,
 }
 
 /// Per-worker counters: relaxed, written only by their worker.
@@ -86,6 +90,8 @@ pub(crate) struct Shared {
     unparkers: Box<[std::sync::Arc<dyn Unpark>]>,
     pub(crate) idle: Idle,
     pub(crate) registry: Registry,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) call_soon: CallSoonQueue,
     shutdown: AtomicBool,
     pub(crate) config: Config,
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
@@ -143,6 +149,7 @@ impl Shared {
         num_cores: usize,
         parkers: Vec<Box<dyn Park>>,
         config: Config,
+        blocking: BlockingPool,
     ) -> Arc<Shared> {
         debug_assert_eq!(parkers.len(), num_cores);
         let mut stealers = Vec::with_capacity(num_cores);
@@ -174,6 +181,8 @@ impl Shared {
             } else {
                 num_cores * 16
             }),
+            blocking,
+            call_soon: CallSoonQueue::new(),
             shutdown: AtomicBool::new(false),
             config,
             stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
@@ -221,6 +230,11 @@ impl Shared {
                 drop(notified);
             }
         }
+    }
+
+    /// Queues a new blocking task (its reference is the Notified's).
+    pub(crate) fn blocking_schedule(this: &Arc<Shared>, task: Notified) {
+        this.blocking.push(task, this)
     }
 
     fn push_remote(&self, task: Notified) {
@@ -320,6 +334,10 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: RawTask) -> Option<Task> {
         self.registry.remove(task)
+    }
+
+    fn slow_poll_threshold(&self) -> Option<Duration> {
+        self.config.slow_poll_threshold
     }
 }
 

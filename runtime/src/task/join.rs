@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::id::Id;
 use super::raw::RawTask;
+use super::TaskOutcome;
 
 /// Awaits a spawned task's output: `Ok(value)`, or a [`JoinError`] if it panicked or was
 /// cancelled.
@@ -66,6 +67,14 @@ impl<T> JoinHandle<T> {
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.raw.header().name.as_deref()
+    }
+
+    /// Runs `callback` once when the task finishes, with how it finished (asyncio's
+    /// `Task.add_done_callback`). If it has already finished, `callback` runs now, on this
+    /// thread; otherwise on the thread that completes the task, after the task's
+    /// internal state is updated (never under its locks). A panicking callback is caught.
+    pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
+        self.raw.add_done_callback(Box::new(callback))
     }
 
     /// A cloneable handle that can abort the task without awaiting it.
@@ -176,6 +185,11 @@ impl AbortHandle {
     /// The task's id.
     pub fn id(&self) -> Id {
         self.raw.header().id
+    }
+
+    /// See [`JoinHandle::add_done_callback`].
+    pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
+        self.raw.add_done_callback(Box::new(callback))
     }
 }
 

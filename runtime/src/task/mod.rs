@@ -52,6 +52,21 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn yield_now(&self, task: Notified);
     /// The task completed: take back the registry's reference, if it still holds one.
     fn release(&self, task: RawTask) -> Option<Task>;
+    /// Debug mode: polls longer than this are logged.
+    fn slow_poll_threshold(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// How a task finished, as seen by a done callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// The future returned a value (which the `JoinHandle` holds).
+    Completed,
+    /// The future panicked (or its drop did).
+    Panicked,
+    /// The task was cancelled before finishing.
+    Cancelled,
 }
 
 /// Allocates a task with its three first references: the registry's, the queue's and the
@@ -173,6 +188,55 @@ pub fn try_id() -> Option<Id> {
 /// The name of the task being polled on this thread (`None` outside a task or if unnamed).
 pub fn name() -> Option<String> {
     id::with_current(|h| h.and_then(|h| h.name.as_deref().map(str::to_owned)))
+}
+
+/// Runs `f` on a blocking-pool thread and returns a handle to its result (asyncio's
+/// `loop.run_in_executor(None, f)`; see also [`to_thread`]).
+///
+/// Use it for code that blocks: file system calls without an async form, CPU-heavy work,
+/// foreign libraries. The pool grows to `max_blocking_threads` and shrinks after
+/// `thread_keep_alive` of idleness.
+///
+/// Aborting the handle before the closure starts drops it unrun; once started it runs to
+/// the end (a thread cannot be interrupted), and shutdown waits for it up to the shutdown
+/// timeout.
+///
+/// # Panics
+/// Outside a ringleader runtime; use [`Handle::spawn_blocking`] from other threads.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(f),
+        Err(_) => {
+            panic!("spawn_blocking called outside a ringleader runtime; use Handle::spawn_blocking")
+        }
+    }
+}
+
+/// asyncio's `to_thread`: runs `f` on the blocking pool; the same as [`spawn_blocking`].
+///
+/// ```
+/// let len = ringleader_runtime::run(async {
+///     ringleader_runtime::task::to_thread(|| std::fs::read_dir(".").map(|d| d.count()))
+///         .await
+///         .expect("the closure did not panic")
+/// });
+/// assert!(len.is_ok());
+/// ```
+///
+/// # Panics
+/// Outside a ringleader runtime.
+#[track_caller]
+pub fn to_thread<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    spawn_blocking(f)
 }
 
 /// A live task, as listed by [`Handle::tasks`].

@@ -27,7 +27,15 @@ use super::id::{CurrentGuard, Id};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning, ToScheduled};
 use super::Schedule;
-use crate::loom::UnsafeCell;
+use super::TaskOutcome;
+use crate::loom::{lock, Mutex, UnsafeCell};
+
+type DoneCallback = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
+
+enum DoneCallbacks {
+    Waiting(Vec<DoneCallback>),
+    Ran(TaskOutcome),
+}
 
 /// The type-erased part of every task.
 #[repr(C)]
@@ -38,6 +46,8 @@ pub(crate) struct Header {
     pub(crate) name: Option<Box<str>>,
     pub(crate) spawned_at: &'static Location<'static>,
     join_waker: UnsafeCell<Option<Waker>>,
+    /// Done callbacks (asyncio's `add_done_callback`), or the outcome once they have run.
+    done: Mutex<DoneCallbacks>,
     /// The task's slot in the live-task registry. Written and read only under the lock of
     /// the registry shard the task's id maps to.
     pub(crate) registry_key: UnsafeCell<usize>,
@@ -100,6 +110,7 @@ impl RawTask {
                 name,
                 spawned_at,
                 join_waker: UnsafeCell::new(None),
+                done: Mutex::new(DoneCallbacks::Waiting(Vec::new())),
                 registry_key: UnsafeCell::new(usize::MAX),
             },
             scheduler,
@@ -155,6 +166,20 @@ impl RawTask {
     pub(crate) unsafe fn shutdown(self) {
         // SAFETY: forwarded duties.
         unsafe { (self.header().vtable.shutdown)(self.0) }
+    }
+
+    /// Runs `f` with the task's outcome once it finishes; at once (on this thread) if it
+    /// already has. Never called with the callback list locked.
+    pub(crate) fn add_done_callback(&self, f: DoneCallback) {
+        let mut done = lock(&self.header().done);
+        match &mut *done {
+            DoneCallbacks::Waiting(list) => list.push(f),
+            DoneCallbacks::Ran(outcome) => {
+                let outcome = *outcome;
+                drop(done);
+                run_callback(f, outcome);
+            }
+        }
     }
 
     /// Writes to the join-waker slot; see the module docs for who may call it when.
@@ -299,6 +324,8 @@ where
     let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
     let mut cx = Context::from_waker(&waker);
     tracing::trace!(task.id = header.id.as_u64(), "poll");
+    let slow_poll = cell.scheduler.slow_poll_threshold();
+    let poll_started = slow_poll.map(|_| std::time::Instant::now());
     let polled = {
         let _current = CurrentGuard::enter(ptr);
         panic::catch_unwind(AssertUnwindSafe(|| {
@@ -317,6 +344,22 @@ where
             })
         }))
     };
+    if let (Some(threshold), Some(started)) = (slow_poll, poll_started) {
+        let took = started.elapsed();
+        if took > threshold {
+            tracing::warn!(
+                task.id = header.id.as_u64(),
+                task.name = header.name.as_deref().unwrap_or(""),
+                spawned_at = %header.spawned_at,
+                took_ms = took.as_millis() as u64,
+                "slow poll: task {} ({}) spawned at {} blocked its worker for {:?}",
+                header.id,
+                header.name.as_deref().unwrap_or("unnamed"),
+                header.spawned_at,
+                took,
+            );
+        }
+    }
     match polled {
         Ok(Poll::Pending) => match header.state.transition_to_idle() {
             // SAFETY: we own the runner's reference.
@@ -389,16 +432,25 @@ fn complete<F: Future, S: Schedule>(
 ) {
     let header = &cell.header;
     tracing::trace!(task.id = header.id.as_u64(), "complete");
+    let outcome = match &result {
+        Ok(_) => TaskOutcome::Completed,
+        Err(e) if e.is_panic() => TaskOutcome::Panicked,
+        Err(_) => TaskOutcome::Cancelled,
+    };
     cell.stage.with_mut(|stage| {
         // SAFETY: we hold RUNNING; the stage is Consumed (the future was dropped).
         unsafe { *stage = Stage::Finished(result) };
     });
     let prev = header.state.transition_to_complete();
+    // Done callbacks run before the joiner is woken: once `handle.await` returns, every
+    // callback registered before completion has run.
+    run_done_callbacks(header, outcome);
     if !prev.has_join_interest() {
         // Nobody will read the output: drop it here, on the runtime.
         cell.stage.with_mut(|stage| {
             // SAFETY: without JOIN_INTEREST nobody else touches the stage after completion.
             let old = std::mem::replace(unsafe { &mut *stage }, Stage::Consumed);
+            report_unobserved(header, &old);
             drop_caught(old);
         });
     } else if prev.has_join_waker() {
@@ -456,8 +508,47 @@ unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
     cell.stage.with_mut(|stage| {
         // SAFETY: the handle saw COMPLETE with JOIN_INTEREST when dropping: the stage is ours.
         let old = std::mem::replace(unsafe { &mut *stage }, Stage::Consumed);
+        report_unobserved(&cell.header, &old);
         drop_caught(old);
     });
+}
+
+/// asyncio's "Task exception was never retrieved": a panic whose JoinHandle was dropped
+/// without reading it is logged when its output is dropped.
+fn report_unobserved<F: Future>(header: &Header, stage: &Stage<F>) {
+    if let Stage::Finished(Err(err)) = stage {
+        if err.is_panic() {
+            tracing::error!(
+                task.id = header.id.as_u64(),
+                task.name = header.name.as_deref().unwrap_or(""),
+                spawned_at = %header.spawned_at,
+                "task {} ({}) spawned at {} panicked and nobody awaited its JoinHandle: {}",
+                header.id,
+                header.name.as_deref().unwrap_or("unnamed"),
+                header.spawned_at,
+                err.panic_message().unwrap_or_else(|| "non-string panic payload".into()),
+            );
+        }
+    }
+}
+
+fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
+    let callbacks = {
+        let mut done = lock(&header.done);
+        match std::mem::replace(&mut *done, DoneCallbacks::Ran(outcome)) {
+            DoneCallbacks::Waiting(list) => list,
+            DoneCallbacks::Ran(_) => Vec::new(),
+        }
+    };
+    for f in callbacks {
+        run_callback(f, outcome);
+    }
+}
+
+fn run_callback(f: DoneCallback, outcome: TaskOutcome) {
+    if panic::catch_unwind(AssertUnwindSafe(move || f(outcome))).is_err() {
+        tracing::error!("a done callback panicked; the panic was caught and ignored");
+    }
 }
 
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)

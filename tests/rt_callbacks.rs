@@ -1,0 +1,154 @@
+//! Loop callbacks (call_soon) and done callbacks (add_done_callback).
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::Poll;
+
+use ringleader::task::TaskOutcome;
+use support::rt2;
+
+#[test]
+fn call_soon_runs_callbacks_in_fifo_order_per_caller() {
+    let rt = rt2();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    let callers: Vec<_> = (0..3)
+        .map(|caller| {
+            let handle = rt.handle().clone();
+            let log = log.clone();
+            let done_tx = done_tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000 {
+                    let log = log.clone();
+                    let done_tx = done_tx.clone();
+                    handle.call_soon(move || {
+                        log.lock().unwrap().push((caller, i));
+                        if i == 999 {
+                            done_tx.send(()).unwrap();
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
+    }
+    for _ in 0..3 {
+        done_rx.recv().unwrap();
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 3_000);
+    for caller in 0..3 {
+        let seq: Vec<_> = log
+            .iter()
+            .filter(|(c, _)| *c == caller)
+            .map(|(_, i)| *i)
+            .collect();
+        assert_eq!(
+            seq,
+            (0..1_000).collect::<Vec<_>>(),
+            "caller {caller} out of order"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_call_soon_never_runs() {
+    let rt = rt2();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    // Hold the drainer busy so the cancel lands before the callback is reached.
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    rt.handle().call_soon(move || {
+        gate_rx.recv().unwrap();
+    });
+    let r = ran.clone();
+    let cancelled = rt.handle().call_soon(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    rt.handle().call_soon(move || tx.send(()).unwrap());
+    cancelled.cancel();
+    assert!(cancelled.cancelled());
+    gate_tx.send(()).unwrap();
+    rx.recv().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_done_callback_runs_once_with_the_outcome() {
+    let rt = rt2();
+    rt.block_on(async {
+        let (tx, rx) = mpsc::channel();
+        let ok = ringleader::spawn(async { 1 });
+        let t = tx.clone();
+        ok.add_done_callback(move |o| t.send(("ok", o)).unwrap());
+        ok.await.unwrap();
+
+        let panicked = ringleader::spawn(async { panic!("x") });
+        let t = tx.clone();
+        panicked.add_done_callback(move |o| t.send(("panic", o)).unwrap());
+        let _ = panicked.await;
+
+        let cancelled = ringleader::spawn(std::future::pending::<()>());
+        let t = tx.clone();
+        cancelled.add_done_callback(move |o| t.send(("cancel", o)).unwrap());
+        cancelled.abort();
+        let _ = cancelled.await;
+
+        // Registered after completion: runs at once, on this thread.
+        let finished = ringleader::spawn(async {});
+        while !finished.is_finished() {
+            ringleader::task::yield_now().await;
+        }
+        let t = tx.clone();
+        finished.add_done_callback(move |o| t.send(("late", o)).unwrap());
+        drop(tx);
+        let mut got: Vec<_> = rx.iter().collect();
+        got.sort_by_key(|(name, _)| *name);
+        assert_eq!(
+            got,
+            vec![
+                ("cancel", TaskOutcome::Cancelled),
+                ("late", TaskOutcome::Completed),
+                ("ok", TaskOutcome::Completed),
+                ("panic", TaskOutcome::Panicked),
+            ]
+        );
+    });
+}
+
+#[test]
+fn a_done_callback_registered_from_another_thread_while_completing_runs_exactly_once() {
+    let rt = rt2();
+    for _ in 0..support::scaled(2_000) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        let mut go_rx = Some(go_rx);
+        let h = rt.spawn(std::future::poll_fn(move |cx| {
+            // Finish on the first poll after the go signal.
+            if let Some(rx) = &go_rx {
+                if rx.lock().unwrap().try_recv().is_ok() {
+                    go_rx = None;
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }));
+        let abort = h.abort_handle();
+        let c = calls.clone();
+        let registrar = std::thread::spawn(move || {
+            abort.add_done_callback(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        go_tx.send(()).unwrap();
+        registrar.join().unwrap();
+        rt.block_on(h).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}
