@@ -8,6 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use ringleader::runtime::Builder;
+use ringleader::task::CancelReason;
 use support::{rt2, DropCounter};
 
 struct PanicOnDrop;
@@ -105,6 +106,7 @@ fn join_handles_report_cancellation_after_shutdown() {
     let rt2 = Builder::new_current_thread().build().unwrap();
     let err = rt2.block_on(h).unwrap_err();
     assert!(err.is_cancelled());
+    assert_eq!(err.cancel_reason(), Some(&CancelReason::Shutdown));
     // Spawning onto a shut-down runtime cancels at once instead of hanging or panicking.
     let late = handle.spawn(async { 1 });
     assert!(rt2.block_on(late).unwrap_err().is_cancelled());
@@ -145,7 +147,17 @@ fn abort_cancels_running_and_idle_tasks() {
         abort.clone().abort();
         let err = idle.await.unwrap_err();
         assert!(err.is_cancelled());
+        assert_eq!(err.cancel_reason(), Some(&CancelReason::Aborted));
         assert_eq!(drops.count(), 1);
+        // A reason given to abort reaches the JoinError.
+        let explained = ringleader::spawn(std::future::pending::<()>());
+        explained.abort_with(CancelReason::explicit("no longer needed"));
+        let err = explained.await.unwrap_err();
+        assert_eq!(
+            err.cancel_reason(),
+            Some(&CancelReason::explicit("no longer needed"))
+        );
+        assert!(err.to_string().contains("no longer needed"));
         assert!(abort.is_finished());
         // Aborting a finished task changes nothing.
         let done = ringleader::spawn(async { 3 });

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::id::Id;
 use super::raw::RawTask;
-use super::TaskOutcome;
+use super::{CancelReason, TaskOutcome};
 
 /// Awaits a spawned task's output: `Ok(value)`, or a [`JoinError`] if it panicked or was
 /// cancelled.
@@ -51,7 +51,12 @@ impl<T> JoinHandle<T> {
     /// running now), and awaiting the handle gives a cancelled [`JoinError`]. A task that
     /// already finished is unaffected.
     pub fn abort(&self) {
-        abort(self.raw)
+        abort(self.raw, CancelReason::Aborted)
+    }
+
+    /// [`abort`](Self::abort) with a reason, which the [`JoinError`] reports.
+    pub fn abort_with(&self, reason: CancelReason) {
+        abort(self.raw, reason)
     }
 
     /// Whether the task has finished (with a value, a panic or cancellation).
@@ -153,8 +158,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-fn abort(raw: RawTask) {
+fn abort(raw: RawTask, reason: CancelReason) {
     use super::state::ToScheduled;
+    raw.set_cancel_reason(reason);
     if raw.header().state.transition_to_aborted() == ToScheduled::Submit {
         // SAFETY: the transition took a reference for the Notified.
         unsafe { raw.schedule() };
@@ -174,7 +180,12 @@ unsafe impl Sync for AbortHandle {}
 impl AbortHandle {
     /// Cancels the task; see [`JoinHandle::abort`].
     pub fn abort(&self) {
-        abort(self.raw)
+        abort(self.raw, CancelReason::Aborted)
+    }
+
+    /// [`JoinHandle::abort_with`].
+    pub fn abort_with(&self, reason: CancelReason) {
+        abort(self.raw, reason)
     }
 
     /// Whether the task has finished.
@@ -222,16 +233,24 @@ pub struct JoinError {
 }
 
 enum Repr {
-    Cancelled,
+    Cancelled(CancelReason),
     // A Mutex makes the payload Sync, so JoinError can be a std::error::Error.
     Panic(Mutex<Box<dyn Any + Send + 'static>>),
 }
 
 impl JoinError {
-    pub(crate) fn cancelled(id: Id) -> JoinError {
+    pub(crate) fn cancelled(id: Id, reason: CancelReason) -> JoinError {
         JoinError {
             id,
-            repr: Repr::Cancelled,
+            repr: Repr::Cancelled(reason),
+        }
+    }
+
+    /// Why the task was cancelled (`None` if it panicked).
+    pub fn cancel_reason(&self) -> Option<&CancelReason> {
+        match &self.repr {
+            Repr::Cancelled(reason) => Some(reason),
+            Repr::Panic(_) => None,
         }
     }
 
@@ -244,7 +263,7 @@ impl JoinError {
 
     /// The task was cancelled (aborted, or its runtime shut down).
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        matches!(self.repr, Repr::Cancelled(_))
     }
 
     /// The task panicked.
@@ -270,7 +289,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
             Repr::Panic(payload) => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
-            Repr::Cancelled => Err(self),
+            Repr::Cancelled(_) => Err(self),
         }
     }
 
@@ -284,7 +303,7 @@ impl JoinError {
                     .map(|s| s.to_string())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
             }
-            Repr::Cancelled => None,
+            Repr::Cancelled(_) => None,
         }
     }
 }
@@ -292,7 +311,7 @@ impl JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Cancelled(reason) => write!(f, "task {} was cancelled: {reason}", self.id),
             Repr::Panic(_) => match self.panic_message() {
                 Some(msg) => write!(f, "task {} panicked: {msg}", self.id),
                 None => write!(f, "task {} panicked", self.id),
@@ -304,7 +323,9 @@ impl fmt::Display for JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
+            Repr::Cancelled(reason) => {
+                write!(f, "JoinError::Cancelled({:?}, {reason:?})", self.id)
+            }
             Repr::Panic(_) => write!(
                 f,
                 "JoinError::Panic({:?}, {:?})",

@@ -26,6 +26,7 @@
 //! Panics while polling, while dropping the future and while dropping the output are caught
 //! at the harness: the worker survives and the `JoinHandle` reports the panic.
 
+mod cancel;
 mod id;
 mod join;
 mod raw;
@@ -37,6 +38,7 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use cancel::CancelReason;
 pub use id::Id;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub(crate) use raw::{Notified, RawTask, Task};

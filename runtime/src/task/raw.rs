@@ -27,7 +27,7 @@ use super::id::{CurrentGuard, Id};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning, ToScheduled};
 use super::Schedule;
-use super::TaskOutcome;
+use super::{CancelReason, TaskOutcome};
 use crate::loom::{lock, Mutex, UnsafeCell};
 
 type DoneCallback = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
@@ -35,6 +35,13 @@ type DoneCallback = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
 enum DoneCallbacks {
     Waiting(Vec<DoneCallback>),
     Ran(TaskOutcome),
+}
+
+/// Rarely used per-task state, behind one lock.
+struct Extras {
+    done: DoneCallbacks,
+    /// The first reason given to cancel the task.
+    cancel_reason: Option<CancelReason>,
 }
 
 /// The type-erased part of every task.
@@ -46,8 +53,8 @@ pub(crate) struct Header {
     pub(crate) name: Option<Box<str>>,
     pub(crate) spawned_at: &'static Location<'static>,
     join_waker: UnsafeCell<Option<Waker>>,
-    /// Done callbacks (asyncio's `add_done_callback`), or the outcome once they have run.
-    done: Mutex<DoneCallbacks>,
+    /// Done callbacks (asyncio's `add_done_callback`) and the cancel reason.
+    extras: Mutex<Extras>,
     /// The task's slot in the live-task registry. Written and read only under the lock of
     /// the registry shard the task's id maps to.
     pub(crate) registry_key: UnsafeCell<usize>,
@@ -110,7 +117,10 @@ impl RawTask {
                 name,
                 spawned_at,
                 join_waker: UnsafeCell::new(None),
-                done: Mutex::new(DoneCallbacks::Waiting(Vec::new())),
+                extras: Mutex::new(Extras {
+                    done: DoneCallbacks::Waiting(Vec::new()),
+                    cancel_reason: None,
+                }),
                 registry_key: UnsafeCell::new(usize::MAX),
             },
             scheduler,
@@ -171,14 +181,22 @@ impl RawTask {
     /// Runs `f` with the task's outcome once it finishes; at once (on this thread) if it
     /// already has. Never called with the callback list locked.
     pub(crate) fn add_done_callback(&self, f: DoneCallback) {
-        let mut done = lock(&self.header().done);
-        match &mut *done {
+        let mut extras = lock(&self.header().extras);
+        match &mut extras.done {
             DoneCallbacks::Waiting(list) => list.push(f),
             DoneCallbacks::Ran(outcome) => {
                 let outcome = *outcome;
-                drop(done);
+                drop(extras);
                 run_callback(f, outcome);
             }
+        }
+    }
+
+    /// Records why the task is being cancelled; the first reason given wins.
+    pub(crate) fn set_cancel_reason(&self, reason: CancelReason) {
+        let mut extras = lock(&self.header().extras);
+        if extras.cancel_reason.is_none() {
+            extras.cancel_reason = Some(reason);
         }
     }
 
@@ -416,8 +434,12 @@ where
     F::Output: Send + 'static,
 {
     let id = cell.header.id;
+    let reason = lock(&cell.header.extras)
+        .cancel_reason
+        .clone()
+        .unwrap_or(CancelReason::Aborted);
     let result = match drop_future(cell) {
-        None => Err(JoinError::cancelled(id)),
+        None => Err(JoinError::cancelled(id, reason)),
         Some(payload) => Err(JoinError::panic(id, payload)),
     };
     complete(cell, ptr, result);
@@ -534,8 +556,8 @@ fn report_unobserved<F: Future>(header: &Header, stage: &Stage<F>) {
 
 fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
     let callbacks = {
-        let mut done = lock(&header.done);
-        match std::mem::replace(&mut *done, DoneCallbacks::Ran(outcome)) {
+        let mut extras = lock(&header.extras);
+        match std::mem::replace(&mut extras.done, DoneCallbacks::Ran(outcome)) {
             DoneCallbacks::Waiting(list) => list,
             DoneCallbacks::Ran(_) => Vec::new(),
         }
@@ -559,6 +581,7 @@ where
 {
     // SAFETY: the caller holds a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
+    RawTask(ptr).set_cancel_reason(CancelReason::Shutdown);
     if cell.header.state.transition_to_shutdown() {
         // We claimed RUNNING; complete with a runner's reference of our own, which
         // `complete` gives up.
