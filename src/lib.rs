@@ -18,7 +18,9 @@
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
 #![forbid(unsafe_code)]
 
-pub use ringleader_runtime::{run, runtime, spawn, task, try_run};
+pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
+pub use ringleader_taskgroup as taskgroup;
+pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
 
 /// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a
 /// ringleader leaf future.

@@ -32,6 +32,8 @@ mod loom_models;
 
 pub mod runtime;
 pub mod task;
+#[path = "timer/mod.rs"]
+pub mod time;
 
 pub use callbacks::CallbackHandle;
 pub use runtime::{run, try_run};

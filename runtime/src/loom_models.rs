@@ -216,6 +216,7 @@ fn model_runtime(workers: usize) -> Arc<Shared> {
             lifo_slot: true,
             global_queue_interval: 61,
             slow_poll_threshold: None,
+            start_paused: false,
         },
         crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
     )

@@ -49,6 +49,7 @@ pub struct Builder {
     thread_keep_alive: Duration,
     debug: Option<bool>,
     slow_poll_threshold: Duration,
+    start_paused: bool,
 }
 
 impl Builder {
@@ -75,7 +76,15 @@ impl Builder {
             thread_keep_alive: Duration::from_secs(10),
             debug: None,
             slow_poll_threshold: Duration::from_millis(100),
+            start_paused: false,
         }
+    }
+
+    /// Starts the clock paused (for tests): time moves only through `time::advance` or when
+    /// every worker is idle, when it jumps to the next timer. See [`crate::time`].
+    pub fn start_paused(mut self, paused: bool) -> Builder {
+        self.start_paused = paused;
+        self
     }
 
     /// Most threads the blocking pool runs at once (default 512). Jobs beyond that wait.
@@ -175,6 +184,7 @@ impl Builder {
             lifo_slot: self.lifo_slot,
             global_queue_interval: self.global_queue_interval,
             slow_poll_threshold: debug.then_some(self.slow_poll_threshold),
+            start_paused: self.start_paused,
         };
         let blocking = BlockingPool::new(
             self.max_blocking_threads,
@@ -573,6 +583,10 @@ impl RuntimeMetrics {
     /// Blocking jobs queued and not yet started.
     pub fn blocking_queue_depth(&self) -> usize {
         self.shared.blocking.queue_depth()
+    }
+    /// Timers armed (sleeps waiting) across all workers.
+    pub fn timers_armed(&self) -> u64 {
+        self.shared.time.armed()
     }
     /// Workers searching for work now.
     pub fn num_searching_workers(&self) -> usize {

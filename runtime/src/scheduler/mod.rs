@@ -48,6 +48,7 @@ use crate::callbacks::CallSoonQueue;
 use crate::loom::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::park::{Park, Unpark};
 use crate::task::{Notified, RawTask, Registry, Schedule, Task};
+use crate::time::driver::TimeDriver;
 use idle::Idle;
 use queue::{Injector, Local, Steal, Stealer};
 
@@ -63,7 +64,12 @@ pub(crate) struct Config {
     pub(crate) global_queue_interval: u32,
     /// Debug mode: log polls longer than this.
     pub(crate) slow_poll_threshold: Option<Duration>,
+    /// The clock starts paused (tests).
+    pub(crate) start_paused: bool,
 }
+
+/// Ticks between checks for due timers while a worker is busy.
+const TIMER_INTERVAL: u32 = 16;
 
 /// Per-worker counters: relaxed, written only by their worker.
 #[derive(Default)]
@@ -92,6 +98,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) blocking: BlockingPool,
     pub(crate) call_soon: CallSoonQueue,
+    pub(crate) time: TimeDriver,
     shutdown: AtomicBool,
     pub(crate) config: Config,
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
@@ -131,6 +138,20 @@ fn with_worker<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
     // SAFETY: WORKER points at a WorkerCtx on the stack of `drive`, set for exactly the time
     // that frame lives, on this thread only.
     f(unsafe { ctx.as_ref() })
+}
+
+/// Runs `f` with the runtime the calling thread is in: the one whose core it drives, else
+/// the one whose context it entered.
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
+    let mut f = Some(f);
+    let done = with_worker(|w| w.map(|w| (f.take().expect("called once"))(Some(&w.shared))));
+    match done {
+        Some(out) => out,
+        None => {
+            let handle = crate::runtime::Handle::try_current().ok();
+            (f.take().expect("called once"))(handle.as_ref().map(|h| &h.shared))
+        }
+    }
 }
 
 /// Whether the calling thread is driving a core of some runtime (a worker, or a
@@ -183,6 +204,7 @@ impl Shared {
             }),
             blocking,
             call_soon: CallSoonQueue::new(),
+            time: TimeDriver::new(num_cores, config.start_paused),
             shutdown: AtomicBool::new(false),
             config,
             stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
@@ -240,6 +262,25 @@ impl Shared {
     fn push_remote(&self, task: Notified) {
         self.injector.push(task);
         self.notify_parked();
+    }
+
+    /// A clone of the `Arc` this `Shared` lives in.
+    pub(crate) fn clone_arc(self: &Arc<Self>) -> Arc<Shared> {
+        Arc::clone(self)
+    }
+
+    /// A timer on the shared shard moved its next expiry earlier: make sure some worker's
+    /// park timeout accounts for it.
+    pub(crate) fn notify_timer_change(&self) {
+        if self.idle.num_sleeping() > 0 {
+            if let Some(index) = self.idle.worker_to_notify() {
+                self.unparkers[index].unpark();
+            } else if let Some(unparker) = self.unparkers.first() {
+                // Someone is searching; it will park with a fresh timeout, but a worker
+                // parked with an old one must still recompute.
+                unparker.unpark();
+            }
+        }
     }
 
     /// Wakes a sleeping worker if nobody is searching (see `idle`).
@@ -361,6 +402,9 @@ impl Core {
     /// the local queue is empty).
     fn next_task(&mut self, ctx: &WorkerCtx) -> Option<Notified> {
         self.tick = self.tick.wrapping_add(1);
+        if self.tick % TIMER_INTERVAL == 0 {
+            self.fire_timers(ctx);
+        }
         let interval = ctx.shared.config.global_queue_interval.max(1);
         if self.tick % interval == 0 {
             if let Some(task) = steal_one(|| ctx.shared.injector.steal()) {
@@ -426,6 +470,13 @@ impl Core {
         }
     }
 
+    /// Fires this worker's and the shared shard's due timers; returns how many fired.
+    fn fire_timers(&mut self, ctx: &WorkerCtx) -> usize {
+        let time = &ctx.shared.time;
+        let now = time.clock.now_ms();
+        time.process(self.index, now) + time.process(time.external_shard(), now)
+    }
+
     fn run_task(&mut self, ctx: &WorkerCtx, task: Notified) {
         self.stop_searching(ctx);
         bump(&ctx.shared.stats[self.index].polls, 1);
@@ -448,18 +499,45 @@ impl Core {
                 return;
             }
         }
-        shared.idle.register_sleeper(self.index);
-        if shared.has_stealable_work() || shared.is_shutdown() || has_other_work() {
-            if !shared.idle.unregister_sleeper(self.index) {
-                // A notifier picked us and counted us as searching.
-                self.searching = true;
-            }
+        if self.fire_timers(ctx) > 0 {
             return;
         }
+        shared.idle.register_sleeper(self.index);
+        if shared.has_stealable_work() || shared.is_shutdown() || has_other_work() {
+            self.leave_sleepers(ctx);
+            return;
+        }
+        let time = &shared.time;
+        let timeout = if time.clock.is_paused() {
+            // Paused clock: when every worker is idle (and no blocking job runs), jump to
+            // the next deadline instead of sleeping.
+            if shared.idle.num_sleeping() == shared.num_workers() && shared.blocking.num_busy() == 0
+            {
+                if let Some(next) = time.earliest_expiry_ms() {
+                    time.clock.advance_to_ms(next);
+                    self.leave_sleepers(ctx);
+                    time.process_all(time.clock.now_ms());
+                    return;
+                }
+            }
+            // Real time means nothing to a paused clock: wait to be woken.
+            timeout
+        } else {
+            match (timeout, time.park_timeout(self.index)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
         bump(&shared.stats[self.index].parks, 1);
-        tracing::trace!(worker = self.index, "park");
+        tracing::trace!(worker = self.index, ?timeout, "park");
         self.parker.park(timeout);
-        if !shared.idle.unregister_sleeper(self.index) {
+        self.leave_sleepers(ctx);
+        self.fire_timers(ctx);
+    }
+
+    fn leave_sleepers(&mut self, ctx: &WorkerCtx) {
+        if !ctx.shared.idle.unregister_sleeper(self.index) {
+            // A notifier picked us and counted us as searching.
             self.searching = true;
         }
     }

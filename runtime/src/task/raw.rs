@@ -464,6 +464,9 @@ fn complete<F: Future, S: Schedule>(
         unsafe { *stage = Stage::Finished(result) };
     });
     let prev = header.state.transition_to_complete();
+    // Leave the registry before anyone is woken: once `handle.await` returns, the task is
+    // no longer listed as live. (Our runner's reference keeps it alive meanwhile.)
+    let released = cell.scheduler.release(RawTask(ptr));
     // Done callbacks run before the joiner is woken: once `handle.await` returns, every
     // callback registered before completion has run.
     run_done_callbacks(header, outcome);
@@ -492,7 +495,6 @@ fn complete<F: Future, S: Schedule>(
             drop_caught(waker);
         }
     }
-    let released = cell.scheduler.release(RawTask(ptr));
     if let Some(task) = released {
         // Drop the registry's and the runner's references together.
         std::mem::forget(task);

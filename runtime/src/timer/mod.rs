@@ -1,0 +1,471 @@
+//! Time: `sleep`, `interval`, `timeout`, `Instant`, and a paused clock for tests.
+//!
+//! Timers live in per-worker hierarchical timing wheels (1 ms resolution, O(1) insert and
+//! cancel, no runtime-wide timer lock; see `driver.rs` for the protocol). A dropped
+//! [`Sleep`] frees its entry at once.
+//!
+//! # Paused clock
+//! With [`Builder::start_paused`](crate::runtime::Builder::start_paused) or [`pause`], time
+//! stands still until [`advance`] moves it, or until every worker is idle: then it jumps to
+//! the next deadline (auto-advance). A test of a one-hour timeout then runs in
+//! milliseconds and gives the same result every run.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ringleader_runtime::{runtime::Builder, time};
+//!
+//! let rt = Builder::new_current_thread().start_paused(true).build().unwrap();
+//! rt.block_on(async {
+//!     let start = time::Instant::now();
+//!     time::sleep(Duration::from_secs(3600)).await; // returns at once in real time
+//!     assert!(start.elapsed() >= Duration::from_secs(3600));
+//! });
+//! ```
+
+pub(crate) mod driver;
+mod wheel;
+
+use std::fmt;
+use std::future::Future;
+use std::ops::{Add, AddAssign, Sub, SubAssign};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use driver::{Filed, TimerEntry};
+
+use crate::scheduler::{self, Shared};
+
+/// A point in time on the runtime's clock (which is virtual while paused).
+///
+/// Outside a runtime it is `std::time::Instant`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(std::time::Instant);
+
+impl Instant {
+    /// The current time on the current runtime's clock.
+    pub fn now() -> Instant {
+        Instant(scheduler::with_current_shared(|shared| match shared {
+            Some(shared) => shared.time.clock.now(),
+            None => std::time::Instant::now(),
+        }))
+    }
+
+    /// Time since `earlier` (zero if `earlier` is later).
+    pub fn duration_since(&self, earlier: Instant) -> Duration {
+        self.0.saturating_duration_since(earlier.0)
+    }
+
+    /// Time since this instant, on the runtime's clock.
+    pub fn elapsed(&self) -> Duration {
+        Instant::now().duration_since(*self)
+    }
+
+    /// `self + d`, or `None` on overflow.
+    pub fn checked_add(&self, d: Duration) -> Option<Instant> {
+        self.0.checked_add(d).map(Instant)
+    }
+
+    /// `self - d`, or `None` on underflow.
+    pub fn checked_sub(&self, d: Duration) -> Option<Instant> {
+        self.0.checked_sub(d).map(Instant)
+    }
+
+    /// The std instant.
+    pub fn into_std(self) -> std::time::Instant {
+        self.0
+    }
+
+    /// From a std instant.
+    pub fn from_std(t: std::time::Instant) -> Instant {
+        Instant(t)
+    }
+
+    fn far_future() -> Instant {
+        // About 30 years: far enough for "never", small enough not to overflow.
+        Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<std::time::Instant> for Instant {
+    fn from(t: std::time::Instant) -> Instant {
+        Instant(t)
+    }
+}
+
+impl From<Instant> for std::time::Instant {
+    fn from(t: Instant) -> std::time::Instant {
+        t.0
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant(self.0 + d)
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        self.0 += d;
+    }
+}
+
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    fn sub(self, d: Duration) -> Instant {
+        Instant(self.0 - d)
+    }
+}
+
+impl SubAssign<Duration> for Instant {
+    fn sub_assign(&mut self, d: Duration) {
+        self.0 -= d;
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    fn sub(self, other: Instant) -> Duration {
+        self.duration_since(other)
+    }
+}
+
+fn current_shared(what: &str) -> Arc<Shared> {
+    match scheduler::with_current_shared(|s| s.map(|s| s.clone_arc())) {
+        Some(shared) => shared,
+        None => panic!(
+            "{what} must be called from inside a ringleader runtime (a task, block_on, or \
+             after Handle::enter)"
+        ),
+    }
+}
+
+/// Waits until `duration` has passed (asyncio's `sleep`).
+///
+/// # Panics
+/// Outside a ringleader runtime.
+///
+/// # Cancel safety
+/// Cancel safe: dropping it removes its timer.
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    let deadline = Instant::now()
+        .checked_add(duration)
+        .unwrap_or_else(Instant::far_future);
+    Sleep::new(deadline, current_shared("sleep"))
+}
+
+/// Waits until `deadline`.
+///
+/// # Panics
+/// Outside a ringleader runtime.
+///
+/// # Cancel safety
+/// Cancel safe.
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(deadline, current_shared("sleep_until"))
+}
+
+/// The future of [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    shared: Arc<Shared>,
+    /// The timer entry once filed (lazily, at the first poll that has to wait).
+    entry: Option<(Arc<TimerEntry>, Filed)>,
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Sleep {
+    fn new(deadline: Instant, shared: Arc<Shared>) -> Sleep {
+        Sleep {
+            deadline,
+            shared,
+            entry: None,
+        }
+    }
+
+    /// When this sleep ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        self.entry.as_ref().is_some_and(|(e, _)| e.is_fired()) || Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline (the sleep waits again even if it had ended).
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.get_mut();
+        this.cancel_timer();
+        this.deadline = deadline;
+    }
+
+    fn cancel_timer(&mut self) {
+        if let Some((entry, filed)) = self.entry.take() {
+            if !entry.is_fired() {
+                self.shared.time.deregister(&filed, &entry);
+            }
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let progress = ready!(ringleader_coop::poll_proceed(cx));
+        if let Some((entry, _)) = &this.entry {
+            if entry.is_fired() {
+                progress.made_progress();
+                return Poll::Ready(());
+            }
+            entry.set_waker(cx.waker());
+            if entry.is_fired() {
+                progress.made_progress();
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
+        }
+        let time = &this.shared.time;
+        let deadline_ms = time.clock.deadline_ms(this.deadline.0);
+        if deadline_ms <= time.clock.now_ms() && this.deadline.0 <= time.clock.now() {
+            progress.made_progress();
+            return Poll::Ready(());
+        }
+        let shard = scheduler::current_worker_index(&this.shared).unwrap_or(time.external_shard());
+        let entry = TimerEntry::new();
+        entry.set_waker(cx.waker());
+        let (filed, earlier) = time.register(shard, deadline_ms, entry.clone());
+        if earlier && shard == time.external_shard() {
+            // A worker may be parked past this deadline: have one recompute its timeout.
+            this.shared.notify_timer_change();
+        }
+        this.entry = Some((entry, filed));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel_timer();
+    }
+}
+
+/// What an [`Interval`] does about ticks it missed (the task was busy past them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissedTickBehavior {
+    /// Fire the missed ticks back to back until caught up (the default).
+    #[default]
+    Burst,
+    /// Start counting the period again from the late tick.
+    Delay,
+    /// Drop the missed ticks and fire at the next multiple of the period.
+    Skip,
+}
+
+/// Ticks at a fixed period; see [`interval`].
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    next: Instant,
+    missed: MissedTickBehavior,
+    sleep: Pin<Box<Sleep>>,
+}
+
+/// An interval whose first tick completes at once, then every `period`.
+///
+/// # Panics
+/// If `period` is zero, or outside a runtime.
+#[track_caller]
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// An interval whose first tick is at `start`.
+///
+/// # Panics
+/// If `period` is zero, or outside a runtime.
+#[track_caller]
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(!period.is_zero(), "interval period must be non-zero");
+    Interval {
+        period,
+        next: start,
+        missed: MissedTickBehavior::default(),
+        sleep: Box::pin(sleep_until(start)),
+    }
+}
+
+impl Interval {
+    /// Waits for the next tick and returns its scheduled time.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a dropped `tick()` loses no tick.
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        ready!(self.sleep.as_mut().poll(cx));
+        let tick = self.next;
+        let now = Instant::now();
+        self.next = match self.missed {
+            MissedTickBehavior::Burst => tick + self.period,
+            MissedTickBehavior::Delay => now.max(tick) + self.period,
+            MissedTickBehavior::Skip => {
+                let behind = now.duration_since(tick);
+                let periods = behind.as_nanos() / self.period.as_nanos() + 1;
+                tick + self.period * periods as u32
+            }
+        };
+        let next = self.next;
+        self.sleep.as_mut().reset(next);
+        Poll::Ready(tick)
+    }
+
+    /// Sets how missed ticks are handled.
+    pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
+        self.missed = behavior;
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+/// A [`timeout`] ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(_: Elapsed) -> std::io::Error {
+        std::io::ErrorKind::TimedOut.into()
+    }
+}
+
+/// Runs `future` for at most `duration` (asyncio's `wait_for`): `Err(Elapsed)` and the
+/// future dropped if it has not finished by then.
+///
+/// For timeouts that nest with task groups and cancel scopes, use
+/// `ringleader::taskgroup::timeout`, built on cancel scopes.
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// # Cancel safety
+/// As cancel safe as `future`.
+#[track_caller]
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future: Some(Box::pin(future)),
+        sleep: Box::pin(sleep(duration)),
+    }
+}
+
+/// [`timeout`] with an absolute deadline.
+#[track_caller]
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future: Some(Box::pin(future)),
+        sleep: Box::pin(sleep_until(deadline)),
+    }
+}
+
+/// The future of [`timeout`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Timeout<F> {
+    future: Option<Pin<Box<F>>>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.sleep.deadline())
+            .finish()
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Ready(Err(Elapsed(())));
+        };
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            self.future = None;
+            return Poll::Ready(Ok(out));
+        }
+        // The deadline is checked without the budget: a timeout must fire even when the
+        // inner future exhausted it.
+        let fired = ringleader_coop::unconstrained(|| self.sleep.as_mut().poll(cx).is_ready());
+        if fired {
+            self.future = None;
+            return Poll::Ready(Err(Elapsed(())));
+        }
+        Poll::Pending
+    }
+}
+
+/// Pauses the current runtime's clock: time moves only by [`advance`] or auto-advance.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn pause() {
+    current_shared("time::pause").time.clock.pause();
+}
+
+/// Resumes real time on the current runtime's clock (from the virtual time reached).
+///
+/// # Panics
+/// Outside a runtime.
+pub fn resume() {
+    current_shared("time::resume").time.clock.resume();
+}
+
+/// Moves the paused clock forward by `duration`, fires the timers that became due, and
+/// yields so their tasks run.
+///
+/// # Panics
+/// Outside a runtime, or if the clock is not paused.
+pub async fn advance(duration: Duration) {
+    let shared = current_shared("time::advance");
+    assert!(
+        shared.time.clock.is_paused(),
+        "time::advance requires a paused clock (Builder::start_paused or time::pause)"
+    );
+    shared.time.clock.advance(duration);
+    let now = shared.time.clock.now_ms();
+    shared.time.process_all(now);
+    crate::task::yield_now().await;
+}

@@ -1,0 +1,818 @@
+//! Task groups: structured concurrency on the work-stealing pool.
+//!
+//! # Protocol
+//! A group owns a [`ScopeNode`](crate::scope) and a table of its live children. Handles:
+//! - the group future (returned by [`task_group`] / [`GroupConfig::run`]) polls the body
+//!   inline, inside the group's scope, and finishes only when the body is done and the
+//!   live-child count is zero;
+//! - each child is a runtime task whose future is wrapped in `Child`, which runs the user's
+//!   future inside the group's scope, catches its panic, and reports exactly once to the
+//!   group: on completion from `poll`, or from `Drop` if it was cancelled (aborted, shut down);
+//! - the cancel hook on the node (held weakly) stops new spawns and, once the grace period
+//!   is over, aborts every live child.
+//!
+//! All group state is behind one mutex; aborts, wake-ups and node cancellation happen after
+//! it is released. Lock order: node state, then group state, never the reverse (the hook
+//! is called with no node lock held).
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ringleader_runtime::runtime::Handle;
+use ringleader_runtime::task::{self, AbortHandle, CancelReason, Id, JoinHandle};
+use ringleader_runtime::time::{sleep, sleep_until, Instant, Sleep};
+use slab::Slab;
+
+use crate::error::{
+    BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,
+};
+use crate::scope::{self, ScopeNode};
+
+/// What a group does when a child finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// The first child failure (error or panic) cancels the siblings and the body; the group
+    /// fails with every failure (asyncio's and Trio's behaviour). The default.
+    #[default]
+    FailFast,
+    /// Failures are collected, nothing is cancelled; the group fails at the end if any
+    /// child failed (Kotlin's `supervisorScope`).
+    Supervise,
+    /// The first child that succeeds aborts the other children (not the body); failures
+    /// cancel nothing. The group fails only if no child succeeded and some failed (Java's
+    /// any-successful joiner).
+    FirstOk,
+    /// Nothing is cancelled and child failures do not fail the group: read each child's
+    /// outcome from its handle (Java's await-all).
+    AllSettled,
+}
+
+/// The result a child (or the body) produces: `()` or a `Result` whose error converts into
+/// a [`BoxError`].
+pub trait ChildResult: Send + 'static {
+    /// The success value.
+    type Value: Send + 'static;
+    /// Splits into success and failure.
+    fn into_result(self) -> Result<Self::Value, BoxError>;
+}
+
+impl ChildResult for () {
+    type Value = ();
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> ChildResult for Result<T, E> {
+    type Value = T;
+    fn into_result(self) -> Result<T, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) struct GroupInner {
+    node: Arc<ScopeNode>,
+    handle: Handle,
+    policy: Policy,
+    grace: Duration,
+    state: Mutex<GroupState>,
+}
+
+struct GroupState {
+    accepting: bool,
+    /// Something (a child or the body) was stopped by the group's cancellation.
+    interrupted: bool,
+    live: usize,
+    children: Slab<AbortHandle>,
+    failures: Vec<Failure>,
+    any_ok: bool,
+    /// The group future's waker.
+    waker: Option<Waker>,
+    /// The group future was dropped before finishing: late failures go to tracing.
+    abandoned: bool,
+}
+
+enum ChildOutcome {
+    Ok,
+    Failed(Failure),
+    Cancelled,
+}
+
+impl GroupInner {
+    fn child_done(&self, key: usize, outcome: ChildOutcome) {
+        let mut cancel = None;
+        let mut abort_others = Vec::new();
+        let waker = {
+            let mut state = lock(&self.state);
+            state.live -= 1;
+            state.children.try_remove(key);
+            match outcome {
+                ChildOutcome::Ok => {
+                    if self.policy == Policy::FirstOk && !state.any_ok {
+                        state.accepting = false;
+                        abort_others = state.children.drain().collect();
+                    }
+                    state.any_ok = true;
+                }
+                ChildOutcome::Failed(failure) => {
+                    if state.abandoned {
+                        tracing::error!(
+                            "a child of a dropped task group failed: {:?} {:?}",
+                            failure.task_id,
+                            failure.kind
+                        );
+                    } else {
+                        if self.policy == Policy::FailFast {
+                            cancel = Some(CancelReason::SiblingFailed);
+                        }
+                        state.failures.push(failure);
+                    }
+                }
+                ChildOutcome::Cancelled => {
+                    if self.node.is_cancelled() {
+                        state.interrupted = true;
+                    }
+                }
+            }
+            if state.live == 0 || cancel.is_some() {
+                state.waker.clone()
+            } else {
+                None
+            }
+        };
+        for child in abort_others {
+            child.abort_with(CancelReason::explicit(
+                "another child of the group succeeded first",
+            ));
+        }
+        if let Some(reason) = cancel {
+            self.node.cancel(reason);
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The node was cancelled: stop accepting and wake the group future. Children learn of
+    /// it through the node (their wrappers are woken by it and drop their futures after the
+    /// grace period, once no shield inside the group is running).
+    fn on_cancel(&self) {
+        let waker = {
+            let mut state = lock(&self.state);
+            state.accepting = false;
+            state.waker.clone()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn abort_all(&self, reason: &CancelReason) {
+        let children: Vec<AbortHandle> = lock(&self.state)
+            .children
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
+        for child in children {
+            child.abort_with(reason.clone());
+        }
+    }
+}
+
+/// A handle to a running task group: spawn children, cancel the group. Cloneable, so
+/// children can spawn siblings while the group is open.
+#[derive(Clone)]
+pub struct TaskGroup {
+    inner: Arc<GroupInner>,
+}
+
+impl std::fmt::Debug for TaskGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = lock(&self.inner.state);
+        f.debug_struct("TaskGroup")
+            .field("policy", &self.inner.policy)
+            .field("live", &state.live)
+            .field("accepting", &state.accepting)
+            .finish()
+    }
+}
+
+impl TaskGroup {
+    /// Spawns `future` as a child on the work-stealing pool.
+    ///
+    /// The child runs inside the group's scope: [`cancelled()`](crate::cancelled) tells it
+    /// when the group is cancelled. It returns `()` or a `Result`; an `Err` (or a panic) is a
+    /// failure of the group.
+    ///
+    /// # Errors
+    /// [`GroupClosed`] once the group has finished or is shutting down.
+    #[track_caller]
+    pub fn spawn<F>(
+        &self,
+        future: F,
+    ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
+    where
+        F: Future + Send + 'static,
+        F::Output: ChildResult,
+    {
+        self.spawn_inner(future, None, Location::caller())
+    }
+
+    /// [`spawn`](Self::spawn) with a task name (shown in errors and task dumps).
+    ///
+    /// # Errors
+    /// [`GroupClosed`] once the group has finished or is shutting down.
+    #[track_caller]
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<String>,
+        future: F,
+    ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
+    where
+        F: Future + Send + 'static,
+        F::Output: ChildResult,
+    {
+        self.spawn_inner(future, Some(name.into()), Location::caller())
+    }
+
+    fn spawn_inner<F>(
+        &self,
+        future: F,
+        name: Option<String>,
+        location: &'static Location<'static>,
+    ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
+    where
+        F: Future + Send + 'static,
+        F::Output: ChildResult,
+    {
+        let mut state = lock(&self.inner.state);
+        if !state.accepting {
+            return Err(GroupClosed);
+        }
+        let entry = state.children.vacant_entry();
+        let key = entry.key();
+        let child = Child {
+            future: Some(Box::pin(future)),
+            group: self.inner.clone(),
+            key,
+            name: name.clone(),
+            reported: false,
+            waiter: None,
+            grace_timer: None,
+        };
+        let mut builder = task::Builder::new();
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        let _ = location;
+        let join = builder.spawn_on(child, &self.inner.handle);
+        entry.insert(join.abort_handle());
+        state.live += 1;
+        Ok(ChildHandle { join })
+    }
+
+    /// Cancels the group: children and body see [`cancelled()`](crate::cancelled) resolve,
+    /// and after the grace period they are dropped. The group then returns an
+    /// [`ErrorGroup`] with this reason (and any failures).
+    pub fn cancel(&self, reason: CancelReason) {
+        self.inner.node.cancel(reason);
+    }
+
+    /// Whether the group has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.node.is_cancelled()
+    }
+
+    /// Number of children still running.
+    pub fn live_children(&self) -> usize {
+        lock(&self.inner.state).live
+    }
+
+    /// Spawns a child and waits until it signals readiness through its [`Ready`] (Trio's
+    /// `nursery.start`): a server calls `ready.started(addr)` once it listens, and the caller
+    /// goes on knowing that.
+    ///
+    /// # Errors
+    /// [`ChildError::Failed`] or [`ChildError::Cancelled`] if the child ends before calling
+    /// `started`; [`ChildError::Closed`] if the group accepts no new children.
+    #[track_caller]
+    pub fn start<F, Fut, V>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<V, ChildError>> + Send + 'static
+    where
+        F: FnOnce(Ready<V>) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: ChildResult,
+        V: Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(ReadySlot {
+            value: None,
+            waker: None,
+        }));
+        let ready = Ready { slot: slot.clone() };
+        let spawned = self.spawn(f(ready));
+        StartFuture {
+            slot,
+            child: spawned.ok(),
+        }
+    }
+}
+
+struct ReadySlot<V> {
+    value: Option<V>,
+    waker: Option<Waker>,
+}
+
+/// Given to a child started with [`TaskGroup::start`]; call [`started`](Ready::started) once
+/// it is ready.
+pub struct Ready<V> {
+    slot: Arc<Mutex<ReadySlot<V>>>,
+}
+
+impl<V> Ready<V> {
+    /// Signals readiness with a value for the starter.
+    pub fn started(self, value: V) {
+        let waker = {
+            let mut slot = lock(&self.slot);
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Ready<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ready")
+    }
+}
+
+struct StartFuture<V, T> {
+    slot: Arc<Mutex<ReadySlot<V>>>,
+    child: Option<ChildHandle<T>>,
+}
+
+impl<V, T> Unpin for StartFuture<V, T> {}
+
+impl<V: Send + 'static, T: Send + 'static> Future for StartFuture<V, T> {
+    type Output = Result<V, ChildError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        {
+            let mut slot = lock(&self.slot);
+            if let Some(v) = slot.value.take() {
+                return Poll::Ready(Ok(v));
+            }
+            slot.waker = Some(cx.waker().clone());
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Poll::Ready(Err(ChildError::Closed));
+        };
+        match Pin::new(child).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                // The child may have called `started` just before finishing.
+                if let Some(v) = lock(&self.slot).value.take() {
+                    return Poll::Ready(Ok(v));
+                }
+                Poll::Ready(Err(match result {
+                    Ok(_) => ChildError::NeverStarted,
+                    Err(e) => e,
+                }))
+            }
+        }
+    }
+}
+
+/// Awaits one child of a group: its value, or why there is none. Dropping it does not
+/// cancel the child; the group still waits for it.
+pub struct ChildHandle<T> {
+    join: JoinHandle<Option<T>>,
+}
+
+impl<T> std::fmt::Debug for ChildHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildHandle")
+            .field("id", &self.join.id())
+            .finish()
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// The child's task id.
+    pub fn id(&self) -> Id {
+        self.join.id()
+    }
+    /// The child's name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.join.name()
+    }
+    /// Cancels only this child (hard cancel: its future is dropped). This is not a failure.
+    pub fn abort(&self) {
+        self.join.abort()
+    }
+    /// Whether the child has finished.
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+}
+
+impl<T> Future for ChildHandle<T> {
+    type Output = Result<T, ChildError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.join).poll(cx).map(|r| match r {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(ChildError::Failed),
+            Err(e) if e.is_cancelled() => Err(ChildError::Cancelled(
+                e.cancel_reason().cloned().unwrap_or(CancelReason::Aborted),
+            )),
+            Err(_) => Err(ChildError::Failed),
+        })
+    }
+}
+
+/// A child's future: runs the user's future in the group's scope, drops it when the group
+/// is cancelled (after the grace period, once no shield is running), and reports exactly once.
+struct Child<F> {
+    future: Option<Pin<Box<F>>>,
+    group: Arc<GroupInner>,
+    key: usize,
+    name: Option<String>,
+    reported: bool,
+    waiter: Option<usize>,
+    grace_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<F> Child<F> {
+    fn report(&mut self, outcome: ChildOutcome) {
+        self.reported = true;
+        if let Some(key) = self.waiter.take() {
+            self.group.node.deregister(key);
+        }
+        self.group.child_done(self.key, outcome);
+    }
+}
+
+impl<F> Future for Child<F>
+where
+    F: Future,
+    F::Output: ChildResult,
+{
+    type Output = Option<<F::Output as ChildResult>::Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let node = this.group.node.clone();
+        if node.is_cancelled() {
+            let grace = this.group.grace;
+            let grace_over = grace.is_zero()
+                || this
+                    .grace_timer
+                    .get_or_insert_with(|| Box::pin(sleep(grace)))
+                    .as_mut()
+                    .poll(cx)
+                    .is_ready();
+            if grace_over && node.may_drop() {
+                this.future = None;
+                this.report(ChildOutcome::Cancelled);
+                return Poll::Ready(None);
+            }
+        }
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = scope::enter(&node, || {
+            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+        });
+        let failure = |kind| Failure {
+            task_id: task::try_id(),
+            name: this.name.clone(),
+            kind,
+        };
+        match polled {
+            Ok(Poll::Pending) => {
+                if this.waiter.is_none() {
+                    // Woken when the group is cancelled, to drop the future. If it already
+                    // is (the cancel raced this poll), poll again at once.
+                    this.waiter = node.register(cx.waker());
+                    if this.waiter.is_none() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
+            Ok(Poll::Ready(out)) => match out.into_result() {
+                Ok(value) => {
+                    this.report(ChildOutcome::Ok);
+                    Poll::Ready(Some(value))
+                }
+                Err(error) => {
+                    let f = failure(Failure::kind_from_error(error, false));
+                    this.report(ChildOutcome::Failed(f));
+                    Poll::Ready(None)
+                }
+            },
+            Err(payload) => {
+                let f = failure(FailureKind::Panic(PanicPayload::new(payload)));
+                this.report(ChildOutcome::Failed(f));
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl<F> Drop for Child<F> {
+    fn drop(&mut self) {
+        if !self.reported {
+            // Aborted through the runtime (a single child, or shutdown): drop the future
+            // first, then report.
+            self.future = None;
+            self.report(ChildOutcome::Cancelled);
+        }
+    }
+}
+
+/// Settings for a task group; [`run`](Self::run) starts it.
+#[derive(Debug, Clone, Default)]
+pub struct GroupConfig {
+    policy: Policy,
+    grace: Duration,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl GroupConfig {
+    /// Fail-fast, no grace period, no deadline.
+    pub fn new() -> GroupConfig {
+        GroupConfig::default()
+    }
+    /// The failure policy (default [`Policy::FailFast`]).
+    pub fn policy(mut self, policy: Policy) -> GroupConfig {
+        self.policy = policy;
+        self
+    }
+    /// How long children and body may run on after cancellation, seeing
+    /// [`cancelled()`](crate::cancelled) resolve, before they are dropped (default zero).
+    pub fn grace_period(mut self, grace: Duration) -> GroupConfig {
+        self.grace = grace;
+        self
+    }
+    /// Cancels the group (reason `Deadline`) this long after it starts.
+    pub fn timeout(mut self, timeout: Duration) -> GroupConfig {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Cancels the group (reason `Deadline`) at `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> GroupConfig {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs `body` with a fresh group and returns once the body and every child are done:
+    /// the body's value, or an [`ErrorGroup`] with every failure (and the cancel reason, if
+    /// the group was cancelled).
+    ///
+    /// # Panics
+    /// When first polled outside a ringleader runtime.
+    pub fn run<B, Fut, R>(self, body: B) -> GroupFuture<B, Fut, R::Value>
+    where
+        B: FnOnce(TaskGroup) -> Fut,
+        Fut: Future<Output = R>,
+        R: ChildResult,
+    {
+        GroupFuture {
+            config: self,
+            body: BodyState::NotStarted(Some(body)),
+            inner: None,
+            deadline_timer: None,
+            grace_timer: None,
+            finished: false,
+        }
+    }
+}
+
+/// Runs `body` in a new fail-fast task group (asyncio's `async with TaskGroup() as tg`,
+/// Trio's nursery). See [`GroupConfig::run`] for other policies, grace periods and deadlines.
+///
+/// ```
+/// use ringleader_taskgroup::{task_group, BoxError};
+///
+/// let sum = ringleader_runtime::run(async {
+///     task_group(|tg| async move {
+///         let a = tg.spawn(async { Ok::<_, BoxError>(20) })?;
+///         let b = tg.spawn(async { Ok::<_, BoxError>(22) })?;
+///         Ok::<_, BoxError>(a.await? + b.await?)
+///     })
+///     .await
+/// });
+/// assert_eq!(sum.unwrap(), 42);
+/// ```
+pub fn task_group<B, Fut, R>(body: B) -> GroupFuture<B, Fut, R::Value>
+where
+    B: FnOnce(TaskGroup) -> Fut,
+    Fut: Future<Output = R>,
+    R: ChildResult,
+{
+    GroupConfig::new().run(body)
+}
+
+enum BodyState<B, Fut, V> {
+    NotStarted(Option<B>),
+    Running(Pin<Box<Fut>>),
+    Done(Option<V>),
+}
+
+/// The future of a running task group; see [`task_group`].
+#[must_use = "a task group does nothing unless awaited; dropping it cancels its children"]
+pub struct GroupFuture<B, Fut, V> {
+    config: GroupConfig,
+    body: BodyState<B, Fut, V>,
+    inner: Option<Arc<GroupInner>>,
+    deadline_timer: Option<Pin<Box<Sleep>>>,
+    grace_timer: Option<Pin<Box<Sleep>>>,
+    finished: bool,
+}
+
+impl<B, Fut, V> Unpin for GroupFuture<B, Fut, V> {}
+
+impl<B, Fut, R> GroupFuture<B, Fut, R::Value>
+where
+    B: FnOnce(TaskGroup) -> Fut,
+    Fut: Future<Output = R>,
+    R: ChildResult,
+{
+    fn start(&mut self) -> Arc<GroupInner> {
+        let parent = scope::current();
+        let node = ScopeNode::new_child(parent.as_ref(), false);
+        let inner = Arc::new(GroupInner {
+            node: node.clone(),
+            handle: Handle::current(),
+            policy: self.config.policy,
+            grace: self.config.grace,
+            state: Mutex::new(GroupState {
+                accepting: true,
+                interrupted: false,
+                live: 0,
+                children: Slab::new(),
+                failures: Vec::new(),
+                any_ok: false,
+                waker: None,
+                abandoned: false,
+            }),
+        });
+        let weak: Weak<GroupInner> = Arc::downgrade(&inner);
+        node.set_hook(Box::new(move |_reason| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_cancel();
+            }
+        }));
+        let deadline = match (self.config.deadline, self.config.timeout) {
+            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
+            (Some(d), None) => Some(d),
+            (None, Some(t)) => Some(Instant::now() + t),
+            (None, None) => None,
+        };
+        node.set_deadline(deadline);
+        if let Some(d) = deadline {
+            self.deadline_timer = Some(Box::pin(sleep_until(d)));
+        }
+        self.inner = Some(inner.clone());
+        inner
+    }
+}
+
+impl<B, Fut, R> Future for GroupFuture<B, Fut, R::Value>
+where
+    B: FnOnce(TaskGroup) -> Fut,
+    Fut: Future<Output = R>,
+    R: ChildResult,
+{
+    type Output = Result<R::Value, ErrorGroup>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let inner = match &this.inner {
+            Some(inner) => inner.clone(),
+            None => this.start(),
+        };
+        let node = inner.node.clone();
+        lock(&inner.state).waker = Some(cx.waker().clone());
+
+        if let Some(timer) = &mut this.deadline_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                this.deadline_timer = None;
+                node.cancel(CancelReason::Deadline);
+            }
+        }
+
+        if let BodyState::NotStarted(body) = &mut this.body {
+            let body = body.take().expect("the body is taken once");
+            let group = TaskGroup {
+                inner: inner.clone(),
+            };
+            let fut = scope::enter(&node, || body(group));
+            this.body = BodyState::Running(Box::pin(fut));
+        }
+
+        if node.is_cancelled() && matches!(this.body, BodyState::Running(_)) {
+            let grace = inner.grace;
+            let grace_over = grace.is_zero()
+                || this
+                    .grace_timer
+                    .get_or_insert_with(|| Box::pin(sleep(grace)))
+                    .as_mut()
+                    .poll(cx)
+                    .is_ready();
+            if grace_over && node.may_drop() {
+                this.body = BodyState::Done(None);
+                lock(&inner.state).interrupted = true;
+            }
+        }
+
+        if let BodyState::Running(fut) = &mut this.body {
+            let polled = scope::enter(&node, || {
+                catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
+            });
+            let body_failure = match polled {
+                Ok(Poll::Pending) => None,
+                Ok(Poll::Ready(out)) => match out.into_result() {
+                    Ok(value) => {
+                        this.body = BodyState::Done(Some(value));
+                        None
+                    }
+                    Err(e) => Some(Failure::kind_from_error(e, true)),
+                },
+                Err(payload) => Some(FailureKind::BodyPanic(PanicPayload::new(payload))),
+            };
+            if let Some(kind) = body_failure {
+                this.body = BodyState::Done(None);
+                lock(&inner.state).failures.push(Failure {
+                    task_id: None,
+                    name: None,
+                    kind,
+                });
+                // A failing body cancels the children under every policy (asyncio's rule).
+                node.cancel(CancelReason::SiblingFailed);
+            }
+        }
+
+        let BodyState::Done(value) = &mut this.body else {
+            return Poll::Pending;
+        };
+        let failures = {
+            let mut state = lock(&inner.state);
+            if state.live > 0 {
+                return Poll::Pending;
+            }
+            state.accepting = false;
+            state.waker = None;
+            std::mem::take(&mut state.failures)
+        };
+        this.finished = true;
+        let cancelled = node.reason();
+        let (any_ok, interrupted) = {
+            let state = lock(&inner.state);
+            (state.any_ok, state.interrupted)
+        };
+        let fail = match inner.policy {
+            Policy::FailFast | Policy::Supervise => !failures.is_empty(),
+            Policy::FirstOk => !failures.is_empty() && !any_ok,
+            Policy::AllSettled => failures.iter().any(|f| f.task_id.is_none()),
+        };
+        if fail {
+            return Poll::Ready(Err(ErrorGroup::new(failures, cancelled)));
+        }
+        // A cancellation counts only if it stopped something (Trio's `cancelled_caught`):
+        // a body and children that all finished anyway give the body's value.
+        match value.take() {
+            Some(v) if !interrupted => Poll::Ready(Ok(v)),
+            _ => Poll::Ready(Err(ErrorGroup::new(Vec::new(), cancelled))),
+        }
+    }
+}
+
+impl<B, Fut, V> Drop for GroupFuture<B, Fut, V> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(inner) = &self.inner {
+            // Dropped early (our parent was cancelled): the children must not outlive us.
+            lock(&inner.state).abandoned = true;
+            let reason = CancelReason::ParentCancelled(Arc::new(CancelReason::Aborted));
+            inner.node.cancel(reason.clone());
+            inner.abort_all(&reason);
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! The cancellation tree: scopes, `cancelled()`, `is_cancelled()`, shields.
+//!
+//! # Model
+//! Every task group and every [`CancelScope`] owns a node of one tree per task family. A node
+//! is cancelled at most once, with a [`CancelReason`]; cancelling it cancels every descendant
+//! node (reason `ParentCancelled`) except shielded ones, which are where outer cancellation
+//! stops. A node created under an already-cancelled parent starts cancelled (unless shielded).
+//!
+//! Code learns of cancellation in two ways:
+//! - cooperatively: [`cancelled()`] resolves and [`is_cancelled()`] turns true for the code
+//!   running inside the node (found through a thread-local set while the scope's future is
+//!   polled, so it follows the task across workers);
+//! - by drop: once the node's grace period (default zero) runs out, the future running inside
+//!   the scope is dropped. Rust's drop needs no cooperation, so this always works, even for
+//!   code that never checks anything.
+//!
+//! Because the state lives in the nodes, not in a value that code could catch, an inner
+//! scope can never swallow an outer cancellation: the outer scope drops everything inside it
+//! when its own node is cancelled, whatever the inner scopes did (CPython #116720 cannot
+//! happen), and an inner scope only reports a cancellation as its own (`cancelled_caught`)
+//! when its own node was cancelled for its own reason.
+//!
+//! # Locking
+//! One small mutex per node guards the reason, the child list and the waiters. Wake-ups and
+//! hooks run after it is released. Cancellation walks down the tree holding one node's lock
+//! at a time.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ringleader_runtime::task::CancelReason;
+use ringleader_runtime::time::{sleep_until, Instant, Sleep};
+use slab::Slab;
+
+type CancelHook = Box<dyn Fn(&CancelReason) + Send + Sync + 'static>;
+
+pub(crate) struct ScopeNode {
+    shielded: bool,
+    /// Mirrors `state.reason.is_some()` for lock-free reads.
+    cancelled: AtomicBool,
+    state: Mutex<NodeState>,
+    /// Runs once, after the node is cancelled (task groups stop accepting children here).
+    hook: Mutex<Option<CancelHook>>,
+    parent: Option<Arc<ScopeNode>>,
+    /// Shielded scopes running below this node. While any runs, nothing is dropped for this
+    /// node's cancellation: the shielded work finishes first.
+    active_shields: AtomicUsize,
+}
+
+struct NodeState {
+    reason: Option<CancelReason>,
+    children: Vec<Weak<ScopeNode>>,
+    waiters: Slab<Waker>,
+    /// This node's own deadline (not the inherited one).
+    deadline: Option<Instant>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ScopeNode {
+    /// A child of `parent` (or a root if none). Starts cancelled if the parent is and the
+    /// child is not shielded.
+    pub(crate) fn new_child(parent: Option<&Arc<ScopeNode>>, shielded: bool) -> Arc<ScopeNode> {
+        let node = Arc::new(ScopeNode {
+            shielded,
+            cancelled: AtomicBool::new(false),
+            state: Mutex::new(NodeState {
+                reason: None,
+                children: Vec::new(),
+                waiters: Slab::new(),
+                deadline: None,
+            }),
+            hook: Mutex::new(None),
+            parent: parent.cloned(),
+            active_shields: AtomicUsize::new(0),
+        });
+        if let Some(parent) = parent {
+            let inherited = {
+                let mut state = lock(&parent.state);
+                if state.children.len() >= 32 && state.children.len().is_power_of_two() {
+                    state.children.retain(|c| c.strong_count() > 0);
+                }
+                state.children.push(Arc::downgrade(&node));
+                state.reason.clone()
+            };
+            if let (Some(reason), false) = (inherited, shielded) {
+                node.cancel(CancelReason::ParentCancelled(Arc::new(reason)));
+            }
+        }
+        node
+    }
+
+    pub(crate) fn set_hook(&self, hook: CancelHook) {
+        *lock(&self.hook) = Some(hook);
+        // Cancelled before the hook was installed: run it now.
+        if let Some(reason) = self.reason() {
+            if let Some(hook) = lock(&self.hook).take() {
+                hook(&reason);
+            }
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        lock(&self.state).reason.clone()
+    }
+
+    /// Cancels this node and its unshielded descendants. Returns false if it already was.
+    pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
+        let (waiters, children) = {
+            let mut state = lock(&self.state);
+            if state.reason.is_some() {
+                return false;
+            }
+            state.reason = Some(reason.clone());
+            self.cancelled.store(true, Ordering::Release);
+            // Drained for good: a cancelled node takes no new waiters.
+            (
+                std::mem::take(&mut state.waiters),
+                std::mem::take(&mut state.children),
+            )
+        };
+        for (_, waker) in waiters {
+            waker.wake();
+        }
+        if let Some(hook) = lock(&self.hook).take() {
+            hook(&reason);
+        }
+        let parent_reason = Arc::new(reason);
+        for child in children.iter().filter_map(Weak::upgrade) {
+            if !child.shielded {
+                child.cancel(CancelReason::ParentCancelled(parent_reason.clone()));
+            }
+        }
+        true
+    }
+
+    /// Registers `waker` to be woken at cancellation (or when a deadline moves or a shield
+    /// ends); `None` if already cancelled. Remove it with `deregister` when done.
+    pub(crate) fn register(&self, waker: &Waker) -> Option<usize> {
+        let mut state = lock(&self.state);
+        if state.reason.is_some() {
+            return None;
+        }
+        Some(state.waiters.insert(waker.clone()))
+    }
+
+    pub(crate) fn deregister(&self, key: usize) {
+        let mut state = lock(&self.state);
+        if state.reason.is_none() {
+            state.waiters.try_remove(key);
+        }
+    }
+
+    /// Wakes the waiters without removing them (a deadline moved, a shield ended).
+    fn wake_waiters(&self) {
+        let wakers: Vec<Waker> = lock(&self.state)
+            .waiters
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// No shielded scope below this node is running: its cancellation may drop futures.
+    pub(crate) fn may_drop(&self) -> bool {
+        self.active_shields.load(Ordering::Acquire) == 0
+    }
+
+    /// A shielded scope starts below `self` (its parent): count it on every ancestor.
+    fn shield_started(self: &Arc<Self>) {
+        let mut node = Some(self.clone());
+        while let Some(n) = node {
+            n.active_shields.fetch_add(1, Ordering::AcqRel);
+            node = n.parent.clone();
+        }
+    }
+
+    /// The shielded scope below `self` ended: uncount it, and wake any cancelled ancestor
+    /// that was waiting for its shields to end.
+    fn shield_ended(self: &Arc<Self>) {
+        let mut node = Some(self.clone());
+        while let Some(n) = node {
+            n.active_shields.fetch_sub(1, Ordering::AcqRel);
+            // Droppers waiting on a cancelled node re-check when their task is next
+            // polled; the shield ends inside that task's poll, so it is.
+            n.wake_waiters();
+            node = n.parent.clone();
+        }
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        lock(&self.state).deadline = deadline;
+    }
+
+    pub(crate) fn own_deadline(&self) -> Option<Instant> {
+        lock(&self.state).deadline
+    }
+
+    /// The earliest deadline of this node and its ancestors, up to the first shield.
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
+        let mut best = self.own_deadline();
+        let mut node = self;
+        while !node.shielded {
+            let Some(parent) = node.parent.as_deref() else {
+                break;
+            };
+            if let Some(d) = parent.own_deadline() {
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+            node = parent;
+        }
+        best
+    }
+}
+
+thread_local! {
+    /// The scope whose future is being polled on this thread.
+    static CURRENT: Cell<Option<*const ScopeNode>> = const { Cell::new(None) };
+}
+
+/// Makes `node` current while `f` runs (one poll), restoring the previous scope after.
+pub(crate) fn enter<R>(node: &Arc<ScopeNode>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<*const ScopeNode>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0;
+            let _ = CURRENT.try_with(|c| c.set(previous));
+        }
+    }
+    let previous = CURRENT.with(|c| c.replace(Some(Arc::as_ptr(node))));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// The current scope, if code is running inside one.
+pub(crate) fn current() -> Option<Arc<ScopeNode>> {
+    let ptr = CURRENT.try_with(|c| c.get()).ok().flatten()?;
+    // SAFETY: CURRENT holds a pointer only while `enter` runs, and `enter`'s caller holds an
+    // Arc to that node for the whole call, so the node is alive; incrementing the count
+    // before building a second Arc from the pointer keeps the counts balanced.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
+}
+
+/// Whether the scope (task group or cancel scope) the caller runs in has been cancelled.
+///
+/// Outside any scope (a task spawned with plain `spawn`), always false: such a task is
+/// cancelled only by dropping it.
+pub fn is_cancelled() -> bool {
+    current().is_some_and(|n| n.is_cancelled())
+}
+
+/// Why the caller's scope was cancelled, if it was.
+pub fn cancel_reason() -> Option<CancelReason> {
+    current().and_then(|n| n.reason())
+}
+
+/// The earliest deadline that applies to the caller: its scope's own and every enclosing
+/// scope's, up to the nearest shield (Trio's `current_effective_deadline`). `None` if no
+/// deadline applies.
+pub fn current_deadline() -> Option<Instant> {
+    current().and_then(|n| n.effective_deadline())
+}
+
+/// Resolves, with the reason, once the caller's scope is cancelled (never, outside any
+/// scope). Use it to run asynchronous cleanup during a group's or scope's grace period:
+///
+/// ```
+/// use std::time::Duration;
+/// use ringleader_runtime::task::CancelReason;
+/// use ringleader_taskgroup::{cancelled, BoxError, GroupConfig};
+///
+/// let cleaned = ringleader_runtime::run(async {
+///     GroupConfig::new()
+///         .grace_period(Duration::from_secs(1))
+///         .run(|tg| async move {
+///             let worker = tg.spawn(async {
+///                 let reason = cancelled().await;
+///                 // ... flush, say goodbye: this runs within the grace period ...
+///                 Ok::<_, BoxError>(format!("cleaned up after: {reason}"))
+///             })?;
+///             tg.cancel(CancelReason::explicit("done"));
+///             Ok::<_, BoxError>(worker.await?)
+///         })
+///         .await
+/// });
+/// // Everything finished within the grace period, so the group returns the body's value.
+/// assert_eq!(cleaned.unwrap(), "cleaned up after: cancelled: done");
+/// ```
+///
+/// # Cancel safety
+/// Cancel safe.
+pub fn cancelled() -> Cancelled {
+    Cancelled {
+        node: current(),
+        registered: false,
+        waiter: None,
+    }
+}
+
+/// The future returned by [`cancelled`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Cancelled {
+    node: Option<Arc<ScopeNode>>,
+    registered: bool,
+    waiter: Option<usize>,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if let (Some(node), Some(key)) = (&self.node, self.waiter.take()) {
+            node.deregister(key);
+        }
+    }
+}
+
+impl Future for Cancelled {
+    type Output = CancelReason;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CancelReason> {
+        if self.node.is_none() && !self.registered {
+            // Created outside a poll (e.g. before an await point): look again now.
+            self.node = current();
+        }
+        self.registered = true;
+        let Some(node) = self.node.clone() else {
+            return Poll::Pending;
+        };
+        if node.is_cancelled() {
+            if let Some(key) = self.waiter.take() {
+                node.deregister(key);
+            }
+            return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted));
+        }
+        if self.waiter.is_none() {
+            match node.register(cx.waker()) {
+                Some(key) => self.waiter = Some(key),
+                None => return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted)),
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// A cancel scope (Trio's `CancelScope`): runs a future that can be cancelled explicitly or
+/// by a deadline, and tells apart its own cancellation from an enclosing one.
+///
+/// ```
+/// use std::time::Duration;
+/// use ringleader_taskgroup::CancelScope;
+///
+/// ringleader_runtime::run(async {
+///     let scope = CancelScope::new().with_timeout(Duration::from_millis(10));
+///     let out = scope.run(std::future::pending::<()>()).await;
+///     assert!(out.is_none());
+///     assert!(scope.cancel_called() && scope.cancelled_caught());
+/// });
+/// ```
+#[derive(Clone)]
+pub struct CancelScope {
+    inner: Arc<ScopeConfig>,
+}
+
+struct ScopeConfig {
+    /// Set when `run` starts.
+    node: Mutex<Option<Arc<ScopeNode>>>,
+    shield: bool,
+    /// Relative deadline, fixed when `run` starts (Trio's semantics).
+    timeout: Option<Duration>,
+    deadline: Mutex<Option<Instant>>,
+    grace: Duration,
+    pending_cancel: Mutex<Option<CancelReason>>,
+    caught: AtomicBool,
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        CancelScope::new()
+    }
+}
+
+impl std::fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelScope")
+            .field("shield", &self.inner.shield)
+            .field("cancel_called", &self.cancel_called())
+            .field("cancelled_caught", &self.cancelled_caught())
+            .finish()
+    }
+}
+
+impl CancelScope {
+    /// A scope with no deadline, not shielded.
+    pub fn new() -> CancelScope {
+        CancelScope::build(false, None, None, Duration::ZERO)
+    }
+
+    fn build(
+        shield: bool,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+        grace: Duration,
+    ) -> CancelScope {
+        CancelScope {
+            inner: Arc::new(ScopeConfig {
+                node: Mutex::new(None),
+                shield,
+                timeout,
+                deadline: Mutex::new(deadline),
+                grace,
+                pending_cancel: Mutex::new(None),
+                caught: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn rebuild(
+        &self,
+        f: impl FnOnce(&mut (bool, Option<Duration>, Option<Instant>, Duration)),
+    ) -> CancelScope {
+        let mut parts = (
+            self.inner.shield,
+            self.inner.timeout,
+            *lock(&self.inner.deadline),
+            self.inner.grace,
+        );
+        f(&mut parts);
+        CancelScope::build(parts.0, parts.1, parts.2, parts.3)
+    }
+
+    /// Cancels the scope when `instant` passes.
+    pub fn with_deadline(self, instant: Instant) -> CancelScope {
+        self.rebuild(|p| p.2 = Some(instant))
+    }
+
+    /// Cancels the scope `timeout` after it starts running (fixed at entry, as Trio does).
+    pub fn with_timeout(self, timeout: Duration) -> CancelScope {
+        self.rebuild(|p| p.1 = Some(timeout))
+    }
+
+    /// Shields the scope from enclosing cancellation (Trio's `shield=True`): its future runs
+    /// on while outer scopes are cancelled; only its own cancel or deadline stops it.
+    pub fn shielded(self) -> CancelScope {
+        self.rebuild(|p| p.0 = true)
+    }
+
+    /// How long the future may keep running, seeing [`cancelled()`] resolve, after the
+    /// scope is cancelled, before it is dropped (default zero).
+    pub fn with_grace_period(self, grace: Duration) -> CancelScope {
+        self.rebuild(|p| p.3 = grace)
+    }
+
+    /// Cancels the scope (now if running, at entry otherwise).
+    pub fn cancel(&self, reason: CancelReason) {
+        match lock(&self.inner.node).clone() {
+            Some(node) => {
+                node.cancel(reason);
+            }
+            None => {
+                let mut pending = lock(&self.inner.pending_cancel);
+                if pending.is_none() {
+                    *pending = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Moves the deadline, while running or before.
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        *lock(&self.inner.deadline) = deadline;
+        if let Some(node) = lock(&self.inner.node).clone() {
+            node.set_deadline(deadline);
+            // Wake the running scope so it re-arms its timer.
+            node.wake_waiters();
+        }
+    }
+
+    /// The scope's own deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        *lock(&self.inner.deadline)
+    }
+
+    /// Whether this scope was cancelled (by `cancel`, its deadline, or an enclosing scope
+    /// unless shielded). Trio's `cancel_called`, extended to inherited cancellation.
+    pub fn cancel_called(&self) -> bool {
+        lock(&self.inner.node)
+            .as_ref()
+            .is_some_and(|n| n.is_cancelled())
+            || lock(&self.inner.pending_cancel).is_some()
+    }
+
+    /// Whether this scope stopped its future because of its *own* cancellation (Trio's
+    /// `cancelled_caught`): false when the future completed, and false when an enclosing
+    /// scope's cancellation is what stopped it (that one belongs to the enclosing scope).
+    pub fn cancelled_caught(&self) -> bool {
+        self.inner.caught.load(Ordering::Acquire)
+    }
+
+    /// Why the scope was cancelled.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        lock(&self.inner.node).as_ref().and_then(|n| n.reason())
+    }
+
+    /// Runs `future` inside the scope: `Some(output)` if it completes, `None` if the scope's
+    /// own cancellation stopped it. If an enclosing scope is cancelled, the returned future
+    /// never completes: the enclosing scope drops it.
+    ///
+    /// # Cancel safety
+    /// Dropping the returned future drops `future`.
+    pub fn run<F: Future>(&self, future: F) -> ScopeFuture<F> {
+        ScopeFuture {
+            scope: self.clone(),
+            future: Some(Box::pin(future)),
+            node: None,
+            waiter: None,
+            shield_parent: None,
+            timer: None,
+            grace_timer: None,
+        }
+    }
+}
+
+/// The future returned by [`CancelScope::run`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct ScopeFuture<F> {
+    scope: CancelScope,
+    future: Option<Pin<Box<F>>>,
+    node: Option<Arc<ScopeNode>>,
+    /// Our waker's key in the node's waiter list.
+    waiter: Option<usize>,
+    /// For a shielded scope: the node whose ancestors count us as an active shield.
+    shield_parent: Option<Arc<ScopeNode>>,
+    timer: Option<(Instant, Pin<Box<Sleep>>)>,
+    grace_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<F> ScopeFuture<F> {
+    fn finish(&mut self) {
+        self.future = None;
+        if let (Some(node), Some(key)) = (&self.node, self.waiter.take()) {
+            node.deregister(key);
+        }
+        if let Some(parent) = self.shield_parent.take() {
+            parent.shield_ended();
+        }
+    }
+}
+
+impl<F> Drop for ScopeFuture<F> {
+    fn drop(&mut self) {
+        // Drop the inner future first: it is still "inside" the shield while it drops.
+        self.future = None;
+        self.finish();
+    }
+}
+
+impl<F: Future> ScopeFuture<F> {
+    fn start(&mut self) -> Arc<ScopeNode> {
+        let parent = current();
+        let node = ScopeNode::new_child(parent.as_ref(), self.scope.inner.shield);
+        if self.scope.inner.shield {
+            if let Some(parent) = &parent {
+                parent.shield_started();
+                self.shield_parent = Some(parent.clone());
+            }
+        }
+        let mut deadline = *lock(&self.scope.inner.deadline);
+        if let Some(timeout) = self.scope.inner.timeout {
+            let d = Instant::now() + timeout;
+            deadline = Some(deadline.map_or(d, |e| e.min(d)));
+            *lock(&self.scope.inner.deadline) = deadline;
+        }
+        node.set_deadline(deadline);
+        *lock(&self.scope.inner.node) = Some(node.clone());
+        if let Some(reason) = lock(&self.scope.inner.pending_cancel).take() {
+            node.cancel(reason);
+        }
+        self.node = Some(node.clone());
+        node
+    }
+}
+
+impl<F: Future> Future for ScopeFuture<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let this = &mut *self;
+        let node = match &this.node {
+            Some(node) => node.clone(),
+            None => this.start(),
+        };
+        // Arm (or re-arm, after set_deadline) the deadline timer.
+        if let Some(deadline) = node.own_deadline() {
+            if !node.is_cancelled() {
+                let rearm = this.timer.as_ref().is_none_or(|(d, _)| *d != deadline);
+                if rearm {
+                    this.timer = Some((deadline, Box::pin(sleep_until(deadline))));
+                }
+                if let Some((_, timer)) = &mut this.timer {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        node.cancel(CancelReason::Deadline);
+                    }
+                }
+            }
+        }
+        if node.is_cancelled() {
+            let reason = node.reason().unwrap_or(CancelReason::Aborted);
+            let own = !matches!(reason, CancelReason::ParentCancelled(_));
+            let grace = this.scope.inner.grace;
+            let grace_over = if grace.is_zero() {
+                true
+            } else {
+                let timer = this
+                    .grace_timer
+                    .get_or_insert_with(|| Box::pin(ringleader_runtime::time::sleep(grace)));
+                timer.as_mut().poll(cx).is_ready()
+            };
+            if grace_over && node.may_drop() {
+                if own {
+                    this.finish();
+                    this.scope.inner.caught.store(true, Ordering::Release);
+                    return Poll::Ready(None);
+                }
+                // An enclosing scope's cancellation: it will drop us; stay pending.
+                return Poll::Pending;
+            }
+        } else if this.waiter.is_none() {
+            // Be woken on cancellation (explicit, inherited, or a moved deadline). If the
+            // cancel raced this poll, poll again at once to handle it.
+            this.waiter = node.register(cx.waker());
+            if this.waiter.is_none() {
+                cx.waker().wake_by_ref();
+            }
+        }
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Pending;
+        };
+        match enter(&node, || future.as_mut().poll(cx)) {
+            Poll::Ready(out) => {
+                this.finish();
+                Poll::Ready(Some(out))
+            }
+            Poll::Pending => {
+                // A shield inside may have just ended: if we are cancelled and may now
+                // drop, do it in this same poll.
+                if node.is_cancelled() && node.may_drop() && this.scope.inner.grace.is_zero() {
+                    let own = !matches!(node.reason(), Some(CancelReason::ParentCancelled(_)));
+                    if own {
+                        this.finish();
+                        this.scope.inner.caught.store(true, Ordering::Release);
+                        return Poll::Ready(None);
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

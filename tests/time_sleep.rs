@@ -1,0 +1,209 @@
+//! Timers: order and resolution, cancellation, timeouts, intervals, the paused clock.
+
+mod support;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ringleader::runtime::Builder;
+use ringleader::time::{self, interval, sleep, sleep_until, timeout, Instant, MissedTickBehavior};
+use support::{rt2, DropCounter};
+
+fn paused() -> ringleader::runtime::Runtime {
+    Builder::new_current_thread()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn a_hundred_thousand_random_sleeps_fire_in_deadline_order_within_resolution() {
+    let rt = paused();
+    let n = support::scaled(100_000);
+    let log = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut seed = 42;
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let d = Duration::from_micros(lcg(&mut seed) % 10_000_000);
+                let log = log.clone();
+                ringleader::spawn(async move {
+                    let deadline = start + d;
+                    sleep_until(deadline).await;
+                    log.lock().unwrap().push((Instant::now(), deadline));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), n);
+    for (woke, deadline) in log.iter() {
+        assert!(woke >= deadline, "fired early");
+        assert!(
+            *woke - *deadline <= Duration::from_millis(1),
+            "fired {:?} late",
+            *woke - *deadline
+        );
+    }
+    // Wake order is deadline order, up to the 1 ms resolution.
+    for pair in log.windows(2) {
+        assert!(
+            pair[1].1 + Duration::from_millis(1) >= pair[0].1,
+            "out of order: {pair:?}"
+        );
+    }
+}
+
+#[test]
+fn sleeps_on_a_multi_thread_runtime_never_fire_early() {
+    let rt = rt2();
+    rt.block_on(async {
+        let handles: Vec<_> = (0..200u64)
+            .map(|i| {
+                ringleader::spawn(async move {
+                    let d = Duration::from_millis(i % 20);
+                    let start = Instant::now();
+                    sleep(d).await;
+                    assert!(start.elapsed() >= d);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn dropped_sleeps_free_their_timers() {
+    let rt = rt2();
+    let metrics = rt.handle().metrics();
+    rt.block_on(async {
+        // Unpolled: never filed at all.
+        for _ in 0..support::scaled(1_000_000) {
+            drop(sleep(Duration::from_secs(60)));
+        }
+        // Polled once (filed), then dropped: removed at once.
+        for _ in 0..10_000 {
+            let mut s = Box::pin(sleep(Duration::from_secs(60)));
+            let waker = std::task::Waker::noop();
+            let _ = s.as_mut().poll(&mut std::task::Context::from_waker(waker));
+        }
+    });
+    assert_eq!(metrics.timers_armed(), 0);
+}
+
+use std::future::Future;
+
+#[test]
+fn a_sleep_moved_to_another_task_still_fires() {
+    let rt = rt2();
+    rt.block_on(async {
+        let mut s = Box::pin(sleep(Duration::from_millis(20)));
+        // File it here (on this thread's shard)...
+        let _ = futures_poll_once(s.as_mut());
+        // ...then finish it in a task on a worker.
+        ringleader::spawn(s).await.unwrap();
+    });
+}
+
+fn futures_poll_once<F: Future>(f: Pin<&mut F>) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+#[test]
+fn timeout_returns_elapsed_and_drops_the_inner_future() {
+    paused().block_on(async {
+        let dropped = DropCounter::new();
+        let token = dropped.token();
+        let result = timeout(Duration::from_secs(3600), async move {
+            let _t = token;
+            std::future::pending::<()>().await
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(dropped.count(), 1);
+        assert_eq!(timeout(Duration::from_secs(1), async { 3 }).await, Ok(3));
+    });
+}
+
+#[test]
+fn a_one_hour_timeout_on_the_paused_clock_finishes_quickly_and_the_same_every_time() {
+    let real = std::time::Instant::now();
+    for _ in 0..3 {
+        paused().block_on(async {
+            let start = Instant::now();
+            let r = timeout(Duration::from_secs(3600), sleep(Duration::from_secs(7200))).await;
+            assert!(r.is_err());
+            assert_eq!(start.elapsed(), Duration::from_secs(3600));
+        });
+    }
+    // Generous: this guards against sleeping in real time, not a timing target.
+    assert!(real.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn interval_policies_keep_their_cadence() {
+    paused().block_on(async {
+        let period = Duration::from_millis(100);
+        for (policy, expected) in [
+            // Busy for 350 ms after the first tick, then tick 4 more times. `tick` returns
+            // each tick's scheduled time: the late one (due at 100) still says 100.
+            (MissedTickBehavior::Burst, vec![0, 100, 200, 300, 400]),
+            (MissedTickBehavior::Delay, vec![0, 100, 450, 550, 650]),
+            (MissedTickBehavior::Skip, vec![0, 100, 400, 500, 600]),
+        ] {
+            let start = Instant::now();
+            let mut iv = interval(period);
+            iv.set_missed_tick_behavior(policy);
+            let mut ticks = vec![iv.tick().await];
+            time::advance(Duration::from_millis(350)).await;
+            for _ in 0..4 {
+                ticks.push(iv.tick().await);
+            }
+            let got: Vec<u64> = ticks
+                .iter()
+                .map(|t| (*t - start).as_millis() as u64)
+                .collect();
+            assert_eq!(got, expected, "{policy:?}");
+        }
+    });
+}
+
+#[test]
+fn advance_fires_due_timers() {
+    paused().block_on(async {
+        let fired = Arc::new(AtomicUsize::new(0));
+        let f = fired.clone();
+        let h = ringleader::spawn(async move {
+            sleep(Duration::from_secs(10)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+        });
+        ringleader::task::yield_now().await;
+        time::advance(Duration::from_secs(5)).await;
+        assert_eq!(fired.load(Ordering::SeqCst), 0);
+        time::advance(Duration::from_secs(5)).await;
+        h.await.unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn sleep_outside_a_runtime_panics_with_a_clear_message() {
+    let err = std::panic::catch_unwind(|| drop(sleep(Duration::from_secs(1)))).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("inside a ringleader runtime"), "{msg}");
+}
