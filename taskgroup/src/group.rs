@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ringleader_runtime::runtime::Handle;
 use ringleader_runtime::task::{self, AbortHandle, CancelReason, Id, JoinHandle};
-use ringleader_runtime::time::{sleep, sleep_until, Instant, Sleep};
+use ringleader_runtime::time::{sleep_until, Instant, Sleep};
 use slab::Slab;
 
 use crate::error::{
@@ -474,20 +474,14 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let node = this.group.node.clone();
-        if node.is_cancelled() {
-            let grace = this.group.grace;
-            let grace_over = grace.is_zero()
-                || this
-                    .grace_timer
-                    .get_or_insert_with(|| Box::pin(sleep(grace)))
-                    .as_mut()
-                    .poll(cx)
-                    .is_ready();
-            if grace_over && node.may_drop() {
-                this.future = None;
-                this.report(ChildOutcome::Cancelled);
-                return Poll::Ready(None);
-            }
+        if node.is_cancelled()
+            && node
+                .poll_drop(this.group.grace, &mut this.grace_timer, cx)
+                .is_ready()
+        {
+            this.future = None;
+            this.report(ChildOutcome::Cancelled);
+            return Poll::Ready(None);
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Ready(None);
@@ -502,13 +496,20 @@ where
         };
         match polled {
             Ok(Poll::Pending) => {
-                if this.waiter.is_none() {
-                    // Woken when the group is cancelled, to drop the future. If it already
-                    // is (the cancel raced this poll), poll again at once.
+                if this.waiter.is_none() && !node.is_cancelled() {
+                    // Woken when the group is cancelled, to drop the future.
                     this.waiter = node.register(cx.waker());
-                    if this.waiter.is_none() {
-                        cx.waker().wake_by_ref();
-                    }
+                }
+                // Cancelled during the poll or before we registered: no node waiter will
+                // wake us, so arrange the drop (or drop) now.
+                if node.is_cancelled()
+                    && node
+                        .poll_drop(this.group.grace, &mut this.grace_timer, cx)
+                        .is_ready()
+                {
+                    this.future = None;
+                    this.report(ChildOutcome::Cancelled);
+                    return Poll::Ready(None);
                 }
                 Poll::Pending
             }
@@ -725,19 +726,14 @@ where
             this.body = BodyState::Running(Box::pin(fut));
         }
 
-        if node.is_cancelled() && matches!(this.body, BodyState::Running(_)) {
-            let grace = inner.grace;
-            let grace_over = grace.is_zero()
-                || this
-                    .grace_timer
-                    .get_or_insert_with(|| Box::pin(sleep(grace)))
-                    .as_mut()
-                    .poll(cx)
-                    .is_ready();
-            if grace_over && node.may_drop() {
-                this.body = BodyState::Done(None);
-                lock(&inner.state).interrupted = true;
-            }
+        if node.is_cancelled()
+            && matches!(this.body, BodyState::Running(_))
+            && node
+                .poll_drop(inner.grace, &mut this.grace_timer, cx)
+                .is_ready()
+        {
+            this.body = BodyState::Done(None);
+            lock(&inner.state).interrupted = true;
         }
 
         if let BodyState::Running(fut) = &mut this.body {
@@ -767,6 +763,16 @@ where
             }
         }
 
+        if node.is_cancelled()
+            && matches!(this.body, BodyState::Running(_))
+            && node
+                .poll_drop(inner.grace, &mut this.grace_timer, cx)
+                .is_ready()
+        {
+            // Cancelled during the body's poll (a child failed meanwhile, say).
+            this.body = BodyState::Done(None);
+            lock(&inner.state).interrupted = true;
+        }
         let BodyState::Done(value) = &mut this.body else {
             return Poll::Pending;
         };

@@ -57,6 +57,8 @@ struct NodeState {
     reason: Option<CancelReason>,
     children: Vec<Weak<ScopeNode>>,
     waiters: Slab<Waker>,
+    /// Droppers of this (cancelled) node waiting for its active shields to end.
+    shield_waiters: Vec<Waker>,
     /// This node's own deadline (not the inherited one).
     deadline: Option<Instant>,
 }
@@ -76,6 +78,7 @@ impl ScopeNode {
                 reason: None,
                 children: Vec::new(),
                 waiters: Slab::new(),
+                shield_waiters: Vec::new(),
                 deadline: None,
             }),
             hook: Mutex::new(None),
@@ -175,11 +178,6 @@ impl ScopeNode {
         }
     }
 
-    /// No shielded scope below this node is running: its cancellation may drop futures.
-    pub(crate) fn may_drop(&self) -> bool {
-        self.active_shields.load(Ordering::Acquire) == 0
-    }
-
     /// A shielded scope starts below `self` (its parent): count it on every ancestor.
     fn shield_started(self: &Arc<Self>) {
         let mut node = Some(self.clone());
@@ -189,17 +187,57 @@ impl ScopeNode {
         }
     }
 
-    /// The shielded scope below `self` ended: uncount it, and wake any cancelled ancestor
-    /// that was waiting for its shields to end.
+    /// The shielded scope below `self` ended: uncount it, and wake the droppers that waited
+    /// for the last shield to end.
     fn shield_ended(self: &Arc<Self>) {
         let mut node = Some(self.clone());
         while let Some(n) = node {
-            n.active_shields.fetch_sub(1, Ordering::AcqRel);
-            // Droppers waiting on a cancelled node re-check when their task is next
-            // polled; the shield ends inside that task's poll, so it is.
-            n.wake_waiters();
+            if n.active_shields.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Taking the lock after the decrement pairs with `wait_for_shields`, which
+                // reads the count under it: a dropper either saw zero or is in the list.
+                let waiters = std::mem::take(&mut lock(&n.state).shield_waiters);
+                for w in waiters {
+                    w.wake();
+                }
+            }
             node = n.parent.clone();
         }
+    }
+
+    /// Registers `waker` until the last active shield below this node ends. False if none
+    /// is active (nothing to wait for).
+    fn wait_for_shields(&self, waker: &Waker) -> bool {
+        let mut state = lock(&self.state);
+        if self.active_shields.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        if !state.shield_waiters.iter().any(|w| w.will_wake(waker)) {
+            state.shield_waiters.push(waker.clone());
+        }
+        true
+    }
+
+    /// For whoever drops a future because this node was cancelled: `Ready` once it must be
+    /// dropped (the grace period is over and no shield below is running); otherwise
+    /// `Pending`, with a wake-up arranged for when that changes.
+    pub(crate) fn poll_drop(
+        &self,
+        grace: Duration,
+        grace_timer: &mut Option<Pin<Box<Sleep>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        debug_assert!(self.is_cancelled());
+        if !grace.is_zero() {
+            let timer =
+                grace_timer.get_or_insert_with(|| Box::pin(ringleader_runtime::time::sleep(grace)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        if self.wait_for_shields(cx.waker()) {
+            return Poll::Pending;
+        }
+        Poll::Ready(())
     }
 
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
@@ -561,6 +599,31 @@ impl<F> ScopeFuture<F> {
     }
 }
 
+impl<F: Future> ScopeFuture<F> {
+    /// Our node is cancelled. `Ready(output)` if the future was just dropped for our own
+    /// cancellation; `Pending` to go on polling it: while the grace period or a shield holds
+    /// the drop off, and for an enclosing scope's cancellation, which is that scope's to
+    /// enforce (its grace period lets our future clean up; then it drops us).
+    fn on_cancelled(
+        &mut self,
+        node: &Arc<ScopeNode>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Poll<Option<F::Output>>> {
+        if matches!(node.reason(), Some(CancelReason::ParentCancelled(_))) {
+            return Poll::Pending;
+        }
+        if node
+            .poll_drop(self.scope.inner.grace, &mut self.grace_timer, cx)
+            .is_pending()
+        {
+            return Poll::Pending;
+        }
+        self.finish();
+        self.scope.inner.caught.store(true, Ordering::Release);
+        Poll::Ready(Poll::Ready(None))
+    }
+}
+
 impl<F> Drop for ScopeFuture<F> {
     fn drop(&mut self) {
         // Drop the inner future first: it is still "inside" the shield while it drops.
@@ -619,33 +682,12 @@ impl<F: Future> Future for ScopeFuture<F> {
             }
         }
         if node.is_cancelled() {
-            let reason = node.reason().unwrap_or(CancelReason::Aborted);
-            let own = !matches!(reason, CancelReason::ParentCancelled(_));
-            let grace = this.scope.inner.grace;
-            let grace_over = if grace.is_zero() {
-                true
-            } else {
-                let timer = this
-                    .grace_timer
-                    .get_or_insert_with(|| Box::pin(ringleader_runtime::time::sleep(grace)));
-                timer.as_mut().poll(cx).is_ready()
-            };
-            if grace_over && node.may_drop() {
-                if own {
-                    this.finish();
-                    this.scope.inner.caught.store(true, Ordering::Release);
-                    return Poll::Ready(None);
-                }
-                // An enclosing scope's cancellation: it will drop us; stay pending.
-                return Poll::Pending;
+            if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+                return out;
             }
         } else if this.waiter.is_none() {
-            // Be woken on cancellation (explicit, inherited, or a moved deadline). If the
-            // cancel raced this poll, poll again at once to handle it.
+            // Be woken on cancellation (explicit, inherited, or a moved deadline).
             this.waiter = node.register(cx.waker());
-            if this.waiter.is_none() {
-                cx.waker().wake_by_ref();
-            }
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Pending;
@@ -656,14 +698,11 @@ impl<F: Future> Future for ScopeFuture<F> {
                 Poll::Ready(Some(out))
             }
             Poll::Pending => {
-                // A shield inside may have just ended: if we are cancelled and may now
-                // drop, do it in this same poll.
-                if node.is_cancelled() && node.may_drop() && this.scope.inner.grace.is_zero() {
-                    let own = !matches!(node.reason(), Some(CancelReason::ParentCancelled(_)));
-                    if own {
-                        this.finish();
-                        this.scope.inner.caught.store(true, Ordering::Release);
-                        return Poll::Ready(None);
+                // Cancelled during the poll (or before we could register): arrange the
+                // drop now, since no node waiter will wake us for it.
+                if node.is_cancelled() {
+                    if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+                        return out;
                     }
                 }
                 Poll::Pending

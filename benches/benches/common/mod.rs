@@ -1,0 +1,209 @@
+//! Shared helpers for the side-by-side benchmarks: one small trait over the runtimes under
+//! test, so every workload is written once and runs identically on each.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// What a benchmark needs from a runtime.
+pub trait BenchRuntime: Clone + Send + Sync + 'static {
+    /// A spawned task's handle; resolves to its output (panics propagate as panics).
+    type Handle<T: Send + 'static>: Future<Output = T> + Send + 'static;
+    /// Spawns onto the runtime, from any thread (from a worker it is a local spawn).
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Runs `f` on the calling thread until done.
+    fn block_on<F: Future>(&self, f: F) -> F::Output;
+    /// Yields once to the scheduler.
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Maps a `Result`-returning join handle to its value, panicking on a join error.
+pub struct Unwrap<J>(pub J);
+
+impl<J, T, E> Future for Unwrap<J>
+where
+    J: Future<Output = Result<T, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.expect("benchmark task failed"))
+    }
+}
+
+/// ringleader's multi-thread runtime.
+#[derive(Clone)]
+pub struct Ringleader(pub Arc<ringleader::runtime::Runtime>);
+
+impl Ringleader {
+    /// A runtime with `workers` worker threads.
+    pub fn new(workers: usize) -> Ringleader {
+        Ringleader(Arc::new(
+            ringleader::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .build()
+                .expect("ringleader runtime"),
+        ))
+    }
+}
+
+impl BenchRuntime for Ringleader {
+    type Handle<T: Send + 'static> = Unwrap<ringleader::task::JoinHandle<T>>;
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Unwrap(self.0.handle().spawn(f))
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.0.block_on(f)
+    }
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        ringleader::task::yield_now()
+    }
+}
+
+/// tokio's multi-thread runtime.
+#[derive(Clone)]
+pub struct Tokio(pub Arc<tokio::runtime::Runtime>);
+
+impl Tokio {
+    /// A runtime with `workers` worker threads.
+    pub fn new(workers: usize) -> Tokio {
+        Tokio(Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+        ))
+    }
+}
+
+impl BenchRuntime for Tokio {
+    type Handle<T: Send + 'static> = Unwrap<tokio::task::JoinHandle<T>>;
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Unwrap(self.0.handle().spawn(f))
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.0.block_on(f)
+    }
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        tokio::task::yield_now()
+    }
+}
+
+/// smol's executor (`async-executor`) run on a fixed number of threads.
+#[derive(Clone)]
+pub struct Smol(Arc<SmolInner>);
+
+struct SmolInner {
+    executor: Arc<async_executor::Executor<'static>>,
+    stop: async_channel::Sender<()>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Smol {
+    /// An executor driven by `workers` threads.
+    pub fn new(workers: usize) -> Smol {
+        let executor = Arc::new(async_executor::Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let threads = (0..workers)
+            .map(|i| {
+                let ex = executor.clone();
+                let stopped = stopped.clone();
+                std::thread::Builder::new()
+                    .name(format!("smol-{i}"))
+                    .spawn(move || {
+                        futures_lite::future::block_on(ex.run(stopped.recv()))
+                            .ok()
+                            .unwrap_or(())
+                    })
+                    .expect("smol thread")
+            })
+            .collect();
+        Smol(Arc::new(SmolInner {
+            executor,
+            stop,
+            threads: std::sync::Mutex::new(threads),
+        }))
+    }
+}
+
+impl Drop for SmolInner {
+    fn drop(&mut self) {
+        self.stop.close();
+        for t in self.threads.lock().unwrap().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl BenchRuntime for Smol {
+    type Handle<T: Send + 'static> = async_executor::Task<T>;
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.executor.spawn(f)
+    }
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        futures_lite::future::block_on(f)
+    }
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        futures_lite::future::yield_now()
+    }
+}
+
+/// Spins for `d` without yielding (simulated CPU work).
+pub fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Background load that stops when dropped.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+}
+
+impl Background {
+    /// A flag the background tasks poll.
+    pub fn new() -> Background {
+        Background {
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+    /// The flag, for the tasks.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Background::new()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
