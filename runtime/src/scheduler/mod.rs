@@ -264,11 +264,6 @@ impl Shared {
         self.notify_parked();
     }
 
-    /// A clone of the `Arc` this `Shared` lives in.
-    pub(crate) fn clone_arc(self: &Arc<Self>) -> Arc<Shared> {
-        Arc::clone(self)
-    }
-
     /// A timer on the shared shard moved its next expiry earlier: make sure some worker's
     /// park timeout accounts for it.
     pub(crate) fn notify_timer_change(&self) {

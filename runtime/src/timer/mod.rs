@@ -29,12 +29,12 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use driver::{Filed, TimerEntry};
 
+use crate::loom::Arc;
 use crate::scheduler::{self, Shared};
 
 /// A point in time on the runtime's clock (which is virtual while paused).
@@ -140,7 +140,7 @@ impl Sub<Instant> for Instant {
 }
 
 fn current_shared(what: &str) -> Arc<Shared> {
-    match scheduler::with_current_shared(|s| s.map(|s| s.clone_arc())) {
+    match scheduler::with_current_shared(|s| s.map(Arc::clone)) {
         Some(shared) => shared,
         None => panic!(
             "{what} must be called from inside a ringleader runtime (a task, block_on, or \
@@ -182,7 +182,7 @@ pub struct Sleep {
     deadline: Instant,
     shared: Arc<Shared>,
     /// The timer entry once filed (lazily, at the first poll that has to wait).
-    entry: Option<(Arc<TimerEntry>, Filed)>,
+    entry: Option<(std::sync::Arc<TimerEntry>, Filed)>,
 }
 
 impl fmt::Debug for Sleep {

@@ -70,7 +70,7 @@ impl<T> Wheel<T> {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(ringleader_loom)))]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -1,0 +1,122 @@
+//! Structured-concurrency benchmarks: a task group against tokio's `JoinSet`.
+//! - `taskgroup_spawn_10000`: spawn and join 10,000 children in one group;
+//! - `taskgroup_1000_groups_of_10`: 1,000 groups of 10 children, one after another;
+//! - `taskgroup_timeout_ready`: a cancel-scope timeout around a ready future, vs
+//!   `tokio::time::timeout`.
+//!
+//! Guards: the per-child cost of group bookkeeping (scope node, failure table, wake-ups).
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ringleader::taskgroup::{task_group, BoxError};
+
+const WORKERS: usize = 2;
+
+fn ringleader_rt() -> ringleader::runtime::Runtime {
+    ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .build()
+        .unwrap()
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn rl_group(children: usize) {
+    task_group(|tg| async move {
+        for i in 0..children {
+            tg.spawn(async move { Ok::<_, BoxError>(std::hint::black_box(i)) })?;
+        }
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn tk_group(children: usize) {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..children {
+        set.spawn(async move { std::hint::black_box(i) });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+fn spawn_10000(c: &mut Criterion) {
+    let mut g = c.benchmark_group("taskgroup_spawn_10000");
+    let rt = ringleader_rt();
+    g.bench_function("ringleader", |b| {
+        b.iter(|| rt.block_on(rt.spawn(rl_group(10_000))).unwrap())
+    });
+    let rt = tokio_rt();
+    g.bench_function("tokio", |b| {
+        b.iter(|| rt.block_on(rt.spawn(tk_group(10_000))).unwrap())
+    });
+}
+
+fn groups_of_10(c: &mut Criterion) {
+    let mut g = c.benchmark_group("taskgroup_1000_groups_of_10");
+    let rt = ringleader_rt();
+    g.bench_function("ringleader", |b| {
+        b.iter(|| {
+            rt.block_on(rt.spawn(async {
+                for _ in 0..1000 {
+                    rl_group(10).await;
+                }
+            }))
+            .unwrap()
+        })
+    });
+    let rt = tokio_rt();
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            rt.block_on(rt.spawn(async {
+                for _ in 0..1000 {
+                    tk_group(10).await;
+                }
+            }))
+            .unwrap()
+        })
+    });
+}
+
+fn timeout_ready(c: &mut Criterion) {
+    let mut g = c.benchmark_group("taskgroup_timeout_ready");
+    let rt = ringleader_rt();
+    g.bench_function("ringleader", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for i in 0..1000u32 {
+                    let v =
+                        ringleader::taskgroup::timeout(Duration::from_secs(1), async { i }).await;
+                    std::hint::black_box(v.unwrap());
+                }
+            })
+        })
+    });
+    let rt = tokio_rt();
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for i in 0..1000u32 {
+                    let v = tokio::time::timeout(Duration::from_secs(1), async { i }).await;
+                    std::hint::black_box(v.unwrap());
+                }
+            })
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    targets = spawn_10000, groups_of_10, timeout_ready
+}
+criterion_main!(benches);
