@@ -4,10 +4,11 @@
 //! non-zero if anything does not behave as it says.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ringleader::runtime::Builder;
-use ringleader::task;
+use ringleader::taskgroup::{task_group, timeout, BoxError};
+use ringleader::{task, time};
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -79,10 +80,45 @@ async fn tour() -> Result<(), String> {
         "a yielding task does not block others",
     )?;
     check(a.await.ok() == Some("a"), "the yielding task finishes too")?;
+
+    println!("6. a task group: a failing child cancels its siblings (asyncio.TaskGroup)");
+    let result = task_group(|tg| async move {
+        tg.spawn_named("fetch", async {
+            time::sleep(Duration::from_millis(5)).await;
+            Err::<(), BoxError>("connection refused".into())
+        })?;
+        tg.spawn_named("slow", async {
+            time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, BoxError>(())
+        })?;
+        Ok::<_, BoxError>(())
+    })
+    .await;
+    let errors = result.err().ok_or("the group should have failed")?;
+    print!("  {errors}");
+    check(errors.len() == 1, "the error group holds the one failure")?;
+    check(
+        errors.failures()[0].name.as_deref() == Some("fetch"),
+        "it names the failing task",
+    )?;
+
+    println!("7. timeouts (asyncio.timeout / wait_for)");
+    let started = Instant::now();
+    let timed_out = timeout(Duration::from_millis(20), time::sleep(Duration::from_secs(60))).await;
+    println!("  gave up after {:?}", started.elapsed());
+    check(timed_out.is_err(), "the timeout returned Elapsed")?;
+
+    println!("8. blocking work on the blocking pool (asyncio.to_thread)");
+    let sum = task::to_thread(|| (1..=1_000_000u64).sum::<u64>())
+        .await
+        .map_err(|e| e.to_string())?;
+    check(sum == 500_000_500_000, "the closure ran on a pool thread")?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // Step 3 panics on purpose: print one line for it instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| println!("  (a task panicked: {info})")));
     let rt = match Builder::new_multi_thread().build() {
         Ok(rt) => rt,
         Err(e) => {
