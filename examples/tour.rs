@@ -104,7 +104,11 @@ async fn tour() -> Result<(), String> {
 
     println!("7. timeouts (asyncio.timeout / wait_for)");
     let started = Instant::now();
-    let timed_out = timeout(Duration::from_millis(20), time::sleep(Duration::from_secs(60))).await;
+    let timed_out = timeout(
+        Duration::from_millis(20),
+        time::sleep(Duration::from_secs(60)),
+    )
+    .await;
     println!("  gave up after {:?}", started.elapsed());
     check(timed_out.is_err(), "the timeout returned Elapsed")?;
 

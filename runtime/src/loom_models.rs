@@ -214,7 +214,7 @@ fn model_runtime(workers: usize) -> Arc<Shared> {
         parkers,
         Config {
             lifo_slot: true,
-            global_queue_interval: 61,
+            global_queue_interval: Some(61),
             slow_poll_threshold: None,
             start_paused: false,
         },

@@ -153,14 +153,34 @@ impl Drop for SmolInner {
     }
 }
 
+/// An `async_executor::Task` that detaches when dropped, as tokio's and ringleader's handles
+/// do (smol's own `Task` cancels on drop).
+pub struct SmolHandle<T>(Option<async_executor::Task<T>>);
+
+impl<T> Future for SmolHandle<T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let task = self.0.as_mut().expect("polled after completion");
+        Pin::new(task).poll(cx)
+    }
+}
+
+impl<T> Drop for SmolHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
+}
+
 impl BenchRuntime for Smol {
-    type Handle<T: Send + 'static> = async_executor::Task<T>;
+    type Handle<T: Send + 'static> = SmolHandle<T>;
     fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.0.executor.spawn(f)
+        SmolHandle(Some(self.0.executor.spawn(f)))
     }
     fn block_on<F: Future>(&self, f: F) -> F::Output {
         futures_lite::future::block_on(f)

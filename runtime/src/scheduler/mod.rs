@@ -52,16 +52,24 @@ use crate::time::driver::TimeDriver;
 use idle::Idle;
 use queue::{Injector, Local, Steal, Stealer};
 
-/// How often (in ticks) a worker checks the injector before its own queues. A prime so that
-/// it does not fall into step with periodic workloads; 61 as in common practice.
+/// How often (in ticks) a worker first checks the injector before its own queues, until
+/// the interval is tuned. A prime so that it does not fall into step with periodic
+/// workloads; 61 as in common practice.
 pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// The tuned interval aims to visit the injector about this often, whatever the poll
+/// length: a guess that keeps remote spawns' latency low without checking the shared queue
+/// on every tick.
+const GLOBAL_QUEUE_TARGET: std::time::Duration = std::time::Duration::from_micros(100);
+const MIN_GLOBAL_INTERVAL: u32 = 2;
+const MAX_GLOBAL_INTERVAL: u32 = 127;
 /// Consecutive polls of the LIFO slot before its task goes to the back of the queue.
 pub(crate) const MAX_LIFO_POLLS: u8 = 3;
 
 /// Runtime settings the scheduler reads.
 pub(crate) struct Config {
     pub(crate) lifo_slot: bool,
-    pub(crate) global_queue_interval: u32,
+    /// `Some`: a fixed injector-check interval; `None`: tuned from measured poll times.
+    pub(crate) global_queue_interval: Option<u32>,
     /// Debug mode: log polls longer than this.
     pub(crate) slow_poll_threshold: Option<Duration>,
     /// The clock starts paused (tests).
@@ -114,6 +122,9 @@ pub(crate) struct Core {
     index: usize,
     local: Local<Notified>,
     tick: u32,
+    /// Injector-check interval in ticks, and where the last check happened.
+    global_interval: u32,
+    last_global_check: (u32, Option<std::time::Instant>),
     lifo_streak: u8,
     searching: bool,
     rng: u64,
@@ -184,6 +195,10 @@ impl Shared {
                 index,
                 local,
                 tick: 0,
+                global_interval: config
+                    .global_queue_interval
+                    .unwrap_or(GLOBAL_QUEUE_INTERVAL),
+                last_global_check: (0, None),
                 lifo_streak: 0,
                 searching: false,
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
@@ -400,9 +415,11 @@ impl Core {
         if self.tick % TIMER_INTERVAL == 0 {
             self.fire_timers(ctx);
         }
-        let interval = ctx.shared.config.global_queue_interval.max(1);
-        if self.tick % interval == 0 {
-            if let Some(task) = steal_one(|| ctx.shared.injector.steal()) {
+        if self.tick.wrapping_sub(self.last_global_check.0) >= self.global_interval {
+            self.tune_global_interval(ctx);
+            // A batch, not one task: under a steady local load (yielding or chained tasks)
+            // one task per interval would leave remote spawns waiting for ages.
+            if let Some(task) = steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local)) {
                 return Some(task);
             }
         }
@@ -463,6 +480,33 @@ impl Core {
                 ctx.shared.notify_parked();
             }
         }
+    }
+
+    /// Re-derives the injector-check interval from the time the last interval took, so the
+    /// injector is visited about every `GLOBAL_QUEUE_TARGET` whether polls are short or long.
+    fn tune_global_interval(&mut self, ctx: &WorkerCtx) {
+        let (last_tick, last_time) = self.last_global_check;
+        let ticks = self.tick.wrapping_sub(last_tick).max(1);
+        // loom models must not depend on wall-clock time.
+        if ctx.shared.config.global_queue_interval.is_some() || crate::loom::MODEL_SCALE {
+            self.last_global_check = (self.tick, None);
+            return;
+        }
+        let now = std::time::Instant::now();
+        if let Some(last) = last_time {
+            let per_poll = now.duration_since(last) / ticks;
+            let wanted = if per_poll.is_zero() {
+                MAX_GLOBAL_INTERVAL
+            } else {
+                (GLOBAL_QUEUE_TARGET.as_nanos() / per_poll.as_nanos().max(1)).min(u32::MAX as u128)
+                    as u32
+            };
+            // Halfway towards the measurement: one odd interval does not swing it.
+            let smoothed =
+                (self.global_interval + wanted.clamp(MIN_GLOBAL_INTERVAL, MAX_GLOBAL_INTERVAL)) / 2;
+            self.global_interval = smoothed.clamp(MIN_GLOBAL_INTERVAL, MAX_GLOBAL_INTERVAL);
+        }
+        self.last_global_check = (self.tick, Some(now));
     }
 
     /// Fires this worker's and the shared shard's due timers; returns how many fired.
@@ -526,6 +570,8 @@ impl Core {
         bump(&shared.stats[self.index].parks, 1);
         tracing::trace!(worker = self.index, ?timeout, "park");
         self.parker.park(timeout);
+        // Time spent parked is not poll time.
+        self.last_global_check.1 = None;
         self.leave_sleepers(ctx);
         self.fire_timers(ctx);
     }
@@ -653,7 +699,7 @@ pub(crate) fn block_on_core<F: Future>(shared: &Arc<Shared>, future: F) -> Resul
             }
         }
         let mut ran = 0;
-        while ran < ctx.shared.config.global_queue_interval {
+        while ran < core.global_interval {
             match core.next_task(ctx) {
                 Some(task) => {
                     core.run_task(ctx, task);
