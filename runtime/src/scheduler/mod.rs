@@ -279,18 +279,9 @@ impl Shared {
         self.notify_parked();
     }
 
-    /// A timer on the shared shard moved its next expiry earlier: make sure some worker's
-    /// park timeout accounts for it.
-    pub(crate) fn notify_timer_change(&self) {
-        if self.idle.num_sleeping() > 0 {
-            if let Some(index) = self.idle.worker_to_notify() {
-                self.unparkers[index].unpark();
-            } else if let Some(unparker) = self.unparkers.first() {
-                // Someone is searching; it will park with a fresh timeout, but a worker
-                // parked with an old one must still recompute.
-                unparker.unpark();
-            }
-        }
+    /// Ends `worker`'s current or next park (its timers need a look).
+    pub(crate) fn unpark_worker(&self, worker: usize) {
+        self.unparkers[worker].unpark();
     }
 
     /// Wakes a sleeping worker if nobody is searching (see `idle`).
@@ -547,6 +538,7 @@ impl Core {
             return;
         }
         let time = &shared.time;
+        time.parking(self.index);
         let timeout = if time.clock.is_paused() {
             // Paused clock: when every worker is idle (and no blocking job runs), jump to
             // the next deadline instead of sleeping.
@@ -554,6 +546,7 @@ impl Core {
             {
                 if let Some(next) = time.earliest_expiry_ms() {
                     time.clock.advance_to_ms(next);
+                    time.unparked(self.index);
                     self.leave_sleepers(ctx);
                     time.process_all(time.clock.now_ms());
                     return;
@@ -567,9 +560,16 @@ impl Core {
                 (a, b) => a.or(b),
             }
         };
+        if !time.clock.is_paused() {
+            time.parked_until(
+                self.index,
+                timeout.map(|t| time.clock.now_ms() + t.as_millis() as u64),
+            );
+        }
         bump(&shared.stats[self.index].parks, 1);
         tracing::trace!(worker = self.index, ?timeout, "park");
         self.parker.park(timeout);
+        time.unparked(self.index);
         // Time spent parked is not poll time.
         self.last_global_check.1 = None;
         self.leave_sleepers(ctx);

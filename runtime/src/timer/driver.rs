@@ -169,10 +169,21 @@ impl Clock {
     }
 }
 
+/// A worker's published park deadline: not parked.
+const AWAKE: u64 = u64::MAX - 1;
+/// Parked with no deadline.
+const UNBOUNDED: u64 = u64::MAX;
+
 /// All timers of one runtime.
 pub(crate) struct TimeDriver {
     pub(crate) clock: Clock,
     shards: Box<[CachePadded<Shard>]>,
+    /// Per worker: the clock ms by which it will wake from its current park (`AWAKE`,
+    /// `UNBOUNDED`). A registration on the shared shard wakes a worker only if every worker
+    /// is parked past the new deadline. A parking worker publishes `UNBOUNDED` before it
+    /// reads the shard's next expiry and a registrant publishes the expiry before it reads
+    /// these (SeqCst on both sides), so one of them always sees the other.
+    wake_at: Box<[CachePadded<AtomicU64>]>,
     /// Armed timers, across shards (metrics).
     armed: AtomicU64,
 }
@@ -198,7 +209,41 @@ impl TimeDriver {
                 .collect(),
             clock,
             armed: AtomicU64::new(0),
+            wake_at: (0..workers)
+                .map(|_| CachePadded::new(AtomicU64::new(AWAKE)))
+                .collect(),
         }
+    }
+
+    /// A worker starts parking: until it publishes a deadline, registrants must wake it.
+    pub(crate) fn parking(&self, worker: usize) {
+        self.wake_at[worker].store(UNBOUNDED, Ordering::SeqCst);
+    }
+
+    /// The parking worker will wake by `ms` (None: not by any deadline).
+    pub(crate) fn parked_until(&self, worker: usize, ms: Option<u64>) {
+        self.wake_at[worker].store(ms.unwrap_or(UNBOUNDED), Ordering::SeqCst);
+    }
+
+    /// The worker is running again.
+    pub(crate) fn unparked(&self, worker: usize) {
+        self.wake_at[worker].store(AWAKE, Ordering::Release);
+    }
+
+    /// After a shared-shard registration for `deadline_ms`: the worker to wake, if every
+    /// worker is parked past that deadline.
+    pub(crate) fn worker_to_wake_for(&self, deadline_ms: u64) -> Option<usize> {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let mut pick = None;
+        for (i, slot) in self.wake_at.iter().enumerate() {
+            match slot.load(Ordering::SeqCst) {
+                // Someone is running: it sees the shard when it next parks or ticks.
+                AWAKE => return None,
+                at if at <= deadline_ms => return None,
+                _ => pick = pick.or(Some(i)),
+            }
+        }
+        pick
     }
 
     /// The shard for threads that are not workers.

@@ -81,11 +81,6 @@ impl Instant {
     pub fn from_std(t: std::time::Instant) -> Instant {
         Instant(t)
     }
-
-    fn far_future() -> Instant {
-        // About 30 years: far enough for "never", small enough not to overflow.
-        Instant::now() + Duration::from_secs(86_400 * 365 * 30)
-    }
 }
 
 impl fmt::Debug for Instant {
@@ -158,11 +153,14 @@ fn current_shared(what: &str) -> Arc<Shared> {
 /// Cancel safe: dropping it removes its timer.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    let deadline = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(Instant::far_future);
-    Sleep::new(deadline, current_shared("sleep"))
+    let shared = current_shared("sleep");
+    let now = Instant(shared.time.clock.now());
+    let deadline = now.checked_add(duration).unwrap_or(now + FAR_FUTURE);
+    Sleep::new(deadline, shared)
 }
+
+/// About 30 years: far enough for "never", small enough not to overflow.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// Waits until `deadline`.
 ///
@@ -257,8 +255,10 @@ impl Future for Sleep {
         entry.set_waker(cx.waker());
         let (filed, earlier) = time.register(shard, deadline_ms, entry.clone());
         if earlier && shard == time.external_shard() {
-            // A worker may be parked past this deadline: have one recompute its timeout.
-            this.shared.notify_timer_change();
+            // Every worker may be parked past this deadline: have one recompute its timeout.
+            if let Some(worker) = time.worker_to_wake_for(deadline_ms) {
+                this.shared.unpark_worker(worker);
+            }
         }
         this.entry = Some((entry, filed));
         Poll::Pending
@@ -387,8 +387,8 @@ impl From<Elapsed> for std::io::Error {
 #[track_caller]
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
-        future: Some(Box::pin(future)),
-        sleep: Box::pin(sleep(duration)),
+        future: Some(future),
+        sleep: sleep(duration),
     }
 }
 
@@ -396,16 +396,20 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 #[track_caller]
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout {
-        future: Some(Box::pin(future)),
-        sleep: Box::pin(sleep_until(deadline)),
+        future: Some(future),
+        sleep: sleep_until(deadline),
     }
 }
 
-/// The future of [`timeout`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Timeout<F> {
-    future: Option<Pin<Box<F>>>,
-    sleep: Pin<Box<Sleep>>,
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        // An `Option` so the inner future is dropped as soon as the deadline passes.
+        #[pin]
+        future: Option<F>,
+        sleep: Sleep,
+    }
 }
 
 impl<F> fmt::Debug for Timeout<F> {
@@ -418,19 +422,21 @@ impl<F> fmt::Debug for Timeout<F> {
 
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(future) = self.future.as_mut() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(Elapsed(())));
         };
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            self.future = None;
+        if let Poll::Ready(out) = future.poll(cx) {
+            this.future.set(None);
             return Poll::Ready(Ok(out));
         }
         // The deadline is checked without the budget: a timeout must fire even when the
-        // inner future exhausted it.
-        let fired = ringleader_coop::unconstrained(|| self.sleep.as_mut().poll(cx).is_ready());
+        // inner future exhausted it. (`Sleep` is `Unpin`.)
+        let sleep = this.sleep;
+        let fired = ringleader_coop::unconstrained(|| Pin::new(&mut *sleep).poll(cx).is_ready());
         if fired {
-            self.future = None;
+            this.future.set(None);
             return Poll::Ready(Err(Elapsed(())));
         }
         Poll::Pending
