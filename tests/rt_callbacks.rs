@@ -152,3 +152,35 @@ fn a_done_callback_registered_from_another_thread_while_completing_runs_exactly_
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }
+
+#[test]
+fn call_later_runs_after_its_delay_and_a_cancelled_one_never_runs() {
+    let rt = ringleader::runtime::Builder::new_current_thread()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let handle = rt.handle().clone();
+    rt.block_on(async move {
+        let start = ringleader::time::Instant::now();
+        let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+        handle.call_later(std::time::Duration::from_secs(2), move || {
+            l1.lock().unwrap().push("two")
+        });
+        handle.call_later(std::time::Duration::from_secs(1), move || {
+            l2.lock().unwrap().push("one")
+        });
+        let cancelled = handle.call_later(std::time::Duration::from_secs(1), move || {
+            l3.lock().unwrap().push("cancelled")
+        });
+        cancelled.cancel();
+        handle.call_at(start + std::time::Duration::from_secs(3), {
+            let log = log.clone();
+            move || log.lock().unwrap().push("three")
+        });
+        ringleader::time::sleep(std::time::Duration::from_secs(4)).await;
+        assert_eq!(*log.lock().unwrap(), vec!["one", "two", "three"]);
+    });
+    // The cancelled callback's timer was freed at once, not left to fire.
+    assert_eq!(rt.handle().metrics().timers_armed(), 0);
+}

@@ -1,4 +1,5 @@
-//! asyncio's loop callbacks: `call_soon` (and its thread-safe twin, which is the same here).
+//! asyncio's loop callbacks: `call_soon`, `call_later`, `call_at` (all callable from any
+//! thread, so `call_soon_threadsafe` is the same as `call_soon` here).
 //!
 //! Callbacks go to one lock-free FIFO queue per runtime, drained by at most one task at a
 //! time, so they run one after another in the order they were queued, from whichever
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Steal};
 
 use crate::runtime::Handle;
+use crate::task::AbortHandle;
+use crate::time::Instant;
 
 const DRAIN_BATCH: usize = 64;
 
@@ -50,18 +53,25 @@ impl CallSoonQueue {
 #[derive(Debug, Clone)]
 pub struct CallbackHandle {
     pub(crate) cancelled: Arc<AtomicBool>,
+    /// For `call_later` / `call_at`: the task waiting for the time, aborted on cancel so
+    /// its timer is freed at once.
+    timer: Option<AbortHandle>,
 }
 
 impl CallbackHandle {
     pub(crate) fn new() -> CallbackHandle {
         CallbackHandle {
             cancelled: Arc::new(AtomicBool::new(false)),
+            timer: None,
         }
     }
 
     /// Stops the callback from running, if it has not started yet.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
     }
 
     /// Whether [`cancel`](Self::cancel) was called.
@@ -72,16 +82,37 @@ impl CallbackHandle {
 
 pub(crate) fn call_soon(handle: &Handle, f: Box<dyn FnOnce() + Send + 'static>) -> CallbackHandle {
     let cb = CallbackHandle::new();
-    let queue = &handle.shared.call_soon;
-    queue.queue.push(Callback {
-        f,
-        cancelled: cb.cancelled.clone(),
+    enqueue(handle, f, cb.cancelled.clone());
+    cb
+}
+
+/// `call_at`: a task sleeps until `when`, then queues `f` like `call_soon` (so callbacks due
+/// at the same time run in the order their timers fire).
+pub(crate) fn call_at(
+    handle: &Handle,
+    when: Instant,
+    f: Box<dyn FnOnce() + Send + 'static>,
+) -> CallbackHandle {
+    let mut cb = CallbackHandle::new();
+    let cancelled = cb.cancelled.clone();
+    let h = handle.clone();
+    let timer = handle.spawn(async move {
+        crate::time::sleep_until(when).await;
+        if !cancelled.load(Ordering::SeqCst) {
+            enqueue(&h, f, cancelled);
+        }
     });
+    cb.timer = Some(timer.abort_handle());
+    cb
+}
+
+fn enqueue(handle: &Handle, f: Box<dyn FnOnce() + Send + 'static>, cancelled: Arc<AtomicBool>) {
+    let queue = &handle.shared.call_soon;
+    queue.queue.push(Callback { f, cancelled });
     if !queue.draining.swap(true, Ordering::AcqRel) {
         let drainer_handle = handle.clone();
         drop(handle.spawn(async move { drain(drainer_handle).await }));
     }
-    cb
 }
 
 async fn drain(handle: Handle) {

@@ -495,6 +495,25 @@ impl Handle {
         callbacks::call_soon(self, Box::new(f))
     }
 
+    /// Runs `f` after `delay` (asyncio's `loop.call_later`); callable from any thread. The
+    /// returned handle cancels it (and frees its timer) if it has not run yet.
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + Send + 'static) -> CallbackHandle {
+        let when = {
+            let now = crate::time::Instant::from_std(self.shared.time.clock.now());
+            now.checked_add(delay).unwrap_or(now)
+        };
+        callbacks::call_at(self, when, Box::new(f))
+    }
+
+    /// Runs `f` at `when` on the runtime's clock (asyncio's `loop.call_at`).
+    pub fn call_at(
+        &self,
+        when: crate::time::Instant,
+        f: impl FnOnce() + Send + 'static,
+    ) -> CallbackHandle {
+        callbacks::call_at(self, when, Box::new(f))
+    }
+
     /// The live tasks of this runtime, by id (asyncio's `all_tasks`).
     pub fn tasks(&self) -> Vec<TaskInfo> {
         self.shared.registry.snapshot()
