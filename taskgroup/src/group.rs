@@ -92,13 +92,17 @@ struct GroupState {
     /// Something (a child or the body) was stopped by the group's cancellation.
     interrupted: bool,
     live: usize,
-    children: Slab<AbortHandle>,
+    /// Live children's abort handles (`None` until the spawn has stored it).
+    children: Slab<Option<AbortHandle>>,
     failures: Vec<Failure>,
     any_ok: bool,
     /// The group future's waker.
     waker: Option<Waker>,
     /// The group future was dropped before finishing: late failures go to tracing.
     abandoned: bool,
+    /// Set when abandoned inside another group: that group took over waiting for our live
+    /// children, and each one's completion is forwarded to it.
+    adopted_by: Option<Arc<GroupInner>>,
 }
 
 enum ChildOutcome {
@@ -108,18 +112,60 @@ enum ChildOutcome {
 }
 
 impl GroupInner {
+    /// A child's task has completed (its done callback, which runs after the task left the
+    /// runtime's registry): only now does it stop counting as live, so a group never
+    /// returns while a task of it still exists.
+    fn child_finished(&self, key: Option<usize>) {
+        let (waker, adopter) = {
+            let mut state = lock(&self.state);
+            state.live -= 1;
+            if let Some(key) = key {
+                state.children.try_remove(key);
+            }
+            let waker = if state.live == 0 {
+                state.waker.clone()
+            } else {
+                None
+            };
+            (waker, state.adopted_by.clone())
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        if let Some(adopter) = adopter {
+            adopter.child_finished(None);
+        }
+    }
+
+    /// Takes over waiting for `n` tasks of an abandoned inner group. If this group was
+    /// abandoned too, the credit goes on up, since completions are forwarded up the same way.
+    fn adopt(&self, n: usize) {
+        let up = {
+            let mut state = lock(&self.state);
+            state.live += n;
+            state.adopted_by.clone()
+        };
+        if let Some(up) = up {
+            up.adopt(n);
+        }
+    }
+
+    /// A child's future ended (from its wrapper, before the task completes): record how.
     fn child_done(&self, key: usize, outcome: ChildOutcome) {
+        let _ = key;
         let mut cancel = None;
         let mut abort_others = Vec::new();
         let waker = {
             let mut state = lock(&self.state);
-            state.live -= 1;
-            state.children.try_remove(key);
             match outcome {
                 ChildOutcome::Ok => {
                     if self.policy == Policy::FirstOk && !state.any_ok {
                         state.accepting = false;
-                        abort_others = state.children.drain().collect();
+                        abort_others = state
+                            .children
+                            .iter()
+                            .filter_map(|(_, c)| c.clone())
+                            .collect();
                     }
                     state.any_ok = true;
                 }
@@ -143,7 +189,7 @@ impl GroupInner {
                     }
                 }
             }
-            if state.live == 0 || cancel.is_some() {
+            if cancel.is_some() {
                 state.waker.clone()
             } else {
                 None
@@ -180,7 +226,7 @@ impl GroupInner {
         let children: Vec<AbortHandle> = lock(&self.state)
             .children
             .iter()
-            .map(|(_, c)| c.clone())
+            .filter_map(|(_, c)| c.clone())
             .collect();
         for child in children {
             child.abort_with(reason.clone());
@@ -254,12 +300,14 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        let mut state = lock(&self.inner.state);
-        if !state.accepting {
-            return Err(GroupClosed);
-        }
-        let entry = state.children.vacant_entry();
-        let key = entry.key();
+        let key = {
+            let mut state = lock(&self.inner.state);
+            if !state.accepting {
+                return Err(GroupClosed);
+            }
+            state.live += 1;
+            state.children.insert(None)
+        };
         let child = Child {
             future: Some(Box::pin(future)),
             group: self.inner.clone(),
@@ -274,9 +322,14 @@ impl TaskGroup {
             builder = builder.name(name);
         }
         let _ = location;
+        // Spawned and its callback registered outside the group lock: a child that is
+        // already done runs the callback right here, and it takes the lock.
         let join = builder.spawn_on(child, &self.inner.handle);
-        entry.insert(join.abort_handle());
-        state.live += 1;
+        let group = self.inner.clone();
+        join.add_done_callback(move |_| group.child_finished(Some(key)));
+        if let Some(slot) = lock(&self.inner.state).children.get_mut(key) {
+            *slot = Some(join.abort_handle());
+        }
         Ok(ChildHandle { join })
     }
 
@@ -670,9 +723,11 @@ where
                 any_ok: false,
                 waker: None,
                 abandoned: false,
+                adopted_by: None,
             }),
         });
         let weak: Weak<GroupInner> = Arc::downgrade(&inner);
+        let _ = node.group.set(weak.clone());
         node.set_hook(Box::new(move |_reason| {
             if let Some(inner) = weak.upgrade() {
                 inner.on_cancel();
@@ -814,8 +869,21 @@ impl<B, Fut, V> Drop for GroupFuture<B, Fut, V> {
             return;
         }
         if let Some(inner) = &self.inner {
-            // Dropped early (our parent was cancelled): the children must not outlive us.
-            lock(&inner.state).abandoned = true;
+            // Dropped early (an enclosing scope dropped us). Drop cannot wait, so the
+            // enclosing group, if any, takes over waiting for our children: it does not
+            // return until they are gone. (Without one, the runtime still cancels and
+            // reaps them, at the latest at shutdown.)
+            let adopter = inner.node.enclosing_group();
+            {
+                let mut state = lock(&inner.state);
+                state.abandoned = true;
+                if let Some(adopter) = &adopter {
+                    if state.live > 0 {
+                        adopter.adopt(state.live);
+                        state.adopted_by = Some(adopter.clone());
+                    }
+                }
+            }
             let reason = CancelReason::ParentCancelled(Arc::new(CancelReason::Aborted));
             inner.node.cancel(reason.clone());
             inner.abort_all(&reason);

@@ -51,6 +51,8 @@ pub(crate) struct ScopeNode {
     /// Shielded scopes running below this node. While any runs, nothing is dropped for this
     /// node's cancellation: the shielded work finishes first.
     active_shields: AtomicUsize,
+    /// The task group this node belongs to, if it is a group's node.
+    pub(crate) group: std::sync::OnceLock<Weak<crate::group::GroupInner>>,
 }
 
 struct NodeState {
@@ -84,6 +86,7 @@ impl ScopeNode {
             hook: Mutex::new(None),
             parent: parent.cloned(),
             active_shields: AtomicUsize::new(0),
+            group: std::sync::OnceLock::new(),
         });
         if let Some(parent) = parent {
             let inherited = {
@@ -147,6 +150,18 @@ impl ScopeNode {
             }
         }
         true
+    }
+
+    /// The nearest enclosing task group (strictly above this node).
+    pub(crate) fn enclosing_group(&self) -> Option<Arc<crate::group::GroupInner>> {
+        let mut node = self.parent.clone();
+        while let Some(n) = node {
+            if let Some(group) = n.group.get().and_then(Weak::upgrade) {
+                return Some(group);
+            }
+            node = n.parent.clone();
+        }
+        None
     }
 
     /// Registers `waker` to be woken at cancellation (or when a deadline moves or a shield
