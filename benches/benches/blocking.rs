@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{ringleader_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const WORKERS: usize = 2;
@@ -13,14 +16,8 @@ const WORKERS: usize = 2;
 fn spawn_blocking(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_blocking");
     g.sample_size(20);
-    let rl = ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap();
-    let tk = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap();
+    let rl = ringleader_rt(WORKERS);
+    let tk = tokio_rt(WORKERS);
     for spawners in [1usize, 2, 4, 8] {
         g.bench_with_input(
             BenchmarkId::new("ringleader", spawners),

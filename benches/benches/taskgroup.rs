@@ -8,25 +8,13 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{ringleader_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringleader::taskgroup::{task_group, BoxError};
 
 const WORKERS: usize = 2;
-
-fn ringleader_rt() -> ringleader::runtime::Runtime {
-    ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn rl_group(children: usize) {
     task_group(|tg| async move {
@@ -51,11 +39,11 @@ async fn tk_group(children: usize) {
 
 fn spawn_10000(c: &mut Criterion) {
     let mut g = c.benchmark_group("taskgroup_spawn_10000");
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| rt.block_on(rt.spawn(rl_group(10_000))).unwrap())
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| rt.block_on(rt.spawn(tk_group(10_000))).unwrap())
     });
@@ -63,7 +51,7 @@ fn spawn_10000(c: &mut Criterion) {
 
 fn groups_of_10(c: &mut Criterion) {
     let mut g = c.benchmark_group("taskgroup_1000_groups_of_10");
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| {
             rt.block_on(rt.spawn(async {
@@ -74,7 +62,7 @@ fn groups_of_10(c: &mut Criterion) {
             .unwrap()
         })
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(rt.spawn(async {
@@ -89,7 +77,7 @@ fn groups_of_10(c: &mut Criterion) {
 
 fn timeout_ready(c: &mut Criterion) {
     let mut g = c.benchmark_group("taskgroup_timeout_ready");
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -101,7 +89,7 @@ fn timeout_ready(c: &mut Criterion) {
             })
         })
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(async {

@@ -7,28 +7,16 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{ringleader_rt, tokio_rt};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const WORKERS: usize = 2;
 
-fn ringleader_rt() -> ringleader::runtime::Runtime {
-    ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn timeout_ready(c: &mut Criterion) {
     let mut g = c.benchmark_group("time_timeout_ready");
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -39,7 +27,7 @@ fn timeout_ready(c: &mut Criterion) {
             })
         })
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -54,7 +42,7 @@ fn timeout_ready(c: &mut Criterion) {
 
 fn sleep_create_drop(c: &mut Criterion) {
     let mut g = c.benchmark_group("time_sleep_create_drop");
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -66,7 +54,7 @@ fn sleep_create_drop(c: &mut Criterion) {
             })
         })
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -84,7 +72,7 @@ fn churn(c: &mut Criterion) {
     const SLEEPS: usize = 100;
     let mut g = c.benchmark_group("time_churn");
     g.sample_size(10);
-    let rt = ringleader_rt();
+    let rt = ringleader_rt(WORKERS);
     g.bench_function("ringleader", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -112,7 +100,7 @@ fn churn(c: &mut Criterion) {
             })
         })
     });
-    let rt = tokio_rt();
+    let rt = tokio_rt(WORKERS);
     g.bench_function("tokio", |b| {
         b.iter(|| {
             rt.block_on(async {

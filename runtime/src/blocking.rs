@@ -88,22 +88,12 @@ impl BlockingPool {
     pub(crate) fn push(&self, task: Notified, shared: &Arc<Shared>) {
         self.queue.push(task);
         fence(Ordering::SeqCst);
-        // Claim an idle thread.
-        let mut idle = self.idle.load(Ordering::SeqCst);
-        while idle > 0 {
-            match self.idle.compare_exchange_weak(
-                idle,
-                idle - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => {
-                    *lock(&self.wakeups) += 1;
-                    self.wakeup_cv.notify_one();
-                    return;
-                }
-                Err(actual) => idle = actual,
-            }
+        // Claim an idle thread: the same decrement-if-positive an idle thread uses to
+        // leave by itself, so exactly one side wins each idle slot.
+        if self.take_idle() {
+            *lock(&self.wakeups) += 1;
+            self.wakeup_cv.notify_one();
+            return;
         }
         // None idle: start a thread if below the cap.
         let mut alive = self.alive.load(Ordering::SeqCst);
@@ -150,8 +140,9 @@ impl BlockingPool {
         }
     }
 
-    /// Leaves the idle count by ourselves; false if a spawner claimed us first.
-    fn leave_idle(&self) -> bool {
+    /// Takes one slot from the idle count if any is left. For a spawner, that claims an idle
+    /// thread; for an idle thread, it leaves by itself (false: a spawner claimed it first).
+    fn take_idle(&self) -> bool {
         let mut idle = self.idle.load(Ordering::SeqCst);
         while idle > 0 {
             match self.idle.compare_exchange_weak(
@@ -180,7 +171,7 @@ impl BlockingPool {
             let now = Instant::now();
             if self.shutdown.load(Ordering::SeqCst) || now >= deadline {
                 drop(tokens);
-                if self.leave_idle() {
+                if self.take_idle() {
                     return false;
                 }
                 // Claimed meanwhile: the token is coming.
@@ -216,7 +207,7 @@ impl BlockingPool {
             self.idle.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             if !self.queue.is_empty() || self.shutdown.load(Ordering::SeqCst) {
-                if self.leave_idle() {
+                if self.take_idle() {
                     continue;
                 }
                 // A spawner claimed us; consume its token so counts stay balanced.

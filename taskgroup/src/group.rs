@@ -508,6 +508,21 @@ struct Child<F> {
 }
 
 impl<F> Child<F> {
+    /// If the group is cancelled and the drop is due (grace over, no shield running), drops
+    /// the future and reports the cancellation; otherwise arranges the wake-up for it.
+    fn drop_if_due(&mut self, node: &ScopeNode, cx: &mut Context<'_>) -> bool {
+        if node.is_cancelled()
+            && node
+                .poll_drop(self.group.grace, &mut self.grace_timer, cx)
+                .is_ready()
+        {
+            self.future = None;
+            self.report(ChildOutcome::Cancelled);
+            return true;
+        }
+        false
+    }
+
     fn report(&mut self, outcome: ChildOutcome) {
         self.reported = true;
         if let Some(key) = self.waiter.take() {
@@ -527,13 +542,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let node = this.group.node.clone();
-        if node.is_cancelled()
-            && node
-                .poll_drop(this.group.grace, &mut this.grace_timer, cx)
-                .is_ready()
-        {
-            this.future = None;
-            this.report(ChildOutcome::Cancelled);
+        if this.drop_if_due(&node, cx) {
             return Poll::Ready(None);
         }
         let Some(future) = this.future.as_mut() else {
@@ -555,13 +564,7 @@ where
                 }
                 // Cancelled during the poll or before we registered: no node waiter will
                 // wake us, so arrange the drop (or drop) now.
-                if node.is_cancelled()
-                    && node
-                        .poll_drop(this.group.grace, &mut this.grace_timer, cx)
-                        .is_ready()
-                {
-                    this.future = None;
-                    this.report(ChildOutcome::Cancelled);
+                if this.drop_if_due(&node, cx) {
                     return Poll::Ready(None);
                 }
                 Poll::Pending
@@ -748,6 +751,24 @@ where
     }
 }
 
+impl<B, Fut, V> GroupFuture<B, Fut, V> {
+    /// If the group is cancelled and the drop is due (grace over, no shield running), drops
+    /// a still-running body: the cancellation interrupted it. Called before the body's poll
+    /// and again after (a child may have failed meanwhile).
+    fn drop_body_if_due(&mut self, inner: &GroupInner, cx: &mut Context<'_>) {
+        if inner.node.is_cancelled()
+            && matches!(self.body, BodyState::Running(_))
+            && inner
+                .node
+                .poll_drop(inner.grace, &mut self.grace_timer, cx)
+                .is_ready()
+        {
+            self.body = BodyState::Done(None);
+            lock(&inner.state).interrupted = true;
+        }
+    }
+}
+
 impl<B, Fut, R> Future for GroupFuture<B, Fut, R::Value>
 where
     B: FnOnce(TaskGroup) -> Fut,
@@ -781,15 +802,7 @@ where
             this.body = BodyState::Running(Box::pin(fut));
         }
 
-        if node.is_cancelled()
-            && matches!(this.body, BodyState::Running(_))
-            && node
-                .poll_drop(inner.grace, &mut this.grace_timer, cx)
-                .is_ready()
-        {
-            this.body = BodyState::Done(None);
-            lock(&inner.state).interrupted = true;
-        }
+        this.drop_body_if_due(&inner, cx);
 
         if let BodyState::Running(fut) = &mut this.body {
             let polled = scope::enter(&node, || {
@@ -818,16 +831,7 @@ where
             }
         }
 
-        if node.is_cancelled()
-            && matches!(this.body, BodyState::Running(_))
-            && node
-                .poll_drop(inner.grace, &mut this.grace_timer, cx)
-                .is_ready()
-        {
-            // Cancelled during the body's poll (a child failed meanwhile, say).
-            this.body = BodyState::Done(None);
-            lock(&inner.state).interrupted = true;
-        }
+        this.drop_body_if_due(&inner, cx);
         let BodyState::Done(value) = &mut this.body else {
             return Poll::Pending;
         };

@@ -227,3 +227,20 @@ impl Drop for Background {
         self.stop.store(true, Ordering::Release);
     }
 }
+
+/// A ringleader multi-thread runtime with `workers` threads.
+pub fn ringleader_rt(workers: usize) -> ringleader::runtime::Runtime {
+    ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .expect("ringleader runtime")
+}
+
+/// A tokio multi-thread runtime with `workers` threads and its drivers enabled.
+pub fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
