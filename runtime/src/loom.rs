@@ -9,7 +9,7 @@
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     #[allow(unused_imports)]
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     #[allow(unused_imports)]
     pub(crate) use loom::thread;
@@ -31,7 +31,9 @@ mod imp {
 #[cfg(not(ringleader_loom))]
 mod imp {
     #[allow(unused_imports)]
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     #[allow(unused_imports)]
     pub(crate) use std::thread;

@@ -16,9 +16,13 @@
 //! - A registration on the non-worker shard that moves its next expiry earlier unparks a
 //!   worker, which recomputes its park timeout.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+// The clock's atomics are plain std: they carry time, not a protocol. Everything the
+// register / fire / remove protocol touches comes from the loom swap module.
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicI64, AtomicU64 as StdAtomicU64};
+use std::sync::Arc;
 use std::task::Waker;
+
+use crate::loom::{fence, lock, AtomicU64, AtomicU8, Mutex, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam_utils::CachePadded;
@@ -63,10 +67,6 @@ impl TimerEntry {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 struct Shard {
     wheel: Mutex<Wheel<Arc<TimerEntry>>>,
     /// Next expiry in clock ms, or NONE.
@@ -83,9 +83,9 @@ impl Shard {
 /// The clock: real time, or a paused virtual time that only `advance` and auto-advance move.
 pub(crate) struct Clock {
     base: StdInstant,
-    paused: AtomicBool,
+    paused: StdAtomicBool,
     /// Paused: virtual time since `base`, in ns.
-    virtual_ns: AtomicU64,
+    virtual_ns: StdAtomicU64,
     /// Unpaused: ns added to real time (virtual time gained while paused).
     offset_ns: AtomicI64,
 }
@@ -94,8 +94,8 @@ impl Clock {
     fn new(start_paused: bool) -> Clock {
         Clock {
             base: StdInstant::now(),
-            paused: AtomicBool::new(start_paused),
-            virtual_ns: AtomicU64::new(0),
+            paused: StdAtomicBool::new(start_paused),
+            virtual_ns: StdAtomicU64::new(0),
             offset_ns: AtomicI64::new(0),
         }
     }
@@ -185,7 +185,7 @@ pub(crate) struct TimeDriver {
     /// these (SeqCst on both sides), so one of them always sees the other.
     wake_at: Box<[CachePadded<AtomicU64>]>,
     /// Armed timers, across shards (metrics).
-    armed: AtomicU64,
+    armed: StdAtomicU64,
 }
 
 /// A filed timer: enough to remove it.
@@ -208,7 +208,7 @@ impl TimeDriver {
                 })
                 .collect(),
             clock,
-            armed: AtomicU64::new(0),
+            armed: StdAtomicU64::new(0),
             wake_at: (0..workers)
                 .map(|_| CachePadded::new(AtomicU64::new(AWAKE)))
                 .collect(),
@@ -233,7 +233,7 @@ impl TimeDriver {
     /// After a shared-shard registration for `deadline_ms`: the worker to wake, if every
     /// worker is parked past that deadline.
     pub(crate) fn worker_to_wake_for(&self, deadline_ms: u64) -> Option<usize> {
-        std::sync::atomic::fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let mut pick = None;
         for (i, slot) in self.wake_at.iter().enumerate() {
             match slot.load(Ordering::SeqCst) {

@@ -135,7 +135,7 @@ impl Sub<Instant> for Instant {
 }
 
 fn current_shared(what: &str) -> Arc<Shared> {
-    match scheduler::with_current_shared(|s| s.map(Arc::clone)) {
+    match scheduler::with_current_shared(|s| s.cloned()) {
         Some(shared) => shared,
         None => panic!(
             "{what} must be called from inside a ringleader runtime (a task, block_on, or \
