@@ -11,7 +11,9 @@ export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
 echo "-- runtime: task state, join/abort, park/unpark, scheduler"
 cargo test -p ringleader-runtime --release --lib loom_models -- --test-threads=1
 
-if [ -f sync/tests/loom.rs ]; then
-  echo "-- sync primitives"
-  cargo test -p ringleader-sync --release --test loom -- --test-threads=1
-fi
+for model in sync/tests/loom_*.rs; do
+  [ -f "$model" ] || continue
+  name="$(basename "$model" .rs)"
+  echo "-- sync: $name"
+  cargo test -p ringleader-sync --release --test "$name" -- --test-threads=1
+done

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
+pub use ringleader_sync as sync;
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
 

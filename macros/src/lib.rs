@@ -1,0 +1,1 @@
+//! `#[ringleader::main]` and `#[ringleader::test]` (being written).

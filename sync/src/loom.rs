@@ -1,0 +1,59 @@
+//! The swap module: every atomic, cell and lock of this crate comes from here, so that
+//! `--cfg ringleader_loom` model-checks the real code (the same cfg name the runtime uses).
+
+#[cfg(ringleader_loom)]
+mod imp {
+    #[allow(unused_imports)]
+    pub(crate) use loom::cell::UnsafeCell;
+    #[allow(unused_imports)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    #[allow(unused_imports)]
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+    /// Locks, treating a poisoned lock as usable: critical sections restore their
+    /// invariants before anything that can panic.
+    #[allow(dead_code)]
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(not(ringleader_loom))]
+mod imp {
+    #[allow(unused_imports)]
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    #[allow(unused_imports)]
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+    /// Locks, treating a poisoned lock as usable: critical sections restore their
+    /// invariants before anything that can panic.
+    #[allow(dead_code)]
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `std::cell::UnsafeCell` with loom's closure-based access API, so the same code
+    /// compiles under both cfgs and loom can track every access.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[allow(dead_code)]
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+pub(crate) use imp::*;
