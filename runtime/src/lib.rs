@@ -24,6 +24,9 @@
 mod loom;
 mod blocking;
 mod callbacks;
+#[cfg(not(ringleader_loom))]
+#[doc(hidden)]
+pub mod driver;
 mod park;
 mod scheduler;
 

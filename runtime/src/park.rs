@@ -23,6 +23,20 @@ pub(crate) trait Park: Send + 'static {
 
     /// A handle other threads use to end this parker's wait.
     fn unparker(&self) -> Arc<dyn Unpark>;
+
+    /// Non-blocking backend work done once per scheduler round (a ring submits what was
+    /// queued and dispatches completions).
+    fn maintain(&mut self) {}
+
+    /// The I/O ring operations started on the owning thread should use.
+    #[cfg(not(ringleader_loom))]
+    fn ring(&self) -> Option<Arc<crate::driver::ring::RingShared>> {
+        None
+    }
+
+    /// Final backend work when the core shuts down (a ring cancels what is in flight and
+    /// waits for it).
+    fn shutdown(&mut self) {}
 }
 
 /// Wakes a [`Park`] from any thread.

@@ -43,6 +43,7 @@ pub struct Builder {
     worker_threads: Option<usize>,
     thread_name: String,
     thread_stack_size: Option<usize>,
+    io_ring_entries: u32,
     lifo_slot: bool,
     global_queue_interval: Option<u32>,
     max_blocking_threads: usize,
@@ -58,6 +59,14 @@ impl Builder {
         Builder::with_flavor(Flavor::MultiThread)
     }
 
+    /// Submission-queue entries of each worker's io_uring (rounded up to a power of two;
+    /// the completion queue gets four times as many). Default 256. A full queue is submitted
+    /// early, never an error.
+    pub fn io_ring_entries(mut self, entries: u32) -> Builder {
+        self.io_ring_entries = entries;
+        self
+    }
+
     /// A runtime that runs every task on the thread that calls [`Runtime::block_on`], and
     /// runs nothing while no thread is inside `block_on`.
     pub fn new_current_thread() -> Builder {
@@ -70,6 +79,7 @@ impl Builder {
             worker_threads: None,
             thread_name: "ringleader-worker".to_owned(),
             thread_stack_size: None,
+            io_ring_entries: 256,
             lifo_slot: true,
             global_queue_interval: None,
             max_blocking_threads: 512,
@@ -170,6 +180,24 @@ impl Builder {
                 "global_queue_interval must be at least 1",
             ));
         }
+        // Each core parks on its own io_uring; a kernel without one fails the build with
+        // the cause named.
+        #[cfg(not(ringleader_loom))]
+        let parkers: Vec<Box<dyn Park>> = {
+            let config = crate::driver::ring::RingConfig {
+                entries: self.io_ring_entries,
+                single_thread: self.flavor == Flavor::MultiThread,
+            };
+            let mut parkers = Vec::with_capacity(workers);
+            for index in 0..workers {
+                let ring = crate::driver::ring::RingShared::new(index, config)?;
+                parkers.push(
+                    Box::new(crate::driver::ring::RingParker::new(ring)) as Box<dyn Park>
+                );
+            }
+            parkers
+        };
+        #[cfg(ringleader_loom)]
         let parkers: Vec<Box<dyn Park>> = (0..workers)
             .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
             .collect();

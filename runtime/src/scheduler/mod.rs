@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
     /// Cores not currently claimed by a thread.
     cores: Mutex<Vec<Option<Box<Core>>>>,
+    /// Each core's io_uring (empty under loom), for operations started on threads that
+    /// drive no core.
+    #[cfg(not(ringleader_loom))]
+    pub(crate) rings: Box<[std::sync::Arc<crate::driver::ring::RingShared>]>,
     /// Workers that have finished their shutdown work, for `shutdown_timeout`.
     exited: Mutex<usize>,
     exited_cv: Condvar,
@@ -187,6 +191,8 @@ impl Shared {
         let mut stealers = Vec::with_capacity(num_cores);
         let mut unparkers = Vec::with_capacity(num_cores);
         let mut cores = Vec::with_capacity(num_cores);
+        #[cfg(not(ringleader_loom))]
+        let rings: Box<[_]> = parkers.iter().filter_map(|p| p.ring()).collect();
         for (index, parker) in parkers.into_iter().enumerate() {
             let local = Local::new_fifo();
             stealers.push(local.stealer());
@@ -224,6 +230,8 @@ impl Shared {
             config,
             stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
             cores: Mutex::new(cores),
+            #[cfg(not(ringleader_loom))]
+            rings,
             exited: Mutex::new(0),
             exited_cv: Condvar::new(),
         })
@@ -405,6 +413,8 @@ impl Core {
         self.tick = self.tick.wrapping_add(1);
         if self.tick % TIMER_INTERVAL == 0 {
             self.fire_timers(ctx);
+            // Once per round of this many polls: submit queued I/O, dispatch completions.
+            self.parker.maintain();
         }
         if self.tick.wrapping_sub(self.last_global_check.0) >= self.global_interval {
             self.tune_global_interval(ctx);
@@ -591,6 +601,8 @@ impl Core {
         while let Some(task) = ctx.local.pop() {
             drop(task);
         }
+        // Every task of this core is gone: cancel the I/O still in flight and wait for it.
+        self.parker.shutdown();
     }
 }
 
@@ -632,6 +644,9 @@ fn drive<R>(
         }
     }
     let previous = WORKER.with(|w| w.replace(&ctx as *const WorkerCtx));
+    // Operations started on this thread go to this core's ring.
+    #[cfg(not(ringleader_loom))]
+    let _ring = crate::driver::ring::set_current(core.parker.ring());
     let reset = Reset {
         previous,
         ctx: &ctx,

@@ -1,0 +1,32 @@
+//! The io_uring driver: one ring per worker, operations as futures over heap cells.
+//!
+//! This module is the boundary between ringleader's I/O types (in `ringleader-io`) and the
+//! kernel interface. It is public for that crate only: its API is not stable.
+//!
+//! - [`buf`]: owned buffers ([`IoBuf`], [`IoBufMut`], [`Slice`]).
+//! - [`ops`]: each operation as a function returning a future; the future owns the
+//!   operation's buffers, fds and addresses, and if it is dropped while the kernel still uses
+//!   them the driver keeps them until the completion (see `op.rs` for the protocol).
+//! - ring.rs: the per-worker ring: submission once per scheduler round, parking in one
+//!   `io_uring_enter` bounded by the next timer, wake-ups from other threads by eventfd,
+//!   shutdown that cancels and waits.
+//!
+//! # Which ring an operation uses
+//! On a worker (or the current-thread flavour's `block_on`), the worker's own ring: the entry
+//! is pushed without a syscall and submitted at the end of the round. On any other thread
+//! inside the runtime (a multi-thread runtime's `block_on` caller, the blocking pool), the
+//! entry is handed to one worker's ring (the same one for every operation of that thread, so
+//! they stay in order) through that ring's request queue, and the worker is woken. The
+//! completion wakes the future's task wherever it runs now: a task stolen by another worker
+//! after submitting still completes, because the cell, not the worker, holds the state.
+//! Outside any runtime an operation fails with an error naming the cause.
+
+pub mod buf;
+pub(crate) mod op;
+pub mod ops;
+pub(crate) mod ring;
+pub mod sockaddr;
+
+pub use buf::{IoBuf, IoBufMut, Slice};
+pub use ops::SharedFd;
+pub use sockaddr::SockAddrBuf;

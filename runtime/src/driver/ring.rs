@@ -1,0 +1,572 @@
+//! One io_uring per worker: setup, submission, the wait that parks the worker, wake-ups
+//! from other threads, and shutdown.
+//!
+//! # Who touches what
+//! - `local` (the ring itself, its in-flight count, the wake-up read's buffer) is locked
+//!   only by the owning thread: the worker the ring belongs to (or, for the current-thread
+//!   flavour, whichever thread drives the core). The lock is never contended; it exists so
+//!   that ops polled on that thread and the parker share the ring without raw pointers. It
+//!   is never held while a waker runs or an op is dropped.
+//! - `remote` (requests from other threads: entries to submit, cancellations) is a small
+//!   mutex-protected vector, swapped out whole by the owner at each round. It is the only
+//!   cross-thread path, and it is per ring, never global.
+//! - `state` is the park/unpark word (EMPTY, PARKED, NOTIFIED), as the condvar parker's:
+//!   an unpark that finds PARKED writes the ring's eventfd, whose pending read ends the
+//!   owner's `io_uring_enter` wait; one that finds EMPTY only leaves NOTIFIED, which the
+//!   owner consumes before its next wait.
+//!
+//! # Shutdown
+//! The owner closes `remote` (later remote requests fail with an error), cancels every
+//! in-flight entry (`AsyncCancel` with the ANY flag) and reaps until the in-flight count is
+//! zero, within a bound. Only then may the ring be unmapped; if the bound passes (a kernel
+//! that never completes a cancelled entry) the ring is leaked rather than freed under the
+//! kernel's feet.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue::Entry, types, IoUring};
+
+use crate::park::{Park, Unpark};
+
+/// `user_data` of the eventfd read that ends a wait; never a cell address (those are
+/// aligned to 8).
+const WAKE_TOKEN: u64 = 1;
+/// `user_data` of cancellation entries, whose completions need nothing.
+const CANCEL_TOKEN: u64 = 2;
+
+const EMPTY: usize = 0;
+const PARKED: usize = 1;
+const NOTIFIED: usize = 2;
+
+/// How long shutdown waits for cancelled entries to complete before leaking the ring.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// The setup flags a ring got, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RingFlavor {
+    /// SINGLE_ISSUER + DEFER_TASKRUN: completions run only when the owner enters the ring.
+    DeferTaskrun,
+    /// COOP_TASKRUN: no interrupt of the owner to run completions.
+    CoopTaskrun,
+    /// No optional flags (older kernels).
+    Plain,
+}
+
+/// Ring setup options from the runtime builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingConfig {
+    pub(crate) entries: u32,
+    /// Whether the ring will be entered by one thread for its whole life (a worker); the
+    /// current-thread flavour's core moves between `block_on` callers, so it may not use
+    /// SINGLE_ISSUER.
+    pub(crate) single_thread: bool,
+}
+
+enum Request {
+    Submit(Entry),
+    Cancel(u64),
+}
+
+struct Remote {
+    requests: Vec<Request>,
+    closed: bool,
+}
+
+struct Local {
+    uring: IoUring,
+    /// Entries pushed whose completion is not reaped yet (wake-up reads and cancellations
+    /// not counted).
+    in_flight: usize,
+    wake_armed: bool,
+    /// Eight bytes the eventfd read writes into; never read by us. Its heap memory is
+    /// stable and lives as long as the ring.
+    wake_buf: Vec<u8>,
+    /// Completions reaped while the lock was held by a push, dispatched at the next round.
+    backlog: Vec<(u64, i32, u32)>,
+    /// Set once the ring was enabled on its owning thread (rings start disabled so that
+    /// SINGLE_ISSUER binds to the worker, not to the builder's thread).
+    enabled: bool,
+}
+
+/// The part of a ring other threads may reach.
+pub(crate) struct RingShared {
+    local: Mutex<Local>,
+    remote: Mutex<Remote>,
+    has_remote: AtomicBool,
+    state: AtomicUsize,
+    eventfd: OwnedFd,
+    flavor: RingFlavor,
+    index: usize,
+}
+
+impl std::fmt::Debug for RingShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingShared")
+            .field("index", &self.index)
+            .field("flavor", &self.flavor)
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The ring of the core this thread drives, if any.
+    static CURRENT: RefCell<Option<Arc<RingShared>>> = const { RefCell::new(None) };
+}
+
+/// The ring an operation started on this thread goes to: this thread's own, or, on a
+/// thread inside a runtime that drives no core (block_on's, the blocking pool's), one of
+/// the runtime's rings, picked by thread so one thread's operations stay in order.
+pub(crate) fn for_this_thread() -> io::Result<Arc<RingShared>> {
+    if let Some(ring) = CURRENT.with(|c| c.borrow().clone()) {
+        return Ok(ring);
+    }
+    let handle = crate::runtime::Handle::try_current().map_err(|_| {
+        io::Error::other(
+            "no ringleader runtime: I/O must run inside one (block_on, a task, or a thread that entered it)",
+        )
+    })?;
+    let rings = &handle.shared.rings;
+    if rings.is_empty() {
+        return Err(io::Error::other("this runtime has no io_uring driver"));
+    }
+    Ok(rings[thread_slot() % rings.len()].clone())
+}
+
+fn thread_slot() -> usize {
+    thread_local! {
+        static SLOT: usize = {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        };
+    }
+    SLOT.with(|s| *s)
+}
+
+/// Installs `ring` as this thread's ring until the guard drops.
+pub(crate) fn set_current(ring: Option<Arc<RingShared>>) -> CurrentGuard {
+    let previous = CURRENT.with(|c| c.replace(ring));
+    CurrentGuard { previous }
+}
+
+/// Restores the previous current ring.
+pub(crate) struct CurrentGuard {
+    previous: Option<Arc<RingShared>>,
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|c| c.replace(previous));
+    }
+}
+
+impl RingShared {
+    /// Creates a ring with the best flags the kernel accepts.
+    ///
+    /// # Errors
+    /// The OS error of `io_uring_setup` when no flavour can be set up (ENOSYS: no io_uring;
+    /// EPERM: a seccomp profile or `kernel.io_uring_disabled`), with the cause named.
+    pub(crate) fn new(index: usize, config: RingConfig) -> io::Result<Arc<RingShared>> {
+        let entries = config.entries.max(8).next_power_of_two();
+        let cq_entries = entries.saturating_mul(4);
+        let mut last_err = None;
+        let mut attempts = Vec::with_capacity(3);
+        if config.single_thread {
+            attempts.push(RingFlavor::DeferTaskrun);
+        }
+        attempts.push(RingFlavor::CoopTaskrun);
+        attempts.push(RingFlavor::Plain);
+        for flavor in attempts {
+            let mut builder = IoUring::builder();
+            builder.setup_cqsize(cq_entries).setup_clamp();
+            match flavor {
+                RingFlavor::DeferTaskrun => {
+                    builder
+                        .setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_taskrun_flag()
+                        .setup_r_disabled();
+                }
+                RingFlavor::CoopTaskrun => {
+                    builder.setup_coop_taskrun().setup_taskrun_flag();
+                }
+                RingFlavor::Plain => {}
+            }
+            match builder.build(entries) {
+                Ok(uring) => {
+                    if !uring.params().is_feature_ext_arg() {
+                        // Timed waits need EXT_ARG (5.11); older kernels are not supported.
+                        return Err(io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            "io_uring lacks IORING_FEAT_EXT_ARG (Linux 5.11 or later is needed)",
+                        ));
+                    }
+                    tracing::debug!(worker = index, ?flavor, entries, "io_uring ring set up");
+                    // SAFETY: eventfd(2) with valid flags; the fd is checked before use.
+                    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                    if fd < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    // SAFETY: `fd` is a new, valid eventfd that nothing else owns.
+                    let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    return Ok(Arc::new(RingShared {
+                        local: Mutex::new(Local {
+                            uring,
+                            in_flight: 0,
+                            wake_armed: false,
+                            wake_buf: Vec::with_capacity(8),
+                            backlog: Vec::new(),
+                            enabled: flavor != RingFlavor::DeferTaskrun,
+                        }),
+                        remote: Mutex::new(Remote {
+                            requests: Vec::new(),
+                            closed: false,
+                        }),
+                        has_remote: AtomicBool::new(false),
+                        state: AtomicUsize::new(EMPTY),
+                        eventfd,
+                        flavor,
+                        index,
+                    }));
+                }
+                Err(err) => {
+                    tracing::debug!(worker = index, ?flavor, %err, "io_uring setup refused");
+                    last_err = Some(err);
+                }
+            }
+        }
+        let err = last_err.unwrap_or_else(|| io::Error::other("io_uring setup failed"));
+        let cause = match err.raw_os_error() {
+            Some(libc::ENOSYS) => "this kernel has no io_uring (ENOSYS)",
+            Some(libc::EPERM) => {
+                "io_uring is forbidden here (EPERM: a seccomp profile, or the sysctl kernel.io_uring_disabled)"
+            }
+            Some(libc::ENOMEM) => "io_uring rings could not be allocated (ENOMEM: check RLIMIT_MEMLOCK)",
+            _ => "io_uring setup failed",
+        };
+        Err(io::Error::new(err.kind(), format!("{cause}: {err}")))
+    }
+
+    /// The flags this ring was set up with.
+    pub(crate) fn flavor(&self) -> RingFlavor {
+        self.flavor
+    }
+
+    fn lock_local(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_owner(self: &Arc<Self>) -> bool {
+        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|r| Arc::ptr_eq(r, self)))
+    }
+
+    /// Queues `entry` (its `user_data` set to a cell's address) on this ring.
+    ///
+    /// # Safety
+    /// The memory and fds the entry refers to stay valid until its completion is reaped.
+    pub(crate) unsafe fn push(self: &Arc<Self>, entry: Entry) -> io::Result<()> {
+        if self.is_owner() {
+            let mut local = self.lock_local();
+            // SAFETY: passed on from the caller.
+            unsafe { local.push(&entry)? };
+            local.in_flight += 1;
+            Ok(())
+        } else {
+            self.remote_request(Request::Submit(entry))
+        }
+    }
+
+    /// Asks the kernel to cancel the entry whose `user_data` is `target` (best effort: the
+    /// entry may complete first, which the cell handles).
+    pub(crate) fn cancel(self: &Arc<Self>, target: u64) {
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(CANCEL_TOKEN);
+        if self.is_owner() {
+            let mut local = self.lock_local();
+            // SAFETY: a cancellation refers to no memory; its target is only a key.
+            if let Err(err) = unsafe { local.push(&entry) } {
+                tracing::debug!(%err, "io_uring cancel could not be queued");
+            }
+        } else if let Err(err) = self.remote_request(Request::Cancel(target)) {
+            // The ring is shutting down: it cancels everything in flight anyway.
+            tracing::trace!(%err, "cancel after ring shutdown");
+        }
+    }
+
+    fn remote_request(&self, request: Request) -> io::Result<()> {
+        {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            if remote.closed {
+                return Err(io::Error::other("the runtime is shutting down"));
+            }
+            remote.requests.push(request);
+            self.has_remote.store(true, Ordering::Release);
+        }
+        self.unpark();
+        Ok(())
+    }
+
+    fn unpark(&self) {
+        if self.state.swap(NOTIFIED, Ordering::SeqCst) == PARKED {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+            let n = unsafe {
+                libc::write(
+                    self.eventfd.as_raw_fd(),
+                    (&one as *const u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+            // EAGAIN: the counter is saturated, so a wake-up is pending anyway.
+            debug_assert!(n == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
+        }
+    }
+
+    /// Moves other threads' requests into the submission queue (owner only).
+    fn drain_remote(&self, local: &mut Local) {
+        if !self.has_remote.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let requests = {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut remote.requests)
+        };
+        for request in requests {
+            match request {
+                Request::Submit(entry) => {
+                    // SAFETY: the remote pusher's `push` caller guaranteed the entry's memory
+                    // for as long as it is in flight.
+                    match unsafe { local.push(&entry) } {
+                        Ok(()) => local.in_flight += 1,
+                        Err(err) => {
+                            // Complete it with the error instead of losing it.
+                            let errno = -err.raw_os_error().unwrap_or(libc::EIO);
+                            local.backlog.push((entry.get_user_data(), errno, 0));
+                        }
+                    }
+                }
+                Request::Cancel(target) => {
+                    let entry = opcode::AsyncCancel::new(target)
+                        .build()
+                        .user_data(CANCEL_TOKEN);
+                    // SAFETY: a cancellation refers to no memory.
+                    let _ = unsafe { local.push(&entry) };
+                }
+            }
+        }
+    }
+
+    /// One round: submit what is queued, wait up to `timeout` (None: until woken) for a
+    /// completion, then dispatch every completion. Owner only.
+    fn turn(self: &Arc<Self>, timeout: Option<Duration>) {
+        let mut local = self.lock_local();
+        if !local.enabled {
+            // The first turn happens on the owning thread: SINGLE_ISSUER binds to it here.
+            if let Err(err) = local.uring.submitter().register_enable_rings() {
+                tracing::error!(%err, "io_uring ring could not be enabled");
+            }
+            local.enabled = true;
+        }
+        let may_block = timeout != Some(Duration::ZERO)
+            && self
+                .state
+                .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+        self.drain_remote(&mut local);
+        if may_block && !local.wake_armed {
+            let ptr = local.wake_buf.as_mut_ptr();
+            let entry = opcode::Read::new(types::Fd(self.eventfd.as_raw_fd()), ptr, 8)
+                .build()
+                .user_data(WAKE_TOKEN);
+            // SAFETY: `wake_buf` has 8 bytes of capacity on the heap and lives as long as
+            // the ring (which outlives the entry: shutdown reaps before freeing); the
+            // eventfd is owned by this ring.
+            if unsafe { local.push(&entry) }.is_ok() {
+                local.wake_armed = true;
+            }
+        }
+        let result = if may_block && local.backlog.is_empty() {
+            match timeout {
+                None => local.uring.submit_and_wait(1),
+                Some(d) => {
+                    let ts = types::Timespec::new()
+                        .sec(d.as_secs())
+                        .nsec(d.subsec_nanos());
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    local.uring.submitter().submit_with_args(1, &args)
+                }
+            }
+        } else if !local.uring.submission().is_empty()
+            || self.flavor != RingFlavor::Plain
+            || local.uring.submission().cq_overflow()
+        {
+            // With deferred task work, completions only appear after an enter with
+            // GETEVENTS: `submit` does one when the kernel flags pending work.
+            local.uring.submit()
+        } else {
+            Ok(0)
+        };
+        if may_block {
+            self.state.store(EMPTY, Ordering::SeqCst);
+        } else {
+            // A token consumed by not blocking.
+            let _ = self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        match result {
+            Ok(_) => {}
+            Err(err) => match err.raw_os_error() {
+                // Timed out, interrupted, or completions to reap first: all end this wait.
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
+                _ => tracing::warn!(%err, "io_uring_enter failed"),
+            },
+        }
+        let mut ready = std::mem::take(&mut local.backlog);
+        local.reap(&mut ready);
+        drop(local);
+        dispatch(&ready);
+        // Keep the allocation for the next round.
+        ready.clear();
+        let mut local = self.lock_local();
+        if local.backlog.is_empty() {
+            local.backlog = ready;
+        }
+    }
+
+    /// Shutdown of the ring by its owner: refuse new remote work, cancel what is in flight
+    /// and wait for it (see the module docs).
+    pub(crate) fn shutdown(self: &Arc<Self>) {
+        {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            remote.closed = true;
+        }
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        loop {
+            {
+                let mut local = self.lock_local();
+                self.drain_remote(&mut local);
+                if local.in_flight == 0 {
+                    break;
+                }
+                let entry = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                    .build()
+                    .user_data(CANCEL_TOKEN);
+                // SAFETY: a cancellation refers to no memory.
+                let _ = unsafe { local.push(&entry) };
+            }
+            if Instant::now() >= deadline {
+                let local = self.lock_local();
+                tracing::error!(
+                    in_flight = local.in_flight,
+                    "io_uring entries did not complete after cancellation; leaking the ring"
+                );
+                drop(local);
+                // Never unmap memory the kernel may still write: leak this ring.
+                std::mem::forget(self.clone());
+                return;
+            }
+            self.turn(Some(Duration::from_millis(10)));
+        }
+    }
+}
+
+impl Local {
+    /// Pushes one entry, making room by submitting when the queue is full.
+    ///
+    /// # Safety
+    /// As [`RingShared::push`].
+    unsafe fn push(&mut self, entry: &Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: passed on from the caller.
+            if unsafe { self.uring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            match self.uring.submit() {
+                Ok(_) => {}
+                Err(err) => match err.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EBUSY | libc::EAGAIN) => {
+                        // The completion queue is full: make room by reaping into the
+                        // backlog, dispatched at the next round.
+                        let mut backlog = std::mem::take(&mut self.backlog);
+                        self.reap(&mut backlog);
+                        self.backlog = backlog;
+                    }
+                    _ => return Err(err),
+                },
+            }
+        }
+    }
+
+    /// Moves every completion out of the completion queue.
+    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+        let mut cq = self.uring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            match cqe.user_data() {
+                WAKE_TOKEN => self.wake_armed = false,
+                CANCEL_TOKEN => {}
+                user_data => {
+                    self.in_flight -= 1;
+                    out.push((user_data, cqe.result(), cqe.flags()));
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(ready: &[(u64, i32, u32)]) {
+    for &(user_data, res, flags) in ready {
+        // SAFETY: every user_data other than the tokens is a cell pushed by `Op::poll`,
+        // and each completion is reaped once.
+        unsafe { super::op::complete(user_data, res, flags) };
+    }
+}
+
+/// The parker of a core with a ring: parking is waiting on the ring.
+pub(crate) struct RingParker {
+    ring: Arc<RingShared>,
+}
+
+impl RingParker {
+    pub(crate) fn new(ring: Arc<RingShared>) -> RingParker {
+        RingParker { ring }
+    }
+}
+
+struct RingUnparker(Arc<RingShared>);
+
+impl Unpark for RingUnparker {
+    fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+impl Park for RingParker {
+    fn park(&mut self, timeout: Option<Duration>) {
+        self.ring.turn(timeout);
+    }
+
+    fn unparker(&self) -> Arc<dyn Unpark> {
+        Arc::new(RingUnparker(self.ring.clone()))
+    }
+
+    fn maintain(&mut self) {
+        self.ring.turn(Some(Duration::ZERO));
+    }
+
+    fn ring(&self) -> Option<Arc<RingShared>> {
+        Some(self.ring.clone())
+    }
+
+    fn shutdown(&mut self) {
+        self.ring.shutdown();
+    }
+}
