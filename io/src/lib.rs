@@ -1,4 +1,60 @@
-//! Cancellation-safe, owned-buffer I/O for ringleader: sockets, files, pipes, processes,
-//! signals and asyncio-style streams.
+//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, and files,
+//! all completed on the worker's io_uring.
 //!
-//! This crate is being built; its operations land with the io_uring driver.
+//! ```
+//! use ringleader_io::net::{TcpListener, TcpStream};
+//!
+//! ringleader_runtime::run(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0").await?;
+//!     let addr = listener.local_addr()?;
+//!     let server = ringleader_runtime::spawn(async move {
+//!         let (stream, _) = listener.accept().await?;
+//!         let (res, buf) = stream.read(Vec::with_capacity(64)).await;
+//!         res?;
+//!         let (res, _) = stream.write_all(buf).await;
+//!         res
+//!     });
+//!     let client = TcpStream::connect(addr).await?;
+//!     let (res, _) = client.write_all(b"ping".to_vec()).await;
+//!     res?;
+//!     let (res, echo) = client.read_exact(vec![0u8; 4]).await;
+//!     res?;
+//!     assert_eq!(echo, b"ping");
+//!     server.await.unwrap()?;
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Owned buffers
+//! An operation takes its buffer by value and gives it back with the result:
+//! `let (res, buf) = stream.read(buf).await;`. The kernel writes into the buffer after the
+//! call returned, possibly after the future was dropped; owning the buffer is what lets the
+//! runtime keep it alive until the kernel is done (see [`IoBuf`]). Reads fill the buffer
+//! from its start (`buf[..n]`); to append, read into `vec.slice(vec.len()..)`.
+//!
+//! # Cancellation
+//! Dropping an I/O future cancels the operation: the runtime sends the kernel a cancellation
+//! and keeps the buffer, fd and address until the kernel confirms. The operation may still
+//! have happened: a cancelled read may have consumed bytes from a socket (they are lost with
+//! the buffer), a cancelled write may have sent some. A cancelled accept or open that
+//! succeeded anyway has its new fd closed. So a read is not cancel safe in the sense of
+//! `select!`: race reads against timeouts only when losing the data is acceptable (a
+//! connection you then close).
+//!
+//! # Descriptors
+//! Sockets and files hold their fd in a shared handle: every in-flight operation holds it
+//! too, so the fd number is closed (by `close(2)`, at drop) only when no operation can still
+//! refer to it. `close().await` closes through the ring and reports close's error.
+
+use std::io;
+
+pub use ringleader_runtime::driver::{IoBuf, IoBufMut, Slice};
+
+mod fd;
+pub mod fs;
+pub mod net;
+
+/// The result of an owned-buffer operation: the outcome and the buffer, given back either
+/// way.
+pub type BufResult<T, B> = (io::Result<T>, B);

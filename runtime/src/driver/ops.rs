@@ -48,8 +48,8 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
     type Output = (io::Result<usize>, B);
 
     fn entry(&mut self) -> Entry {
-        let len = self.buf.bytes_total() - self.buf.bytes_init();
-        let ptr = self.buf.stable_mut_ptr().wrapping_add(self.buf.bytes_init());
+        let len = self.buf.bytes_total();
+        let ptr = self.buf.stable_mut_ptr();
         opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, len.min(u32::MAX as usize) as u32)
             .offset(offset(self.pos))
             .build()
@@ -58,9 +58,8 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
         match result(res) {
             Ok(n) => {
-                let init = self.buf.bytes_init() + n as usize;
-                // SAFETY: the kernel wrote `n` bytes right after the initialised prefix.
-                unsafe { self.buf.set_init(init) };
+                // SAFETY: the kernel wrote the first `n` bytes.
+                unsafe { self.buf.set_init(n as usize) };
                 (Ok(n as usize), self.buf)
             }
             Err(e) => (Err(e), self.buf),
@@ -72,8 +71,9 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
     }
 }
 
-/// Reads into the spare capacity of `buf` (after its initialised bytes), at `pos` or the
-/// current position.
+/// Reads into the start of `buf` (up to its capacity), at `pos` or the current position;
+/// the bytes read are `buf[..n]` (a `Vec`'s length grows to `n` if it was shorter). To append,
+/// read into `vec.slice(vec.len()..)`.
 pub fn read<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
@@ -161,8 +161,8 @@ unsafe impl<B: IoBufMut> OpKind for RecvKind<B> {
     type Output = (io::Result<usize>, B);
 
     fn entry(&mut self) -> Entry {
-        let len = self.buf.bytes_total() - self.buf.bytes_init();
-        let ptr = self.buf.stable_mut_ptr().wrapping_add(self.buf.bytes_init());
+        let len = self.buf.bytes_total();
+        let ptr = self.buf.stable_mut_ptr();
         opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, len.min(u32::MAX as usize) as u32)
             .build()
     }
@@ -170,9 +170,8 @@ unsafe impl<B: IoBufMut> OpKind for RecvKind<B> {
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
         match result(res) {
             Ok(n) => {
-                let init = self.buf.bytes_init() + n as usize;
-                // SAFETY: the kernel wrote `n` bytes right after the initialised prefix.
-                unsafe { self.buf.set_init(init) };
+                // SAFETY: the kernel wrote the first `n` bytes.
+                unsafe { self.buf.set_init(n as usize) };
                 (Ok(n as usize), self.buf)
             }
             Err(e) => (Err(e), self.buf),
@@ -184,7 +183,7 @@ unsafe impl<B: IoBufMut> OpKind for RecvKind<B> {
     }
 }
 
-/// Receives from a socket into the spare capacity of `buf`.
+/// Receives from a socket into the start of `buf`, as [`read`].
 pub fn recv<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
@@ -314,7 +313,7 @@ struct MsgKind<B> {
 // SAFETY: `msg` points at `iov` and `addr` in the same (heap, unmoving) cell, and `iov` at
 // `buf`'s stable memory; `fd` is kept.
 unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
-    type Output = (io::Result<(usize, Option<SocketAddr>)>, B);
+    type Output = (io::Result<(usize, SockAddrBuf)>, B);
 
     fn entry(&mut self) -> Entry {
         if self.send {
@@ -324,8 +323,8 @@ unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
             };
         } else {
             self.iov = libc::iovec {
-                iov_base: self.buf.stable_mut_ptr().wrapping_add(self.buf.bytes_init()).cast(),
-                iov_len: self.buf.bytes_total() - self.buf.bytes_init(),
+                iov_base: self.buf.stable_mut_ptr().cast(),
+                iov_len: self.buf.bytes_total(),
             };
         }
         // SAFETY: msghdr is plain data; zero is a valid empty header.
@@ -354,13 +353,12 @@ unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
         match result(res) {
             Ok(n) => {
                 if self.send {
-                    (Ok((n as usize, None)), self.buf)
+                    (Ok((n as usize, SockAddrBuf::none())), self.buf)
                 } else {
-                    let init = self.buf.bytes_init() + n as usize;
-                    // SAFETY: the kernel wrote `n` bytes right after the initialised prefix.
-                    unsafe { self.buf.set_init(init) };
+                    // SAFETY: the kernel wrote the first `n` bytes.
+                    unsafe { self.buf.set_init(n as usize) };
                     self.addr.set_len(self.msg.msg_namelen);
-                    (Ok((n as usize, self.addr.to_socket_addr())), self.buf)
+                    (Ok((n as usize, self.addr)), self.buf)
                 }
             }
             Err(e) => (Err(e), self.buf),
@@ -372,11 +370,7 @@ unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
     }
 }
 
-/// Receives one datagram and its source address.
-pub fn recv_from<B: IoBufMut>(
-    fd: SharedFd,
-    buf: B,
-) -> impl std::future::Future<Output = (io::Result<(usize, Option<SocketAddr>)>, B)> + Send {
+fn recv_msg<B: IoBufMut>(fd: SharedFd, buf: B) -> Op<MsgKind<B>> {
     Op::new(MsgKind {
         fd,
         buf,
@@ -387,6 +381,26 @@ pub fn recv_from<B: IoBufMut>(
         msg: unsafe { mem::zeroed() },
         send: false,
     })
+}
+
+/// Receives one datagram and its source IP address.
+pub fn recv_from<B: IoBufMut>(
+    fd: SharedFd,
+    buf: B,
+) -> impl std::future::Future<Output = (io::Result<(usize, Option<SocketAddr>)>, B)> + Send {
+    let op = recv_msg(fd, buf);
+    async move {
+        let (res, buf) = op.await;
+        (res.map(|(n, addr)| (n, addr.to_socket_addr())), buf)
+    }
+}
+
+/// Receives one datagram and its source address in the kernel's layout (Unix sockets).
+pub fn recv_from_unix<B: IoBufMut>(
+    fd: SharedFd,
+    buf: B,
+) -> impl std::future::Future<Output = (io::Result<(usize, SockAddrBuf)>, B)> + Send {
+    recv_msg(fd, buf)
 }
 
 /// A buffer that is only read from, adapted to the message kind (which is generic over

@@ -147,8 +147,12 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
-/// Installs `ring` as this thread's ring until the guard drops.
+/// Installs `ring` as this thread's ring until the guard drops, enabling it on this
+/// thread first if it was created disabled (SINGLE_ISSUER binds to the enabling thread).
 pub(crate) fn set_current(ring: Option<Arc<RingShared>>) -> CurrentGuard {
+    if let Some(ring) = &ring {
+        ring.lock_local().enable();
+    }
     let previous = CURRENT.with(|c| c.replace(ring));
     CurrentGuard { previous }
 }
@@ -366,13 +370,7 @@ impl RingShared {
     /// completion, then dispatch every completion. Owner only.
     fn turn(self: &Arc<Self>, timeout: Option<Duration>) {
         let mut local = self.lock_local();
-        if !local.enabled {
-            // The first turn happens on the owning thread: SINGLE_ISSUER binds to it here.
-            if let Err(err) = local.uring.submitter().register_enable_rings() {
-                tracing::error!(%err, "io_uring ring could not be enabled");
-            }
-            local.enabled = true;
-        }
+        local.enable();
         let may_block = timeout != Some(Duration::ZERO)
             && self
                 .state
@@ -478,6 +476,16 @@ impl RingShared {
 }
 
 impl Local {
+    /// Enables a ring created disabled, on the thread that will submit to it.
+    fn enable(&mut self) {
+        if !self.enabled {
+            if let Err(err) = self.uring.submitter().register_enable_rings() {
+                tracing::error!(%err, "io_uring ring could not be enabled");
+            }
+            self.enabled = true;
+        }
+    }
+
     /// Pushes one entry, making room by submitting when the queue is full.
     ///
     /// # Safety

@@ -1,0 +1,126 @@
+//! Address resolution: literal addresses at once, host names on the blocking pool.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// What a socket can be bound or connected to: a socket address, an `(ip, port)` pair, or a
+/// `"host:port"` string / `(host, port)` pair resolved with `getaddrinfo` on the blocking
+/// pool (asyncio's `getaddrinfo`), never on a worker.
+///
+/// Sealed: implemented for the std types that `std::net::ToSocketAddrs` takes.
+pub trait ToSocketAddrs: sealed::Sealed {}
+
+mod sealed {
+    use super::*;
+
+    /// Either addresses at hand or a name to resolve.
+    pub enum Resolve {
+        Ready(Vec<SocketAddr>),
+        Lookup(String),
+    }
+
+    pub trait Sealed {
+        fn resolve(self) -> Resolve;
+    }
+
+    macro_rules! ready {
+        ($($t:ty),*) => {$(
+            impl Sealed for $t {
+                fn resolve(self) -> Resolve {
+                    Resolve::Ready(vec![SocketAddr::from(self)])
+                }
+            }
+            impl ToSocketAddrs for $t {}
+        )*};
+    }
+    ready!(
+        SocketAddr,
+        SocketAddrV4,
+        SocketAddrV6,
+        (IpAddr, u16),
+        (Ipv4Addr, u16),
+        (Ipv6Addr, u16)
+    );
+
+    impl Sealed for &[SocketAddr] {
+        fn resolve(self) -> Resolve {
+            Resolve::Ready(self.to_vec())
+        }
+    }
+    impl ToSocketAddrs for &[SocketAddr] {}
+
+    impl Sealed for &str {
+        fn resolve(self) -> Resolve {
+            match self.parse::<SocketAddr>() {
+                Ok(addr) => Resolve::Ready(vec![addr]),
+                Err(_) => Resolve::Lookup(self.to_owned()),
+            }
+        }
+    }
+    impl ToSocketAddrs for &str {}
+
+    impl Sealed for String {
+        fn resolve(self) -> Resolve {
+            self.as_str().resolve()
+        }
+    }
+    impl ToSocketAddrs for String {}
+
+    impl Sealed for &String {
+        fn resolve(self) -> Resolve {
+            self.as_str().resolve()
+        }
+    }
+    impl ToSocketAddrs for &String {}
+
+    impl Sealed for (&str, u16) {
+        fn resolve(self) -> Resolve {
+            match self.0.parse::<IpAddr>() {
+                Ok(ip) => Resolve::Ready(vec![SocketAddr::new(ip, self.1)]),
+                Err(_) => Resolve::Lookup(format!("{}:{}", self.0, self.1)),
+            }
+        }
+    }
+    impl ToSocketAddrs for (&str, u16) {}
+
+    impl Sealed for (String, u16) {
+        fn resolve(self) -> Resolve {
+            (self.0.as_str(), self.1).resolve()
+        }
+    }
+    impl ToSocketAddrs for (String, u16) {}
+}
+
+pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs = match sealed::Sealed::resolve(addr) {
+        sealed::Resolve::Ready(addrs) => addrs,
+        sealed::Resolve::Lookup(name) => {
+            let lookup = ringleader_runtime::task::spawn_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&name).map(|a| a.collect::<Vec<_>>())
+            });
+            match lookup.await {
+                Ok(res) => res?,
+                Err(err) => return Err(io::Error::other(err)),
+            }
+        }
+    };
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Resolves `host` to socket addresses (asyncio's `getaddrinfo`): literals at once, names
+/// with `getaddrinfo` on the blocking pool.
+///
+/// # Errors
+/// The resolver's error (an unknown host), or `InvalidInput` if nothing was found.
+///
+/// # Cancel safety
+/// Dropping it abandons the lookup, which finishes on the blocking pool.
+pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
+    Ok(resolve(host).await?.into_iter())
+}

@@ -1,0 +1,192 @@
+//! UDP sockets (asyncio's datagram endpoints stand on them).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use ringleader_runtime::driver::{ops, IoBuf, IoBufMut, SharedFd, SockAddrBuf};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use super::addr::{resolve, ToSocketAddrs};
+use super::tcp::{close, in_use, local_addr, peer_addr};
+use crate::BufResult;
+
+/// A UDP socket: unconnected (`send_to` / `recv_from`) or connected (`send` / `recv`).
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: SharedFd,
+}
+
+impl UdpSocket {
+    /// Binds to the first address that works (port 0: the kernel picks).
+    ///
+    /// # Errors
+    /// The last address's error, or the resolver's.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        let mut last = None;
+        for addr in resolve(addr).await? {
+            let attempt = (|| {
+                let socket = Socket::new(
+                    Domain::for_address(addr),
+                    Type::DGRAM.nonblocking().cloexec(),
+                    Some(Protocol::UDP),
+                )?;
+                socket.bind(&addr.into())?;
+                io::Result::Ok(socket)
+            })();
+            match attempt {
+                Ok(socket) => {
+                    return Ok(UdpSocket {
+                        fd: Arc::new(OwnedFd::from(socket)),
+                    })
+                }
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+    }
+
+    /// Sets the default peer: `send` goes there and only its datagrams are received.
+    ///
+    /// # Errors
+    /// The resolver's or `connect(2)`'s error.
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let mut last = None;
+        for addr in resolve(addr).await? {
+            match SockRef::from(&*self.fd).connect(&addr.into()) {
+                Ok(()) => return Ok(()),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+    }
+
+    /// Sends one datagram to the connected peer.
+    ///
+    /// # Errors
+    /// `NotConnected` without a peer; `ConnectionRefused` after an ICMP unreachable.
+    ///
+    /// # Cancel safety
+    /// A dropped send may still go out.
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        ops::send(self.fd.clone(), buf).await
+    }
+
+    /// Receives one datagram from the connected peer into `buf` (truncated to its
+    /// capacity).
+    ///
+    /// # Errors
+    /// `ConnectionRefused` after an ICMP unreachable.
+    ///
+    /// # Cancel safety
+    /// A dropped receive may have taken a datagram, which is lost.
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        ops::recv(self.fd.clone(), buf).await
+    }
+
+    /// Sends one datagram to `target`.
+    ///
+    /// # Errors
+    /// The resolver's or the socket's error.
+    ///
+    /// # Cancel safety
+    /// As [`send`](Self::send).
+    pub async fn send_to<B: IoBuf>(&self, buf: B, target: impl ToSocketAddrs) -> BufResult<usize, B> {
+        let addr = match resolve(target).await {
+            Ok(addrs) => addrs[0],
+            Err(err) => return (Err(err), buf),
+        };
+        ops::send_to(self.fd.clone(), buf, SockAddrBuf::from_socket_addr(addr)).await
+    }
+
+    /// Receives one datagram and its sender's address.
+    ///
+    /// # Errors
+    /// The socket's error.
+    ///
+    /// # Cancel safety
+    /// As [`recv`](Self::recv).
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let (res, buf) = ops::recv_from(self.fd.clone(), buf).await;
+        let res = res.and_then(|(n, addr)| {
+            addr.map(|a| (n, a))
+                .ok_or_else(|| io::Error::other("datagram without a source address"))
+        });
+        (res, buf)
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// The `getsockname` error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(&self.fd)
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected` without a peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        peer_addr(&self.fd)
+    }
+
+    /// Sets `SO_BROADCAST` (needed to send to a broadcast address).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_broadcast(on)
+    }
+
+    /// Whether `SO_BROADCAST` is set.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        SockRef::from(&*self.fd).broadcast()
+    }
+
+    /// Takes a std socket (set non-blocking here).
+    ///
+    /// # Errors
+    /// If the socket cannot be made non-blocking.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            fd: Arc::new(socket.into()),
+        })
+    }
+
+    /// Gives the socket back as a std socket, once no operation uses it.
+    ///
+    /// # Errors
+    /// `WouldBlock` with the socket back if an operation is still in flight.
+    pub fn into_std(self) -> Result<std::net::UdpSocket, (io::Error, UdpSocket)> {
+        match Arc::try_unwrap(self.fd) {
+            Ok(fd) => Ok(fd.into()),
+            Err(fd) => Err((in_use(), UdpSocket { fd })),
+        }
+    }
+
+    /// Closes the socket through the ring.
+    ///
+    /// # Errors
+    /// `close(2)`'s error.
+    pub async fn close(self) -> io::Result<()> {
+        close(self.fd).await
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
