@@ -16,12 +16,21 @@
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
+//! - [`#[ringleader::main]`](macro@main) makes `async fn main()` the program's entry point,
+//!   and [`#[ringleader::test]`](macro@test) makes an `async fn` a test, each on a runtime
+//!   built for it.
 #![forbid(unsafe_code)]
 
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
+
+/// Attribute macros: `#[ringleader::main]` and `#[ringleader::test]`. Their expansion names
+/// this crate as `::ringleader` (or the `crate = "..."` option), so they need no other
+/// dependency. Write them path-qualified: `use ringleader::test;` would shadow the
+/// built-in `#[test]` in that module.
+pub use ringleader_macros::{main, test};
 
 /// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a
 /// ringleader leaf future.

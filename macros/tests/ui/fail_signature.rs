@@ -1,0 +1,17 @@
+#[ringleader::test]
+async fn generic<T: Default>() {
+    let _ = T::default();
+}
+
+#[ringleader::test]
+async fn where_clause() where u8: Copy {}
+
+#[ringleader::test]
+async unsafe fn not_safe() {}
+
+#[ringleader::test]
+fn many_problems_at_once<T>(x: T) {
+    drop(x);
+}
+
+fn main() {}
