@@ -26,10 +26,10 @@ pub use ringleader_sync as sync;
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
 
-/// Attribute macros: `#[ringleader::main]` and `#[ringleader::test]`. Their expansion names
-/// this crate as `::ringleader` (or the `crate = "..."` option), so they need no other
-/// dependency. Write them path-qualified: `use ringleader::test;` would shadow the
-/// built-in `#[test]` in that module.
+// The attribute macros (their docs are on the items). Their expansion names this crate as
+// `::ringleader`, so users need no other dependency. Note that this import shadows the
+// built-in `#[test]` for code written directly in this root module (none is); submodules
+// are unaffected.
 pub use ringleader_macros::{main, test};
 
 /// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a

@@ -2,9 +2,11 @@
 //! runtime, and the function keeps its signature. (The compile errors are tested in
 //! `macros/tests/ui/`.)
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
+
+mod support;
 
 use ringleader::runtime::Handle;
 use ringleader::time::{self, Instant};
@@ -12,6 +14,8 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
+
+use support::DropCounter;
 
 fn num_workers() -> usize {
     Handle::current().metrics().num_workers()
@@ -80,6 +84,40 @@ fn main_may_return_a_result_and_use_the_question_mark() {
     assert!(main_fallible_err().is_err());
 }
 
+/// Drops of the task `main_leaving_a_task_behind` leaves pending (a `main` takes no
+/// arguments, so its counter is a static).
+static LEFT_BEHIND: OnceLock<DropCounter> = OnceLock::new();
+
+#[ringleader::main(worker_threads = 2)]
+async fn main_leaving_a_task_behind() -> usize {
+    let token = LEFT_BEHIND.get_or_init(DropCounter::new).token();
+    // Dropping the handle detaches the task; it stays alive until the runtime goes.
+    drop(ringleader::spawn(async move {
+        let _token = token;
+        std::future::pending::<()>().await
+    }));
+    Handle::current().metrics().num_alive_tasks()
+}
+
+#[test]
+fn main_shuts_its_runtime_down_on_return_cancelling_tasks_still_alive() {
+    assert_eq!(main_leaving_a_task_behind(), 1);
+    let dropped = LEFT_BEHIND.get().unwrap();
+    assert_eq!(dropped.count(), 1, "the pending task's future was dropped");
+}
+
+#[ringleader::test(worker_threads = 2)]
+async fn a_main_fn_called_inside_a_task_panics_like_block_on() {
+    let err = ringleader::spawn(async { main_like() }).await.unwrap_err();
+    let payload = err.into_panic();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("block_on called from inside"), "{message}");
+}
+
 // ---- #[ringleader::test] with each option ----
 
 #[ringleader::test]
@@ -118,6 +156,14 @@ async fn test_worker_threads_two_gives_two_workers_off_the_test_thread() {
 #[ringleader::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_flavor_multi_thread_with_worker_threads() {
     assert_eq!(num_workers(), 2);
+}
+
+#[ringleader::test(worker_threads = 2)]
+async fn the_body_need_not_be_send_even_on_a_multi_thread_runtime() {
+    // The body runs on the test thread (`block_on`), never on a worker.
+    let local = std::rc::Rc::new(5);
+    ringleader::task::yield_now().await;
+    assert_eq!(*local + ringleader::spawn(async { 1 }).await.unwrap(), 6);
 }
 
 #[ringleader::test(start_paused = true)]
@@ -210,19 +256,6 @@ async fn test_may_return_ok() -> Result<(), std::num::ParseIntError> {
     let n: u32 = "41".parse()?;
     assert_eq!(ringleader::spawn(async move { n + 1 }).await.unwrap(), 42);
     Ok(())
-}
-
-#[test]
-fn a_test_returning_err_fails() {
-    // Called directly: the generated test is an ordinary fn returning the Result.
-    assert!(test_returning_err().is_err());
-}
-
-#[ringleader::test]
-#[ignore = "returns Err on purpose; called by a_test_returning_err_fails"]
-async fn test_returning_err() -> Result<(), String> {
-    ringleader::task::yield_now().await;
-    Err("this test fails by returning Err".to_owned())
 }
 
 #[ringleader::test]

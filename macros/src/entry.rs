@@ -93,24 +93,19 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
             return out;
         }
     };
-    let options = Options::parse(kind, args);
+    let config = Options::parse(kind, args).and_then(|options| options.resolve(kind));
     let signature = check_signature(kind, &function);
-    let result = match (options, signature) {
-        (Ok(options), Ok(())) => options.resolve(kind),
+    let errors = match (config, signature) {
+        (Ok(config), Ok(())) => return write(kind, &config, function),
         (Err(mut a), Err(b)) => {
             a.combine(b);
-            Err(a)
+            a
         }
-        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Err(e), Ok(())) | (Ok(_), Err(e)) => e,
     };
-    match result {
-        Ok(config) => write(kind, &config, function),
-        Err(e) => {
-            let mut out = e.to_compile_error();
-            out.extend(stub(&function));
-            out
-        }
-    }
+    let mut out = errors.to_compile_error();
+    out.extend(stub(&function));
+    out
 }
 
 impl Options {

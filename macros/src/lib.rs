@@ -149,6 +149,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Ask for `flavor = "multi_thread"` (or simply `worker_threads = N`) to test behaviour across
 /// threads: work stealing, `Send` bounds, blocking.
 ///
+/// Write it path-qualified, `#[ringleader::test]`: `use ringleader::test;` would shadow the
+/// built-in `#[test]` in that module. Put no second `#[test]` on the function (one written
+/// after this attribute is reported as an error).
+///
 /// ```
 /// #[ringleader::test]
 /// async fn spawned_tasks_run_on_the_test_thread() {

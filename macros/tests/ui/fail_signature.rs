@@ -10,6 +10,12 @@ async fn where_clause() where u8: Copy {}
 async unsafe fn not_safe() {}
 
 #[ringleader::test]
+const async fn constant() {}
+
+#[ringleader::test]
+async extern "C" fn foreign() {}
+
+#[ringleader::test]
 fn many_problems_at_once<T>(x: T) {
     drop(x);
 }
