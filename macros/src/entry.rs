@@ -402,3 +402,71 @@ fn stub(function: &ItemFn) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{expand, Kind};
+    use quote::quote;
+
+    fn expanded(kind: Kind, args: proc_macro2::TokenStream) -> String {
+        let item = quote!(
+            async fn f() -> u8 {
+                1
+            }
+        );
+        expand(kind, args, item).to_string()
+    }
+
+    #[test]
+    fn a_bare_test_is_a_current_thread_runtime_with_builder_defaults() {
+        let out = expanded(Kind::Test, quote!());
+        let expected = quote!(
+            #[::core::prelude::v1::test]
+            fn f() -> u8 {
+                async fn f() -> u8 {
+                    1
+                }
+                ::ringleader::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("failed to build the ringleader runtime")
+                    .block_on(f())
+            }
+        );
+        assert_eq!(out, expected.to_string());
+    }
+
+    #[test]
+    fn a_bare_main_is_multi_thread_and_not_a_test() {
+        let out = expanded(Kind::Main, quote!());
+        assert!(out.contains("Builder :: new_multi_thread ()"), "{out}");
+        assert!(!out.contains("test"), "{out}");
+    }
+
+    #[test]
+    fn worker_threads_alone_implies_multi_thread_and_each_option_is_passed_on() {
+        let out = expanded(
+            Kind::Test,
+            quote!(
+                worker_threads = 3,
+                start_paused = true,
+                debug = false,
+                crate = "rl"
+            ),
+        );
+        assert!(
+            out.contains(
+                "rl :: runtime :: Builder :: new_multi_thread () . worker_threads (3usize) \
+                 . start_paused (true) . debug (false) . build ()"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn an_error_leaves_a_sync_stub_of_the_same_name() {
+        let out = expanded(Kind::Main, quote!(flavor = "fast"));
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("fn f () -> u8"), "{out}");
+        assert!(!out.contains("async"), "{out}");
+    }
+}
