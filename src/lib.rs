@@ -16,6 +16,9 @@
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
+//! - [`#[ringleader::main]`](macro@main) makes `async fn main()` the program's entry point,
+//!   and [`#[ringleader::test]`](macro@test) makes an `async fn` a test, each on a runtime
+//!   built for it.
 #![forbid(unsafe_code)]
 
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
@@ -29,6 +32,12 @@ pub mod io {
 }
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
+
+// The attribute macros (their docs are on the items). Their expansion names this crate as
+// `::ringleader`, so users need no other dependency. Note that this import shadows the
+// built-in `#[test]` for code written directly in this root module (none is); submodules
+// are unaffected.
+pub use ringleader_macros::{main, test};
 
 /// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a
 /// ringleader leaf future.

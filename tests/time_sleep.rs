@@ -124,20 +124,18 @@ fn futures_poll_once<F: Future>(f: Pin<&mut F>) -> std::task::Poll<F::Output> {
     f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
 
-#[test]
-fn timeout_returns_elapsed_and_drops_the_inner_future() {
-    paused().block_on(async {
-        let dropped = DropCounter::new();
-        let token = dropped.token();
-        let result = timeout(Duration::from_secs(3600), async move {
-            let _t = token;
-            std::future::pending::<()>().await
-        })
-        .await;
-        assert!(result.is_err());
-        assert_eq!(dropped.count(), 1);
-        assert_eq!(timeout(Duration::from_secs(1), async { 3 }).await, Ok(3));
-    });
+#[ringleader::test(start_paused = true)]
+async fn timeout_returns_elapsed_and_drops_the_inner_future() {
+    let dropped = DropCounter::new();
+    let token = dropped.token();
+    let result = timeout(Duration::from_secs(3600), async move {
+        let _t = token;
+        std::future::pending::<()>().await
+    })
+    .await;
+    assert!(result.is_err());
+    assert_eq!(dropped.count(), 1);
+    assert_eq!(timeout(Duration::from_secs(1), async { 3 }).await, Ok(3));
 }
 
 #[test]
@@ -155,50 +153,46 @@ fn a_one_hour_timeout_on_the_paused_clock_finishes_quickly_and_the_same_every_ti
     assert!(real.elapsed() < Duration::from_secs(30));
 }
 
-#[test]
-fn interval_policies_keep_their_cadence() {
-    paused().block_on(async {
-        let period = Duration::from_millis(100);
-        for (policy, expected) in [
-            // Busy for 350 ms after the first tick, then tick 4 more times. `tick` returns
-            // each tick's scheduled time: the late one (due at 100) still says 100.
-            (MissedTickBehavior::Burst, vec![0, 100, 200, 300, 400]),
-            (MissedTickBehavior::Delay, vec![0, 100, 450, 550, 650]),
-            (MissedTickBehavior::Skip, vec![0, 100, 400, 500, 600]),
-        ] {
-            let start = Instant::now();
-            let mut iv = interval(period);
-            iv.set_missed_tick_behavior(policy);
-            let mut ticks = vec![iv.tick().await];
-            time::advance(Duration::from_millis(350)).await;
-            for _ in 0..4 {
-                ticks.push(iv.tick().await);
-            }
-            let got: Vec<u64> = ticks
-                .iter()
-                .map(|t| (*t - start).as_millis() as u64)
-                .collect();
-            assert_eq!(got, expected, "{policy:?}");
+#[ringleader::test(start_paused = true)]
+async fn interval_policies_keep_their_cadence() {
+    let period = Duration::from_millis(100);
+    for (policy, expected) in [
+        // Busy for 350 ms after the first tick, then tick 4 more times. `tick` returns
+        // each tick's scheduled time: the late one (due at 100) still says 100.
+        (MissedTickBehavior::Burst, vec![0, 100, 200, 300, 400]),
+        (MissedTickBehavior::Delay, vec![0, 100, 450, 550, 650]),
+        (MissedTickBehavior::Skip, vec![0, 100, 400, 500, 600]),
+    ] {
+        let start = Instant::now();
+        let mut iv = interval(period);
+        iv.set_missed_tick_behavior(policy);
+        let mut ticks = vec![iv.tick().await];
+        time::advance(Duration::from_millis(350)).await;
+        for _ in 0..4 {
+            ticks.push(iv.tick().await);
         }
-    });
+        let got: Vec<u64> = ticks
+            .iter()
+            .map(|t| (*t - start).as_millis() as u64)
+            .collect();
+        assert_eq!(got, expected, "{policy:?}");
+    }
 }
 
-#[test]
-fn advance_fires_due_timers() {
-    paused().block_on(async {
-        let fired = Arc::new(AtomicUsize::new(0));
-        let f = fired.clone();
-        let h = ringleader::spawn(async move {
-            sleep(Duration::from_secs(10)).await;
-            f.fetch_add(1, Ordering::SeqCst);
-        });
-        ringleader::task::yield_now().await;
-        time::advance(Duration::from_secs(5)).await;
-        assert_eq!(fired.load(Ordering::SeqCst), 0);
-        time::advance(Duration::from_secs(5)).await;
-        h.await.unwrap();
-        assert_eq!(fired.load(Ordering::SeqCst), 1);
+#[ringleader::test(start_paused = true)]
+async fn advance_fires_due_timers() {
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    let h = ringleader::spawn(async move {
+        sleep(Duration::from_secs(10)).await;
+        f.fetch_add(1, Ordering::SeqCst);
     });
+    ringleader::task::yield_now().await;
+    time::advance(Duration::from_secs(5)).await;
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    time::advance(Duration::from_secs(5)).await;
+    h.await.unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -56,4 +56,5 @@ mod imp {
     }
 }
 
+#[allow(unused_imports)] // Until the skeleton's primitives take their atomics from here.
 pub(crate) use imp::*;

@@ -76,8 +76,11 @@ impl<T> JoinHandle<T> {
 
     /// Runs `callback` once when the task finishes, with how it finished (asyncio's
     /// `Task.add_done_callback`). If it has already finished, `callback` runs now, on this
-    /// thread; otherwise on the thread that completes the task, after the task's
-    /// internal state is updated (never under its locks). A panicking callback is caught.
+    /// thread; otherwise on the thread that completes the task, once its output is stored
+    /// and just before it is marked finished (never under its locks): when
+    /// [`is_finished`](Self::is_finished) is true or the handle's `await` has returned,
+    /// every callback registered before has run (inside a callback, `is_finished` is still
+    /// false). A panicking callback is caught.
     pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
         self.raw.add_done_callback(Box::new(callback))
     }

@@ -463,13 +463,16 @@ fn complete<F: Future, S: Schedule>(
         // SAFETY: we hold RUNNING; the stage is Consumed (the future was dropped).
         unsafe { *stage = Stage::Finished(result) };
     });
+    // Done callbacks run before COMPLETE is published, not merely before the joiner is
+    // woken: a handle polled (or `is_finished` read) without a wake-up sees COMPLETE as soon
+    // as it is set, so running them after it let `handle.await` return before the callbacks
+    // had run (seen as a flaky `rt_callbacks` test). Now once the handle sees the task
+    // finished, every callback registered before has run.
+    run_done_callbacks(header, outcome);
     let prev = header.state.transition_to_complete();
     // Leave the registry before anyone is woken: once `handle.await` returns, the task is
     // no longer listed as live. (Our runner's reference keeps it alive meanwhile.)
     let released = cell.scheduler.release(RawTask(ptr));
-    // Done callbacks run before the joiner is woken: once `handle.await` returns, every
-    // callback registered before completion has run.
-    run_done_callbacks(header, outcome);
     if !prev.has_join_interest() {
         // Nobody will read the output: drop it here, on the runtime.
         cell.stage.with_mut(|stage| {

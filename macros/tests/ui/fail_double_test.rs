@@ -1,0 +1,5 @@
+#[ringleader::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

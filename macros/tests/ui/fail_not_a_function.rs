@@ -1,0 +1,4 @@
+#[ringleader::main]
+struct Main;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[ringleader::main]
+fn main() {}
+
+#[ringleader::test]
+fn sync_test() {}
