@@ -1,1 +1,599 @@
-//! (being written)
+//! A single-value channel: receivers see the latest value and wait for changes.
+//!
+//! [`channel`] makes a [`Sender`] holding an initial value and a [`Receiver`]. Receivers
+//! [`borrow`](Receiver::borrow) the current value and wait with
+//! [`changed`](Receiver::changed) for the next one; intermediate values may be skipped.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! let (tx, mut rx) = ringleader_sync::watch::channel("hello");
+//! assert_eq!(*rx.borrow(), "hello");
+//! tx.send("world").unwrap();
+//! rx.changed().await.unwrap();
+//! assert_eq!(*rx.borrow_and_update(), "world");
+//! drop(tx);
+//! assert!(rx.changed().await.is_err());
+//! # });
+//! ```
+//!
+//! # Design
+//!
+//! The value sits behind a reader-writer lock. `state` packs `version << 1 | CLOSED`; the version is
+//! bumped (by 2) under the value's lock, so a receiver that reads the value and the version
+//! under that lock sees them agree. Each receiver remembers the version it last marked
+//! seen. Waiting receivers register in `rx_waiters` (a `FanOut`: woken all at once, no
+//! per-waiter clean-up); a sender bumps the version, then takes the waiters' lock and wakes
+//! them all, and a receiver rechecks the version after registering, so no change is missed.
+//! `CLOSED` is set when the last sender goes; `tx_waiters` holds senders waiting in
+//! [`Sender::closed`] for the last receiver to go.
+
+use std::fmt;
+use std::ops::Deref;
+use std::task::{Poll, Waker};
+
+use slab::Slab;
+
+use crate::loom::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::waitlist::WakeList;
+
+// The value's reader-writer lock. `crate::loom` has no RwLock yet, so the swap is made here,
+// the same way: loom's under `--cfg ringleader_loom`, std's otherwise.
+#[cfg(ringleader_loom)]
+pub(crate) use loom::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(not(ringleader_loom))]
+pub(crate) use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Read-locks, treating a poisoned lock as usable (as `crate::loom::lock`).
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Write-locks, treating a poisoned lock as usable.
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+const CLOSED: u64 = 1;
+const STEP: u64 = 2;
+
+/// The error types of the watch channel.
+pub mod error {
+    use std::fmt;
+
+    /// No receiver exists; holds the value back.
+    #[derive(PartialEq, Eq, Clone, Copy)]
+    pub struct SendError<T>(pub T);
+
+    impl<T> SendError<T> {
+        /// The value that was not sent.
+        pub fn into_inner(self) -> T {
+            self.0
+        }
+    }
+
+    impl<T> fmt::Debug for SendError<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("SendError(..)")
+        }
+    }
+
+    impl<T> fmt::Display for SendError<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("no watch receivers")
+        }
+    }
+
+    impl<T> std::error::Error for SendError<T> {}
+
+    /// Every sender is gone (and, for `changed`, no unseen value remains).
+    #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+    pub struct RecvError(pub(crate) ());
+
+    impl fmt::Display for RecvError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("watch sender dropped")
+        }
+    }
+
+    impl std::error::Error for RecvError {}
+}
+
+pub use error::{RecvError, SendError};
+
+/// Waiters that are only ever woken all together: watch receivers, broadcast receivers.
+///
+/// Unlike `crate::waitlist`, a notifier *drains* the list and bumps `epoch`, so a woken
+/// waiter learns it was notified from one atomic load and has no entry left to free: the
+/// common wait (register, woken, proceed) takes the lock once. A waiter dropped before
+/// being notified removes its own entry, checking under the lock that the epoch it
+/// registered in is still current (after a drain its key may belong to someone else).
+///
+/// Aligned to its own cache lines (128 bytes covers adjacent-line prefetch): registering
+/// writes its lock, which must not evict the state word the waiters poll.
+#[repr(align(128))]
+pub(crate) struct FanOut {
+    /// Bumped (under `wakers`' lock) by every `notify_all` that drained something.
+    epoch: AtomicU64,
+    wakers: Mutex<Slab<Waker>>,
+}
+
+/// A registration in a [`FanOut`].
+#[derive(Debug)]
+pub(crate) struct FanOutKey {
+    key: usize,
+    epoch: u64,
+}
+
+impl FanOut {
+    pub(crate) fn new() -> FanOut {
+        FanOut {
+            epoch: AtomicU64::new(0),
+            wakers: Mutex::new(Slab::new()),
+        }
+    }
+
+    /// Registers `waker`. The caller rechecks its condition afterwards: a notifier that
+    /// changed it before taking this lock is then visible.
+    pub(crate) fn register(&self, waker: &Waker) -> FanOutKey {
+        let mut w = lock(&self.wakers);
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        FanOutKey {
+            key: w.insert(waker.clone()),
+            epoch,
+        }
+    }
+
+    /// Whether a `notify_all` drained this registration (the key is then spent).
+    pub(crate) fn is_notified(&self, k: &FanOutKey) -> bool {
+        self.epoch.load(Ordering::Acquire) != k.epoch
+    }
+
+    /// Replaces the waker of a live registration; `false` if it was notified meanwhile.
+    pub(crate) fn update(&self, k: &FanOutKey, waker: &Waker) -> bool {
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) != k.epoch {
+            return false;
+        }
+        if let Some(slot) = w.get_mut(k.key) {
+            if !slot.will_wake(waker) {
+                *slot = waker.clone();
+            }
+        }
+        true
+    }
+
+    /// Withdraws a registration that may not have been notified.
+    pub(crate) fn cancel(&self, k: FanOutKey) {
+        if self.is_notified(&k) {
+            return;
+        }
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) == k.epoch {
+            w.try_remove(k.key);
+        }
+    }
+
+    /// Wakes every registered waiter (after releasing the lock).
+    pub(crate) fn notify_all(&self) {
+        let mut wakes = WakeList::new();
+        let mut w = lock(&self.wakers);
+        if w.is_empty() {
+            return;
+        }
+        self.epoch.fetch_add(1, Ordering::Release);
+        for waker in w.drain() {
+            wakes.push(waker);
+        }
+        drop(w);
+        wakes.wake_all();
+    }
+}
+
+struct Shared<T> {
+    value: RwLock<T>,
+    /// `version << 1 | CLOSED`; the version changes only under `value`'s write lock.
+    state: AtomicU64,
+    rx_count: AtomicUsize,
+    tx_count: AtomicUsize,
+    /// Receivers waiting in `changed`.
+    rx_waiters: FanOut,
+    /// Senders waiting in `closed`.
+    tx_waiters: FanOut,
+}
+
+impl<T> Shared<T> {
+    fn version(&self) -> u64 {
+        self.state.load(Ordering::Acquire) & !CLOSED
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    fn notify_rx(&self) {
+        self.rx_waiters.notify_all();
+    }
+
+    fn notify_tx(&self) {
+        self.tx_waiters.notify_all();
+    }
+}
+
+/// Creates a watch channel holding `init`.
+pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        value: RwLock::new(init),
+        state: AtomicU64::new(0),
+        rx_count: AtomicUsize::new(1),
+        tx_count: AtomicUsize::new(1),
+        rx_waiters: FanOut::new(),
+        tx_waiters: FanOut::new(),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared, seen: 0 },
+    )
+}
+
+/// The sending half; clone it for more senders.
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// A receiving half; clone it for more receivers.
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+    /// The version this receiver last marked seen.
+    seen: u64,
+}
+
+/// A borrow of the current value; holds the channel's read lock, so keep it short and
+/// never hold it across an `.await` (senders block until it is dropped).
+#[must_use = "a Ref holds the channel's read lock until dropped"]
+pub struct Ref<'a, T> {
+    guard: RwLockReadGuard<'a, T>,
+    has_changed: bool,
+}
+
+impl<T> Ref<'_, T> {
+    /// Whether the value was unseen by the receiver when borrowed.
+    pub fn has_changed(&self) -> bool {
+        self.has_changed
+    }
+}
+
+impl<T> Deref for Ref<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Ref<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T> Sender<T> {
+    /// Replaces the value and notifies receivers.
+    ///
+    /// # Errors
+    /// [`SendError`] with the value if there is no receiver (the value is not stored).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if self.shared.rx_count.load(Ordering::Acquire) == 0 {
+            return Err(SendError(value));
+        }
+        self.send_replace(value);
+        Ok(())
+    }
+
+    /// Replaces the value whether or not receivers exist; returns the old one.
+    pub fn send_replace(&self, value: T) -> T {
+        let mut value = value;
+        self.send_modify(|v| std::mem::swap(v, &mut value));
+        value
+    }
+
+    /// Modifies the value in place and notifies receivers.
+    pub fn send_modify(&self, modify: impl FnOnce(&mut T)) {
+        self.send_if_modified(|v| {
+            modify(v);
+            true
+        });
+    }
+
+    /// Modifies the value in place; notifies receivers only if `modify` returns `true`.
+    /// Returns what `modify` returned.
+    ///
+    /// `modify` runs under the channel's write lock: it must not use this channel (a
+    /// `borrow` inside it would deadlock).
+    pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
+        {
+            let mut v = write(&self.shared.value);
+            if !modify(&mut v) {
+                return false;
+            }
+            self.shared.state.fetch_add(STEP, Ordering::AcqRel);
+        }
+        self.shared.notify_rx();
+        true
+    }
+
+    /// Borrows the current value.
+    pub fn borrow(&self) -> Ref<'_, T> {
+        Ref {
+            guard: read(&self.shared.value),
+            has_changed: false,
+        }
+    }
+
+    /// A new receiver that has seen the current value.
+    pub fn subscribe(&self) -> Receiver<T> {
+        self.shared.rx_count.fetch_add(1, Ordering::AcqRel);
+        let seen = {
+            let _v = read(&self.shared.value);
+            self.shared.version()
+        };
+        Receiver {
+            shared: self.shared.clone(),
+            seen,
+        }
+    }
+
+    /// How many receivers exist.
+    pub fn receiver_count(&self) -> usize {
+        self.shared.rx_count.load(Ordering::Acquire)
+    }
+
+    /// How many senders exist.
+    pub fn sender_count(&self) -> usize {
+        self.shared.tx_count.load(Ordering::Acquire)
+    }
+
+    /// Whether every receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.receiver_count() == 0
+    }
+
+    /// Waits until every receiver is gone.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches.
+    pub async fn closed(&self) {
+        struct Guard<'a, T>(&'a Shared<T>, Option<FanOutKey>);
+        impl<T> Drop for Guard<'_, T> {
+            fn drop(&mut self) {
+                if let Some(k) = self.1.take() {
+                    self.0.tx_waiters.cancel(k);
+                }
+            }
+        }
+        let mut g = Guard(&self.shared, None);
+        std::future::poll_fn(|cx| {
+            let shared = g.0;
+            if let Some(k) = &g.1 {
+                if !shared.tx_waiters.is_notified(k)
+                    && shared.rx_count.load(Ordering::Acquire) != 0
+                    && shared.tx_waiters.update(k, cx.waker())
+                {
+                    return Poll::Pending;
+                }
+            }
+            if let Some(k) = g.1.take() {
+                shared.tx_waiters.cancel(k);
+            }
+            if shared.rx_count.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            let k = shared.tx_waiters.register(cx.waker());
+            if shared.rx_count.load(Ordering::Acquire) == 0 {
+                shared.tx_waiters.cancel(k);
+                return Poll::Ready(());
+            }
+            g.1 = Some(k);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Whether both senders feed the same channel.
+    pub fn same_channel(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.tx_count.fetch_add(1, Ordering::AcqRel);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.shared.tx_count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.state.fetch_or(CLOSED, Ordering::AcqRel);
+            self.shared.notify_rx();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Borrows the current value without marking it seen.
+    pub fn borrow(&self) -> Ref<'_, T> {
+        let guard = read(&self.shared.value);
+        let has_changed = self.shared.version() != self.seen;
+        Ref { guard, has_changed }
+    }
+
+    /// Borrows the current value and marks it seen.
+    pub fn borrow_and_update(&mut self) -> Ref<'_, T> {
+        let guard = read(&self.shared.value);
+        let version = self.shared.version();
+        let has_changed = version != self.seen;
+        self.seen = version;
+        Ref { guard, has_changed }
+    }
+
+    /// Whether a value unseen by this receiver is there.
+    ///
+    /// # Errors
+    /// [`RecvError`] if every sender is gone.
+    pub fn has_changed(&self) -> Result<bool, RecvError> {
+        if self.shared.is_closed() {
+            return Err(RecvError(()));
+        }
+        Ok(self.shared.version() != self.seen)
+    }
+
+    /// Marks the current value unseen, so the next `changed` returns at once.
+    pub fn mark_changed(&mut self) {
+        self.seen = self.shared.version().wrapping_sub(STEP);
+    }
+
+    /// Marks the current value seen.
+    pub fn mark_unchanged(&mut self) {
+        self.seen = self.shared.version();
+    }
+
+    /// Waits for a value unseen by this receiver, then marks it seen.
+    ///
+    /// Returns at once if the current value is unseen.
+    ///
+    /// # Errors
+    /// [`RecvError`] if every sender is gone and no unseen value remains.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the receiver's seen mark changes only when the future completes.
+    pub async fn changed(&mut self) -> Result<(), RecvError> {
+        struct Guard<'a, T> {
+            shared: &'a Shared<T>,
+            seen: &'a mut u64,
+            key: Option<FanOutKey>,
+        }
+        impl<T> Drop for Guard<'_, T> {
+            fn drop(&mut self) {
+                if let Some(k) = self.key.take() {
+                    self.shared.rx_waiters.cancel(k);
+                }
+            }
+        }
+        impl<T> Guard<'_, T> {
+            /// `Some` when `changed` is done: marks the version seen on success.
+            fn check(&mut self) -> Option<Result<(), RecvError>> {
+                let state = self.shared.state.load(Ordering::Acquire);
+                if state & !CLOSED != *self.seen {
+                    *self.seen = state & !CLOSED;
+                    Some(Ok(()))
+                } else if state & CLOSED != 0 {
+                    Some(Err(RecvError(())))
+                } else {
+                    None
+                }
+            }
+        }
+        // Borrow the shared state rather than clone the `Arc`: its counts share a cache
+        // line with `state`, which every waiting receiver reads.
+        let Receiver { shared, seen } = self;
+        let mut g = Guard {
+            shared: &**shared,
+            seen,
+            key: None,
+        };
+        std::future::poll_fn(|cx| {
+            let coop = std::task::ready!(ringleader_coop::poll_proceed(cx));
+            let shared = g.shared;
+            if let Some(r) = g.check() {
+                if let Some(k) = g.key.take() {
+                    shared.rx_waiters.cancel(k);
+                }
+                coop.made_progress();
+                return Poll::Ready(r);
+            }
+            if let Some(k) = &g.key {
+                if !shared.rx_waiters.is_notified(k) && shared.rx_waiters.update(k, cx.waker()) {
+                    return Poll::Pending;
+                }
+                // Notified (the key is spent) but nothing new: wait again.
+                g.key = None;
+            }
+            let k = shared.rx_waiters.register(cx.waker());
+            // Recheck after registering: a send that missed the registration bumped the
+            // version before taking the waiters' lock, so it is visible now.
+            if let Some(r) = g.check() {
+                shared.rx_waiters.cancel(k);
+                coop.made_progress();
+                return Poll::Ready(r);
+            }
+            g.key = Some(k);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits until the value satisfies `f` (checking the current value first), marks it
+    /// seen and borrows it.
+    ///
+    /// # Errors
+    /// [`RecvError`] if every sender is gone before a value satisfies `f`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`changed`](Self::changed).
+    pub async fn wait_for(
+        &mut self,
+        mut f: impl FnMut(&T) -> bool,
+    ) -> Result<Ref<'_, T>, RecvError> {
+        loop {
+            {
+                let r = self.borrow_and_update();
+                if f(&r) {
+                    break;
+                }
+            }
+            self.changed().await?;
+        }
+        Ok(self.borrow())
+    }
+
+    /// Whether both receivers watch the same channel.
+    pub fn same_channel(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.shared.rx_count.fetch_add(1, Ordering::AcqRel);
+        Receiver {
+            shared: self.shared.clone(),
+            seen: self.seen,
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.shared.rx_count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.notify_tx();
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}

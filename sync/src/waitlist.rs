@@ -1,0 +1,346 @@
+//! Waiter lists: the FIFO queue of parked futures behind every primitive of this crate.
+//!
+//! # Protocol
+//!
+//! A primitive keeps one [`WaitList`] inside the same `crate::loom::Mutex` as the rest of its
+//! state (permits, flags), so a waiter's whole life is decided under one lock:
+//!
+//! - **Handles.** A waiting future holds the `usize` key that [`WaitList::push_back`] returned.
+//!   The key stays valid from `push_back` until the future itself calls [`WaitList::remove`]
+//!   (on completion or in its `Drop`); nobody else removes the entry, so a key never dangles
+//!   and is never reused under a live future.
+//! - **States.** An entry is *queued* (linked into the FIFO order, waiting) or *notified*
+//!   (unlinked by [`WaitList::notify`] / [`WaitList::notify_front`] / [`WaitList::notify_all`],
+//!   its waker moved into a [`WakeList`]). The payload `T` says what the notifier handed over
+//!   (permits, a kind of notification, an error); the notifier writes it under the lock
+//!   before unlinking.
+//! - **Who touches what.** Everything is touched only under the primitive's lock. The waiting
+//!   future updates its waker ([`WaitList::set_waker`]) and reads its state; notifiers
+//!   unlink and fill payloads; only the owner of a key removes it.
+//! - **Wake-ups after unlock.** Notifiers push wakers into an on-stack [`WakeList`] and call
+//!   [`WakeList::wake_all`] after dropping the lock guard, so a woken task never contends on
+//!   the lock its waker was taken under.
+//! - **Cancellation.** A future dropped while holding a key calls [`WaitList::remove`]; the
+//!   returned [`Removed`] says whether it had already been notified, so the primitive can
+//!   pass on what it was handed (a permit, a lock, a `notify_one`).
+//!
+//! # Cost
+//!
+//! Entries live in a [`slab::Slab`] linked into a doubly linked list by key: push, notify and
+//! remove are O(1), and a slot freed by one waiter is reused by the next, so waiting allocates
+//! only when the number of simultaneous waiters reaches a new high. A [`WakeList`] holds 32
+//! wakers inline and spills to a `Vec` past that (only `notify_all` on a crowd gets there).
+
+use std::task::Waker;
+
+use slab::Slab;
+
+/// One waiter's slot.
+#[derive(Debug)]
+struct Entry<T> {
+    /// `None` while the waiter registered without a waker (`Notified::enable`) or after a
+    /// notifier took it.
+    waker: Option<Waker>,
+    /// Queued (true) or notified (false).
+    linked: bool,
+    prev: Option<usize>,
+    next: Option<usize>,
+    data: T,
+}
+
+/// A FIFO list of waiters with payload `T`. See the module docs for the protocol.
+#[derive(Debug)]
+pub(crate) struct WaitList<T> {
+    entries: Slab<Entry<T>>,
+    head: Option<usize>,
+    tail: Option<usize>,
+    queued: usize,
+}
+
+/// What [`WaitList::remove`] gives back to the owner of a key.
+#[derive(Debug)]
+pub(crate) struct Removed<T> {
+    /// The payload, as the last notifier (or nobody) left it.
+    pub(crate) data: T,
+    /// `true`: the waiter was still queued (never notified).
+    pub(crate) was_queued: bool,
+}
+
+impl<T> WaitList<T> {
+    /// An empty list; allocates nothing.
+    pub(crate) const fn new() -> Self {
+        WaitList {
+            entries: Slab::new(),
+            head: None,
+            tail: None,
+            queued: 0,
+        }
+    }
+
+    /// Whether no waiter is queued (notified-but-unremoved entries do not count).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Number of queued waiters.
+    pub(crate) fn len(&self) -> usize {
+        self.queued
+    }
+
+    /// Queues a waiter at the back; returns its key.
+    pub(crate) fn push_back(&mut self, data: T, waker: Option<Waker>) -> usize {
+        let key = self.entries.insert(Entry {
+            waker,
+            linked: true,
+            prev: self.tail,
+            next: None,
+            data,
+        });
+        match self.tail {
+            Some(t) => self.entries[t].next = Some(key),
+            None => self.head = Some(key),
+        }
+        self.tail = Some(key);
+        self.queued += 1;
+        key
+    }
+
+    /// Whether `key` is still queued (not yet notified).
+    pub(crate) fn is_queued(&self, key: usize) -> bool {
+        self.entries.get(key).is_some_and(|e| e.linked)
+    }
+
+    /// The payload of `key`.
+    #[allow(dead_code)] // API for the channel modules
+    pub(crate) fn data(&self, key: usize) -> &T {
+        &self.entries[key].data
+    }
+
+    /// The payload of `key`, mutably.
+    pub(crate) fn data_mut(&mut self, key: usize) -> &mut T {
+        &mut self.entries[key].data
+    }
+
+    /// The key of the first queued waiter.
+    pub(crate) fn front(&self) -> Option<usize> {
+        self.head
+    }
+
+    /// Stores `waker` for `key` unless the stored one would wake the same task.
+    pub(crate) fn set_waker(&mut self, key: usize, waker: &Waker) {
+        let e = &mut self.entries[key];
+        match &mut e.waker {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn unlink(&mut self, key: usize) {
+        let (prev, next) = {
+            let e = &mut self.entries[key];
+            debug_assert!(e.linked, "unlink of an entry that is not queued");
+            e.linked = false;
+            (e.prev.take(), e.next.take())
+        };
+        match prev {
+            Some(p) => self.entries[p].next = next,
+            None => self.head = next,
+        }
+        match next {
+            Some(n) => self.entries[n].prev = prev,
+            None => self.tail = prev,
+        }
+        self.queued -= 1;
+    }
+
+    /// Unlinks queued waiter `key` and moves its waker into `wakes`. No-op if it is not queued.
+    pub(crate) fn notify(&mut self, key: usize, wakes: &mut WakeList) {
+        if !self.is_queued(key) {
+            return;
+        }
+        self.unlink(key);
+        if let Some(w) = self.entries[key].waker.take() {
+            wakes.push(w);
+        }
+    }
+
+    /// Notifies the first queued waiter, after letting `f` fill its payload; returns its key.
+    pub(crate) fn notify_front(
+        &mut self,
+        wakes: &mut WakeList,
+        f: impl FnOnce(&mut T),
+    ) -> Option<usize> {
+        let key = self.head?;
+        f(&mut self.entries[key].data);
+        self.notify(key, wakes);
+        Some(key)
+    }
+
+    /// Notifies every queued waiter in FIFO order, letting `f` fill each payload first.
+    pub(crate) fn notify_all(&mut self, wakes: &mut WakeList, mut f: impl FnMut(&mut T)) {
+        while self.notify_front(wakes, |d| f(d)).is_some() {}
+    }
+
+    /// Removes `key` for good (its owner completed or was dropped).
+    pub(crate) fn remove(&mut self, key: usize) -> Removed<T> {
+        let was_queued = self.entries[key].linked;
+        if was_queued {
+            self.unlink(key);
+        }
+        let e = self.entries.remove(key);
+        Removed {
+            data: e.data,
+            was_queued,
+        }
+    }
+}
+
+impl<T> Default for WaitList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Wakers collected under a lock, to be woken after it is released.
+///
+/// Holds [`WakeList::INLINE`] wakers on the stack and spills the rest into a `Vec`. Anything
+/// still held when it is dropped is woken then, so an early return loses no wake-up; declare
+/// it *before* the lock guard so the guard drops first.
+#[derive(Debug)]
+pub(crate) struct WakeList {
+    inline: [Option<Waker>; WakeList::INLINE],
+    len: usize,
+    spill: Vec<Waker>,
+}
+
+impl WakeList {
+    /// Wakers kept inline (tokio's `WakeList` uses the same number).
+    pub(crate) const INLINE: usize = 32;
+
+    /// An empty list; allocates nothing.
+    pub(crate) fn new() -> Self {
+        WakeList {
+            inline: [const { None }; WakeList::INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    /// Adds a waker.
+    pub(crate) fn push(&mut self, waker: Waker) {
+        if self.len < Self::INLINE {
+            self.inline[self.len] = Some(waker);
+            self.len += 1;
+        } else {
+            self.spill.push(waker);
+        }
+    }
+
+    /// Wakes everything collected (call after releasing the lock).
+    pub(crate) fn wake_all(&mut self) {
+        for slot in &mut self.inline[..self.len] {
+            if let Some(w) = slot.take() {
+                w.wake();
+            }
+        }
+        self.len = 0;
+        for w in self.spill.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for WakeList {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
+
+/// Runs `fut` to completion on the calling thread, parking it between polls (for the
+/// `blocking_*` methods). The coop budget is lifted, so a call from inside a task cannot spin.
+#[cfg(not(ringleader_loom))]
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    ringleader_coop::unconstrained(|| loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    })
+}
+
+/// Under loom, loom's executor, so the model sees the parking.
+#[cfg(ringleader_loom)]
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    loom::future::block_on(fut)
+}
+
+#[cfg(all(test, not(ringleader_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_order_and_remove_from_middle() {
+        let mut wl = WaitList::new();
+        let a = wl.push_back('a', None);
+        let b = wl.push_back('b', None);
+        let c = wl.push_back('c', None);
+        assert_eq!(wl.len(), 3);
+        let r = wl.remove(b);
+        assert!(r.was_queued);
+        assert_eq!(r.data, 'b');
+        let mut wakes = WakeList::new();
+        assert_eq!(wl.notify_front(&mut wakes, |_| {}), Some(a));
+        assert!(!wl.is_queued(a));
+        assert_eq!(wl.front(), Some(c));
+        assert!(!wl.remove(a).was_queued);
+        wl.notify_all(&mut wakes, |d| *d = 'z');
+        assert!(wl.is_empty());
+        assert_eq!(*wl.data(c), 'z');
+        wl.remove(c);
+        // Slots are reused: no growth past the high-water mark.
+        let cap = wl.entries.capacity();
+        for _ in 0..100 {
+            let k = wl.push_back('x', None);
+            wl.remove(k);
+        }
+        assert_eq!(wl.entries.capacity(), cap);
+    }
+
+    #[test]
+    fn wake_list_spills() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let mut wakes = WakeList::new();
+        for _ in 0..40 {
+            wakes.push(Waker::from(count.clone()));
+        }
+        wakes.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 40);
+        wakes.push(Waker::from(count.clone()));
+        drop(wakes);
+        assert_eq!(count.0.load(Ordering::SeqCst), 41);
+    }
+}

@@ -1,0 +1,225 @@
+//! loom models of the synchronisation primitives (run by `ci/loom.sh`): each has two threads
+//! and checks that no interleaving loses a hand-off, a permit or a notification. A lost
+//! wake-up shows up as loom's deadlock report (every thread parked in `block_on`).
+#![cfg(ringleader_loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use loom::future::block_on;
+use loom::sync::Arc;
+use loom::thread;
+use ringleader_sync::{Barrier, Condition, Event, Mutex, Notify, OnceCell, RwLock, Semaphore};
+
+fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// The holder unlocks while a queued waiter is cancelled: the lock reaches the other waiter.
+#[test]
+fn loom_mutex_hand_off_with_cancelled_waiter() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0));
+        let guard = m.try_lock().unwrap();
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            *block_on(m2.lock()) += 1;
+        });
+        {
+            let mut cancelled = pin!(m.lock());
+            let _ = poll_once(cancelled.as_mut()); // queued, before or after `t`
+            drop(guard); // hands the lock to the first queued waiter
+        } // `cancelled` dropped: passes the lock on if it had it
+        t.join().unwrap();
+        assert_eq!(*m.try_lock().expect("lock free at the end"), 1);
+    });
+}
+
+/// Two lockers race for the lock: each gets it once, the total is exact.
+#[test]
+fn loom_mutex_two_lockers() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0));
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            *block_on(m2.lock()) += 1;
+        });
+        *block_on(m.lock()) += 1;
+        t.join().unwrap();
+        assert_eq!(*m.try_lock().unwrap(), 2);
+    });
+}
+
+/// acquire, release and close race: the acquirer either gets a permit or an error, never
+/// hangs, and every permit is back at the end.
+#[test]
+fn loom_semaphore_acquire_release_close() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let first = sem.try_acquire().unwrap();
+        let s2 = sem.clone();
+        let t = thread::spawn(move || {
+            if let Ok(p) = block_on(s2.acquire()) {
+                drop(p);
+            }
+        });
+        drop(first);
+        sem.close();
+        t.join().unwrap();
+        assert_eq!(sem.available_permits(), 1);
+        assert!(sem.is_closed());
+    });
+}
+
+/// A waiter of two permits, partially granted, is cancelled while the other thread releases:
+/// no permit is lost.
+#[test]
+fn loom_semaphore_cancel_partial_grant() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let p = sem.try_acquire().unwrap();
+        p.forget(); // 1 available, 1 issued
+        let s2 = sem.clone();
+        let t = thread::spawn(move || {
+            s2.add_permits(1); // returns the forgotten one
+        });
+        {
+            let mut big = pin!(sem.acquire_many(2));
+            if let Poll::Ready(r) = poll_once(big.as_mut()) {
+                drop(r.unwrap());
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(sem.available_permits(), 2);
+    });
+}
+
+/// notify_one before or after `notified` starts waiting: the waiter always completes.
+#[test]
+fn loom_notify_one_permit() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_one());
+        block_on(n.notified());
+        t.join().unwrap();
+    });
+}
+
+/// A waiter chosen by notify_one is dropped: the notification reaches the next waiter.
+#[test]
+fn loom_notify_dropped_waiter_passes_on() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut first = Box::pin(n.notified());
+        assert!(poll_once(first.as_mut()).is_pending());
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_one());
+        drop(first);
+        block_on(n.notified());
+        t.join().unwrap();
+    });
+}
+
+/// Event::set races with wait: the waiter always completes.
+#[test]
+fn loom_event_set_wait() {
+    loom::model(|| {
+        let ev = Arc::new(Event::new());
+        let e2 = ev.clone();
+        let t = thread::spawn(move || e2.set());
+        block_on(ev.wait());
+        t.join().unwrap();
+    });
+}
+
+/// Two parties meet: both pass, exactly one leads.
+#[test]
+fn loom_barrier_two_parties() {
+    loom::model(|| {
+        let b = Arc::new(Barrier::new(2));
+        let b2 = b.clone();
+        let t = thread::spawn(move || block_on(b2.wait()).unwrap().is_leader());
+        let me = block_on(b.wait()).unwrap().is_leader();
+        let other = t.join().unwrap();
+        assert!(me != other);
+    });
+}
+
+/// A notify under the lock after setting the flag always reaches `wait_for`.
+#[test]
+fn loom_condition_notify_not_lost() {
+    loom::model(|| {
+        let state = Arc::new((Mutex::new(false), Condition::new()));
+        let s2 = state.clone();
+        let t = thread::spawn(move || {
+            let (m, c) = &*s2;
+            *block_on(m.lock()) = true;
+            c.notify(1);
+        });
+        let (m, c) = &*state;
+        let g = block_on(async { c.wait_for(m.lock().await, |ready| *ready).await });
+        assert!(*g);
+        drop(g);
+        t.join().unwrap();
+    });
+}
+
+/// Two initializers race: one runs, both see its value.
+#[test]
+fn loom_once_cell_racing_init() {
+    loom::model(|| {
+        let cell = Arc::new(OnceCell::new());
+        let c2 = cell.clone();
+        let t = thread::spawn(move || *block_on(c2.get_or_init(|| async { 1 })));
+        let mine = *block_on(cell.get_or_init(|| async { 2 }));
+        let theirs = t.join().unwrap();
+        assert_eq!(mine, theirs);
+        assert_eq!(cell.get(), Some(&mine));
+    });
+}
+
+/// A writer and a reader race: the reader sees the value before or after the write, and
+/// the lock is free at the end.
+#[test]
+fn loom_rwlock_writer_reader() {
+    loom::model(|| {
+        let lock = Arc::new(RwLock::new(0));
+        let l2 = lock.clone();
+        let t = thread::spawn(move || *block_on(l2.write()) += 1);
+        let seen = *block_on(lock.read());
+        assert!(seen == 0 || seen == 1);
+        t.join().unwrap();
+        assert_eq!(*lock.try_write().expect("free at the end"), 1);
+    });
+}
+
+/// A release's lock-free path races an acquirer that is about to queue: the permit is
+/// either seen by the acquirer or handed to it, never stranded.
+#[test]
+fn loom_semaphore_release_races_enqueue() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let s2 = sem.clone();
+        let t = thread::spawn(move || s2.add_permits(1));
+        drop(block_on(sem.acquire()).unwrap());
+        t.join().unwrap();
+        assert_eq!(sem.available_permits(), 1);
+    });
+}
+
+/// A request for two permits collects them from two releases, one per thread.
+#[test]
+fn loom_semaphore_partial_grants_complete() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let s2 = sem.clone();
+        let t = thread::spawn(move || s2.add_permits(1));
+        let p = block_on(sem.acquire_many(2)).unwrap();
+        assert_eq!(sem.available_permits(), 0);
+        drop(p);
+        t.join().unwrap();
+        assert_eq!(sem.available_permits(), 2);
+    });
+}
