@@ -44,10 +44,16 @@
 //! borrows. ringleader's groups run children in parallel on the work-stealing pool, so they
 //! own their data.
 
+#[macro_use]
+mod loom;
+
 mod combinators;
 mod error;
 mod group;
 mod scope;
+
+#[cfg(all(test, ringleader_loom))]
+mod loom_models;
 
 pub use combinators::{
     as_completed, fail_after, first_ok, gather, gather_settled, move_on_after, race, shield,

@@ -28,15 +28,15 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ringleader_runtime::task::CancelReason;
 use ringleader_runtime::time::{sleep_until, Instant, Sleep};
 use slab::Slab;
+
+use crate::loom::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 
 type CancelHook = Box<dyn Fn(&CancelReason) + Send + Sync + 'static>;
 
@@ -63,10 +63,6 @@ struct NodeState {
     shield_waiters: Vec<Waker>,
     /// This node's own deadline (not the inherited one).
     deadline: Option<Instant>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ScopeNode {
@@ -280,7 +276,7 @@ impl ScopeNode {
     }
 }
 
-thread_local! {
+tg_thread_local! {
     /// The scope whose future is being polled on this thread.
     static CURRENT: Cell<Option<*const ScopeNode>> = const { Cell::new(None) };
 }
@@ -520,6 +516,10 @@ impl CancelScope {
 
     /// Cancels the scope (now if running, at entry otherwise).
     pub fn cancel(&self, reason: CancelReason) {
+        // The node lock is held (the guard is a temporary of the scrutinee) until the
+        // reason is parked, so `run`'s entry, which sets the node and then takes the parked
+        // reason, cannot slip between the two and lose the cancel (loom model
+        // `cancel_scope_cancel_vs_run_start`).
         match lock(&self.inner.node).clone() {
             Some(node) => {
                 node.cancel(reason);

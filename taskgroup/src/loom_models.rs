@@ -1,0 +1,192 @@
+//! loom models of the task group protocols, run by `ci/loom.sh`:
+//! `RUSTFLAGS="--cfg ringleader_loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2
+//! cargo test -p ringleader-taskgroup --release --lib loom_models`.
+//!
+//! A task group needs a runtime to spawn its children, and the runtime cannot run under
+//! loom, so the models drive the runtime-free parts of the real types, two threads each:
+//! - the group: [`GroupInner`]'s live-child count, failures and join waker, and the real
+//!   [`Child`] wrapper that each child task runs (polled here with `block_on` on a model
+//!   thread, followed by `child_finished`, which is what the task's done callback calls);
+//! - the scope tree: [`ScopeNode`] cancellation against waiter registration, through the
+//!   real [`cancelled()`] future polled inside [`scope::enter`], and [`CancelScope::run`]
+//!   against [`CancelScope::cancel`].
+//!
+//! A lost wake-up shows up as a deadlock, which loom reports; every model also asserts the
+//! outcome that must hold under each interleaving.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use loom::future::block_on;
+use loom::thread;
+use ringleader_runtime::task::CancelReason;
+
+use crate::error::{BoxError, GroupClosed};
+use crate::group::{Child, Closed, GroupInner, Policy};
+use crate::scope::{self, cancelled, is_cancelled, CancelScope, ScopeNode};
+
+/// Waits for the group the way its future does: set the waker, then try to close.
+fn join(group: &GroupInner) -> Closed {
+    block_on(std::future::poll_fn(|cx| {
+        group.set_waker(cx.waker());
+        match group.try_close() {
+            Some(closed) => Poll::Ready(closed),
+            None => Poll::Pending,
+        }
+    }))
+}
+
+/// Runs one reserved child to its end on the calling thread, then reports the task's
+/// completion, as the runtime's done callback does.
+fn run_child<F>(group: Arc<GroupInner>, key: usize, future: F)
+where
+    F: Future,
+    F::Output: crate::group::ChildResult,
+{
+    let child = Child::new(future, group.clone(), key, Some("child".into()));
+    let _ = block_on(child);
+    group.child_finished(Some(key));
+}
+
+fn new_group() -> Arc<GroupInner> {
+    GroupInner::new(
+        ScopeNode::new_child(None, false),
+        Policy::FailFast,
+        Duration::ZERO,
+    )
+}
+
+#[test]
+fn group_join_vs_child_completion() {
+    loom::model(|| {
+        let group = new_group();
+        let key = group.reserve().expect("open");
+        let g = group.clone();
+        let t = thread::spawn(move || run_child(g, key, async { Ok::<_, BoxError>(1) }));
+        let closed = join(&group);
+        t.join().unwrap();
+        assert!(closed.failures.is_empty() && closed.any_ok && !closed.interrupted);
+        assert_eq!(
+            group.reserve(),
+            Err(GroupClosed),
+            "a joined group is closed"
+        );
+    });
+}
+
+#[test]
+fn group_cancel_vs_pending_child_registering() {
+    // The child never finishes by itself: only the group's cancellation, racing the
+    // child's waiter registration on the node, can end it, and then the join must see it.
+    loom::model(|| {
+        let group = new_group();
+        let key = group.reserve().expect("open");
+        let g = group.clone();
+        let t = thread::spawn(move || run_child(g, key, std::future::pending::<()>()));
+        group.node.cancel(CancelReason::explicit("stop"));
+        assert_eq!(group.reserve(), Err(GroupClosed), "cancelled groups refuse");
+        let closed = join(&group);
+        t.join().unwrap();
+        assert!(closed.failures.is_empty() && !closed.any_ok);
+        assert!(
+            closed.interrupted,
+            "the child was stopped by the cancellation"
+        );
+    });
+}
+
+#[test]
+fn group_child_failure_vs_explicit_cancel_vs_join() {
+    loom::model(|| {
+        let group = new_group();
+        let key = group.reserve().expect("open");
+        let g = group.clone();
+        let t =
+            thread::spawn(move || run_child(g, key, async { Err::<(), BoxError>("boom".into()) }));
+        group.node.cancel(CancelReason::explicit("stop"));
+        let closed = join(&group);
+        t.join().unwrap();
+        // Either the child ran and failed (a failure, which the already-cancelled node
+        // keeps reason "stop" for, or which cancelled it first with SiblingFailed), or
+        // the cancellation dropped it before its first poll: never both, never neither.
+        assert_eq!(closed.failures.len() + usize::from(closed.interrupted), 1);
+        let reason = group.node.reason().expect("cancelled");
+        if closed.failures.is_empty() {
+            assert_eq!(reason, CancelReason::explicit("stop"));
+        } else {
+            assert!(matches!(
+                reason,
+                CancelReason::SiblingFailed | CancelReason::Explicit(_)
+            ));
+        }
+    });
+}
+
+/// Polls `future` inside `node`, as a group child or a scope's future is.
+struct InScope<F> {
+    node: Arc<ScopeNode>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InScope<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        scope::enter(&this.node, || this.future.as_mut().poll(cx))
+    }
+}
+
+#[test]
+fn scope_cancel_vs_task_awaiting_cancelled() {
+    loom::model(|| {
+        let root = ScopeNode::new_child(None, false);
+        let inner = ScopeNode::new_child(Some(&root), false);
+        let observer = {
+            let node = inner.clone();
+            thread::spawn(move || {
+                block_on(InScope {
+                    node,
+                    future: Box::pin(async {
+                        // A waiter that registers and leaves must not disturb the other.
+                        let mut early = cancelled();
+                        let _ = std::future::poll_fn(|cx| {
+                            let _ = Pin::new(&mut early).poll(cx);
+                            Poll::Ready(())
+                        })
+                        .await;
+                        drop(early);
+                        let reason = cancelled().await;
+                        (reason, is_cancelled())
+                    }),
+                })
+            })
+        };
+        root.cancel(CancelReason::explicit("stop"));
+        let (reason, seen) = observer.join().unwrap();
+        assert!(seen, "is_cancelled agrees with cancelled()");
+        assert_eq!(
+            reason,
+            CancelReason::ParentCancelled(Arc::new(CancelReason::explicit("stop")))
+        );
+        assert_eq!(inner.reason(), Some(reason));
+    });
+}
+
+#[test]
+fn cancel_scope_cancel_vs_run_start() {
+    // `cancel` before the scope's node exists parks the reason for `run` to apply at
+    // entry; racing the entry, it must never be lost (the future here never finishes, so
+    // a lost cancel deadlocks).
+    loom::model(|| {
+        let scope = CancelScope::new();
+        let s = scope.clone();
+        let runner = thread::spawn(move || block_on(s.run(std::future::pending::<()>())));
+        scope.cancel(CancelReason::explicit("stop"));
+        assert_eq!(runner.join().unwrap(), None);
+        assert!(scope.cancel_called() && scope.cancelled_caught());
+        assert_eq!(scope.cancel_reason(), Some(CancelReason::explicit("stop")));
+    });
+}
