@@ -56,4 +56,6 @@ mod imp {
     }
 }
 
+// Unused until the sync primitives are built on it (skeleton).
+#[allow(unused_imports)]
 pub(crate) use imp::*;

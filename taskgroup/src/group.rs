@@ -31,7 +31,7 @@ use crate::error::{
     BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,
 };
 use crate::loom::{lock, Mutex};
-use crate::scope::{self, ScopeNode};
+use crate::scope::{self, NodeKind, ScopeNode};
 
 /// What a group does when a child finishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,6 +183,18 @@ impl GroupInner {
             any_ok: state.any_ok,
             interrupted: state.interrupted,
         })
+    }
+
+    /// What task dumps show of the group: its live children's task ids, whether it still
+    /// accepts children, its policy.
+    pub(crate) fn snapshot(&self) -> (Vec<Id>, bool, Policy) {
+        let state = lock(&self.state);
+        let ids = state
+            .children
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().map(AbortHandle::id))
+            .collect();
+        (ids, state.accepting, self.policy)
     }
 
     /// A child's task has completed (its done callback, which runs after the task left the
@@ -680,6 +692,7 @@ impl<F> Drop for Child<F> {
 /// Settings for a task group; [`run`](Self::run) starts it.
 #[derive(Debug, Clone, Default)]
 pub struct GroupConfig {
+    name: Option<String>,
     policy: Policy,
     grace: Duration,
     timeout: Option<Duration>,
@@ -690,6 +703,11 @@ impl GroupConfig {
     /// Fail-fast, no grace period, no deadline.
     pub fn new() -> GroupConfig {
         GroupConfig::default()
+    }
+    /// A name for the group, shown in task dumps ([`dump_tree`](crate::dump_tree)).
+    pub fn name(mut self, name: impl Into<String>) -> GroupConfig {
+        self.name = Some(name.into());
+        self
     }
     /// The failure policy (default [`Policy::FailFast`]).
     pub fn policy(mut self, policy: Policy) -> GroupConfig {
@@ -719,6 +737,7 @@ impl GroupConfig {
     ///
     /// # Panics
     /// When first polled outside a ringleader runtime.
+    #[track_caller]
     pub fn run<B, Fut, R>(self, body: B) -> GroupFuture<B, Fut, R::Value>
     where
         B: FnOnce(TaskGroup) -> Fut,
@@ -726,6 +745,7 @@ impl GroupConfig {
         R: ChildResult,
     {
         GroupFuture {
+            location: Location::caller(),
             config: self,
             body: BodyState::NotStarted(Some(body)),
             inner: None,
@@ -753,6 +773,7 @@ impl GroupConfig {
 /// });
 /// assert_eq!(sum.unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn task_group<B, Fut, R>(body: B) -> GroupFuture<B, Fut, R::Value>
 where
     B: FnOnce(TaskGroup) -> Fut,
@@ -772,6 +793,8 @@ enum BodyState<B, Fut, V> {
 #[must_use = "a task group does nothing unless awaited; dropping it cancels its children"]
 pub struct GroupFuture<B, Fut, V> {
     config: GroupConfig,
+    /// Where the group was opened, for task dumps.
+    location: &'static Location<'static>,
     body: BodyState<B, Fut, V>,
     inner: Option<Arc<GroupInner>>,
     /// The runtime children are spawned on, found when first polled.
@@ -792,7 +815,13 @@ where
     fn start(&mut self) -> Arc<GroupInner> {
         let handle = Handle::current();
         let parent = scope::current();
-        let node = ScopeNode::new_child(parent.as_ref(), false);
+        let node = ScopeNode::new_child_of_kind(
+            parent.as_ref(),
+            false,
+            NodeKind::Group,
+            Some(self.location),
+            self.config.name.clone(),
+        );
         let inner = GroupInner::new(node.clone(), self.config.policy, self.config.grace);
         self.handle = Some(handle);
         let deadline = match (self.config.deadline, self.config.timeout) {

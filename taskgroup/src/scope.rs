@@ -27,12 +27,14 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use ringleader_runtime::task::CancelReason;
+use ringleader_runtime::runtime::Handle;
+use ringleader_runtime::task::{self, CancelReason, Id};
 use ringleader_runtime::time::{sleep_until, Instant, Sleep};
 use slab::Slab;
 
@@ -40,7 +42,28 @@ use crate::loom::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 
 type CancelHook = Box<dyn Fn(&CancelReason) + Send + Sync + 'static>;
 
+/// What owns a node, for task dumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    /// A [`TaskGroup`](crate::TaskGroup)'s.
+    Group,
+    /// A [`CancelScope`]'s (and so every combinator built on one).
+    CancelScope,
+    /// A [`scoped`](crate::scoped) group's.
+    Scoped,
+}
+
 pub(crate) struct ScopeNode {
+    pub(crate) kind: NodeKind,
+    pub(crate) name: Option<String>,
+    /// Where the group or scope was opened, when known.
+    pub(crate) location: Option<&'static Location<'static>>,
+    /// The task that opened it (`None` outside a task: `block_on`, a plain thread).
+    pub(crate) owner: Option<Id>,
+    /// For a root node opened outside a task, the runtime it was opened in (task dumps
+    /// list it under that runtime). Held only by root nodes outside tasks, so it forms no
+    /// cycle through the runtime's task list.
+    pub(crate) runtime: Option<Handle>,
     shielded: bool,
     /// Mirrors `state.reason.is_some()` for lock-free reads.
     cancelled: AtomicBool,
@@ -68,8 +91,31 @@ struct NodeState {
 impl ScopeNode {
     /// A child of `parent` (or a root if none). Starts cancelled if the parent is and the
     /// child is not shielded.
+    #[cfg_attr(not(ringleader_loom), allow(dead_code))]
     pub(crate) fn new_child(parent: Option<&Arc<ScopeNode>>, shielded: bool) -> Arc<ScopeNode> {
+        ScopeNode::new_child_of_kind(parent, shielded, NodeKind::CancelScope, None, None)
+    }
+
+    /// [`new_child`](Self::new_child) with what task dumps show of it. A root node is
+    /// listed in the registry task dumps start from.
+    pub(crate) fn new_child_of_kind(
+        parent: Option<&Arc<ScopeNode>>,
+        shielded: bool,
+        kind: NodeKind,
+        location: Option<&'static Location<'static>>,
+        name: Option<String>,
+    ) -> Arc<ScopeNode> {
+        let owner = task::try_id();
+        let runtime = match (parent, owner) {
+            (None, None) => Handle::try_current().ok(),
+            _ => None,
+        };
         let node = Arc::new(ScopeNode {
+            kind,
+            name,
+            location,
+            owner,
+            runtime,
             shielded,
             cancelled: AtomicBool::new(false),
             state: Mutex::new(NodeState {
@@ -84,6 +130,9 @@ impl ScopeNode {
             active_shields: AtomicUsize::new(0),
             group: std::sync::OnceLock::new(),
         });
+        if parent.is_none() {
+            crate::introspect::register_root(&node);
+        }
         if let Some(parent) = parent {
             let inherited = {
                 let mut state = lock(&parent.state);
@@ -127,11 +176,9 @@ impl ScopeNode {
             }
             state.reason = Some(reason.clone());
             self.cancelled.store(true, Ordering::Release);
-            // Drained for good: a cancelled node takes no new waiters.
-            (
-                std::mem::take(&mut state.waiters),
-                std::mem::take(&mut state.children),
-            )
+            // Waiters are drained for good: a cancelled node takes no new ones. Children stay
+            // listed (task dumps walk them); nodes created from now on start cancelled.
+            (std::mem::take(&mut state.waiters), state.children.clone())
         };
         for (_, waker) in waiters {
             waker.wake();
@@ -146,6 +193,15 @@ impl ScopeNode {
             }
         }
         true
+    }
+
+    /// The live child nodes, for task dumps.
+    pub(crate) fn child_nodes(&self) -> Vec<Arc<ScopeNode>> {
+        lock(&self.state)
+            .children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// The nearest enclosing task group (strictly above this node).
@@ -575,8 +631,10 @@ impl CancelScope {
     ///
     /// # Cancel safety
     /// Dropping the returned future drops `future`.
+    #[track_caller]
     pub fn run<F: Future>(&self, future: F) -> ScopeFuture<F> {
         ScopeFuture {
+            location: Location::caller(),
             scope: self.clone(),
             future: Some(Box::pin(future)),
             node: None,
@@ -592,6 +650,7 @@ impl CancelScope {
 #[must_use = "futures do nothing unless awaited"]
 pub struct ScopeFuture<F> {
     scope: CancelScope,
+    location: &'static Location<'static>,
     future: Option<Pin<Box<F>>>,
     node: Option<Arc<ScopeNode>>,
     /// Our waker's key in the node's waiter list.
@@ -650,7 +709,13 @@ impl<F> Drop for ScopeFuture<F> {
 impl<F: Future> ScopeFuture<F> {
     fn start(&mut self) -> Arc<ScopeNode> {
         let parent = current();
-        let node = ScopeNode::new_child(parent.as_ref(), self.scope.inner.shield);
+        let node = ScopeNode::new_child_of_kind(
+            parent.as_ref(),
+            self.scope.inner.shield,
+            NodeKind::CancelScope,
+            Some(self.location),
+            None,
+        );
         if self.scope.inner.shield {
             if let Some(parent) = &parent {
                 parent.shield_started();
