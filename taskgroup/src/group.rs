@@ -356,7 +356,7 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, None, Location::caller())
+        self.spawn_inner(future, None)
     }
 
     /// [`spawn`](Self::spawn) with a task name (shown in errors and task dumps).
@@ -373,14 +373,16 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, Some(name.into()), Location::caller())
+        self.spawn_inner(future, Some(name.into()))
     }
 
+    /// Caller-tracked through to the runtime's spawn, so the task's spawn location (shown
+    /// in task dumps) is the user's `spawn` call.
+    #[track_caller]
     fn spawn_inner<F>(
         &self,
         future: F,
         name: Option<String>,
-        location: &'static Location<'static>,
     ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
     where
         F: Future + Send + 'static,
@@ -392,7 +394,6 @@ impl TaskGroup {
         if let Some(name) = name {
             builder = builder.name(name);
         }
-        let _ = location;
         // Spawned and its callback registered outside the group lock: a child that is
         // already done runs the callback right here, and it takes the lock.
         let join = builder.spawn_on(child, &self.handle);
