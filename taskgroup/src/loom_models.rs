@@ -9,7 +9,8 @@
 //!   thread, followed by `child_finished`, which is what the task's done callback calls);
 //! - the scope tree: [`ScopeNode`] cancellation against waiter registration, through the
 //!   real [`cancelled()`] future polled inside [`scope::enter`], and [`CancelScope::run`]
-//!   against [`CancelScope::cancel`].
+//!   against [`CancelScope::cancel`], and the last shield ending against a dropper waiting
+//!   for the shields below a cancelled node.
 //!
 //! A lost wake-up shows up as a deadlock, which loom reports; every model also asserts the
 //! outcome that must hold under each interleaving.
@@ -188,5 +189,23 @@ fn cancel_scope_cancel_vs_run_start() {
         assert_eq!(runner.join().unwrap(), None);
         assert!(scope.cancel_called() && scope.cancelled_caught());
         assert_eq!(scope.cancel_reason(), Some(CancelReason::explicit("stop")));
+    });
+}
+
+#[test]
+fn shield_end_vs_dropper_waiting_for_shields() {
+    // A cancelled group's dropper waits for the shields running below it; the last shield
+    // ending must wake it (the decrement and the waiter list meet under the node's lock).
+    loom::model(|| {
+        let root = ScopeNode::new_child(None, false);
+        root.shield_started();
+        root.cancel(CancelReason::explicit("stop"));
+        let r = root.clone();
+        let shield = thread::spawn(move || r.shield_ended());
+        let mut grace_timer = None;
+        block_on(std::future::poll_fn(|cx| {
+            root.poll_drop(Duration::ZERO, &mut grace_timer, cx)
+        }));
+        shield.join().unwrap();
     });
 }

@@ -246,7 +246,7 @@ impl ScopeNode {
     }
 
     /// A shielded scope starts below `self` (its parent): count it on every ancestor.
-    fn shield_started(self: &Arc<Self>) {
+    pub(crate) fn shield_started(self: &Arc<Self>) {
         let mut node = Some(self.clone());
         while let Some(n) = node {
             n.active_shields.fetch_add(1, Ordering::AcqRel);
@@ -256,7 +256,7 @@ impl ScopeNode {
 
     /// The shielded scope below `self` ended: uncount it, and wake the droppers that waited
     /// for the last shield to end.
-    fn shield_ended(self: &Arc<Self>) {
+    pub(crate) fn shield_ended(self: &Arc<Self>) {
         let mut node = Some(self.clone());
         while let Some(n) = node {
             if n.active_shields.fetch_sub(1, Ordering::AcqRel) == 1 {
