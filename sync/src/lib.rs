@@ -1,6 +1,6 @@
 //! Async synchronisation primitives for ringleader, usable under any executor.
 //!
-//! Names follow asyncio where asyncio has the thing (`Lock` is [`Mutex`], `Queue`,
+//! Names follow asyncio where asyncio has the thing (`Lock` is [`Mutex`](mutex), `Queue`,
 //! `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Barrier`) and tokio where it
 //! does not (`Notify`, `oneshot`, `mpsc`, `broadcast`, `watch`).
 

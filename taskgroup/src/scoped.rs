@@ -1,69 +1,19 @@
-//! The borrowing flavour of a task group: children that borrow from the caller's stack,
-//! run concurrently inside the caller's own task.
+//! The borrowing flavour of task groups; the user-facing story is on [`scoped`].
 //!
-//! ```
-//! use ringleader_taskgroup::{scoped, BoxError};
-//!
-//! let words = vec!["alpha", "beta", "gamma"];
-//! let mut lengths = vec![0; words.len()];
-//! ringleader_runtime::run(async {
-//!     scoped(|s| {
-//!         // The children borrow `words` and each borrows its own slot of `lengths`.
-//!         let jobs: Vec<_> = words.iter().zip(lengths.iter_mut()).collect();
-//!         async move {
-//!             for (word, slot) in jobs {
-//!                 s.spawn(async move {
-//!                     ringleader_runtime::task::yield_now().await;
-//!                     *slot = word.len();
-//!                 })?;
-//!             }
-//!             Ok::<_, BoxError>(())
-//!         }
-//!     })
-//!     .await
-//!     .unwrap();
-//! });
-//! assert_eq!(lengths, [5, 4, 5]);
-//! ```
-//!
-//! # Why it cannot also be parallel
-//! A scope can have at most two of concurrency, parallelism and borrowing (the scoped-task
-//! trilemma). Parallel children that borrow would run on other threads while the scope's
-//! future waits for them; but a future can be leaked with `mem::forget` (safe code) half-way
-//! through, and then no destructor runs to wait for the children: the caller's stack frame
-//! returns and frees the borrowed data while other threads still use it. A blocking scope
-//! (`std::thread::scope`) can wait in its own frame; an async scope cannot, because its
-//! "frame" is a future that may be forgotten. So the borrowing flavour gives up parallelism:
-//! its children are polled by the scope's own future, inside the caller's task, and if that
-//! future is forgotten they are simply never polled again. No thread ever holds a borrow
-//! the compiler has not checked, and the module needs no unsafe code. Parallel children are
-//! [`TaskGroup`](crate::TaskGroup)'s, and they own their data (`Send + 'static`).
-//!
-//! # Semantics, as [`task_group`](crate::task_group)'s fail-fast policy
-//! - [`scoped`] returns when the body and every child are done: the body's value, or an
-//!   [`ErrorGroup`].
-//! - The first child error or panic (or the body's) drops the body and every other child
-//!   at once (there is no cooperative grace period: the children live in this future, so
-//!   dropping them is immediate); the result is an [`ErrorGroup`] with the failure (and any
-//!   panic raised while dropping the others).
-//! - [`LocalGroup::cancel`] drops everything the same way; the result is a cancelled
-//!   [`ErrorGroup`] with the reason.
-//! - Children run inside the scope's cancel node, a child of the caller's scope:
-//!   [`cancelled()`](crate::cancelled) resolves in them when an enclosing scope is
-//!   cancelled, and the enclosing scope drops the whole scoped future when its grace ends.
-//! - Children can borrow anything that outlives the `scoped(..)` call, but not the body's
-//!   own locals (the body is itself a future the scope owns).
-//!
-//! # Fairness
-//! `FuturesUnordered` once polled, in one call, every future that was woken, including
-//! those woken during that same call: a future that always wakes itself kept the call from
-//! returning and starved the rest of the task and the runtime (futures-rs #2387). Here:
-//! - each child (and the body) has its own waker, which puts it on a ready queue once;
-//!   only children on the queue are polled, so a child that was not woken costs nothing;
-//! - the queue is first in, first out, and a child woken while it is polled goes to the
-//!   back, behind every sibling already waiting;
-//! - one poll of the scope polls at most [`POLL_BUDGET`] children; with more ready, it wakes
-//!   its own task and returns `Pending`, so the runtime runs other tasks in between.
+//! # Protocol
+//! Handles: the [`ScopedFuture`] (owns the body, the children's slab, and polls them all);
+//! [`LocalGroup`]s (push new children into `Incoming` under its mutex); one [`ChildWake`]
+//! per child and one for the body (push `(key, generation)` onto the `ReadyQueue` once,
+//! guarded by their `queued` flag); [`LocalHandle`]s (read a child's `Slot`).
+//! - Only the scope's future touches the slab and the body, so the children need no lock
+//!   and no `'static`: everything that crosses threads (wakers) is `'static` and holds
+//!   keys, never futures.
+//! - `queued` is cleared just before a poll; a wake-up during the poll queues the child
+//!   again, at the back. A waker that pushes onto an empty queue wakes the scope's task; a
+//!   poll that ends with a non-empty queue (budget spent) wakes its own task.
+//! - `Incoming::in_poll` tells spawners that the poll loop will take their child in
+//!   before it returns (no wake-up needed); closing (`accepting = false`) happens under
+//!   the same lock that spawns take, once the body and every child are done.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -357,8 +307,11 @@ impl<'env> LocalGroup<'env> {
     }
 }
 
-/// Awaits one child of a [`LocalGroup`]: its value, or why there is none. Dropping it does
-/// not cancel the child.
+/// Awaits one child of a [`LocalGroup`]: its value, or why there is none.
+///
+/// # Cancel safety
+/// Cancel safe: dropping it does not cancel the child, and a value not yet read stays in
+/// the handle for the next poll.
 pub struct LocalHandle<T> {
     slot: Arc<Mutex<Slot<T>>>,
     name: String,
@@ -410,12 +363,92 @@ struct Entry<'env> {
 }
 
 /// Runs `body` with a [`LocalGroup`] whose children may borrow from the caller's stack; they
-/// run concurrently with the body inside the caller's task, never in parallel (see the
-/// [module docs](self) for why). Returns when the body and every child are done.
+/// run concurrently with the body inside the caller's task, never in parallel. Returns when
+/// the body and every child are done.
 ///
 /// The closure receives the group by value (an owned, cloneable handle), so the body can
-/// be an `async move` block that keeps it, and the children can borrow anything that
-/// outlives this call.
+/// be an `async move` block that keeps it. Children must be `Send`, so that the scope's
+/// future is `Send` too and can run inside a task on the work-stealing pool; they still all
+/// run on whichever thread polls that task.
+///
+/// ```
+/// use ringleader_taskgroup::{scoped, BoxError};
+///
+/// let words = vec!["alpha", "beta", "gamma"];
+/// let mut lengths = vec![0; words.len()];
+/// ringleader_runtime::run(async {
+///     scoped(|s| {
+///         // The children borrow `words` and each borrows its own slot of `lengths`.
+///         let jobs: Vec<_> = words.iter().zip(lengths.iter_mut()).collect();
+///         async move {
+///             for (word, slot) in jobs {
+///                 s.spawn(async move {
+///                     ringleader_runtime::task::yield_now().await;
+///                     *slot = word.len();
+///                 })?;
+///             }
+///             Ok::<_, BoxError>(())
+///         }
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// assert_eq!(lengths, [5, 4, 5]);
+/// ```
+///
+/// # Why it cannot also be parallel
+/// A scope can have at most two of concurrency, parallelism and borrowing (the scoped-task
+/// trilemma). Parallel children that borrow would run on other threads while the scope's
+/// future waits for them; but a future can be leaked with `mem::forget` (safe code) half-way
+/// through, and then no destructor runs to wait for the children: the caller's stack frame
+/// returns and frees the borrowed data while other threads still use it. A blocking scope
+/// (`std::thread::scope`) can wait in its own frame; an async scope cannot, because its
+/// "frame" is a future that may be forgotten. So the borrowing flavour gives up parallelism:
+/// its children are polled by the scope's own future, inside the caller's task, and if that
+/// future is forgotten they are simply never polled again. No thread ever holds a borrow
+/// the compiler has not checked, and the module needs no unsafe code. Parallel children are
+/// [`TaskGroup`](crate::TaskGroup)'s, and they own their data (`Send + 'static`).
+///
+/// # Semantics, as [`task_group`](crate::task_group)'s fail-fast policy
+/// - [`scoped`] returns when the body and every child are done: the body's value, or an
+///   [`ErrorGroup`].
+/// - The first child error or panic (or the body's) drops the body and every other child
+///   at once (there is no cooperative grace period: the children live in this future, so
+///   dropping them is immediate); the result is an [`ErrorGroup`] with the failure (and any
+///   panic raised while dropping the others).
+/// - [`LocalGroup::cancel`] drops everything the same way; the result is a cancelled
+///   [`ErrorGroup`] with the reason.
+/// - Children run inside the scope's cancel node, a child of the caller's scope:
+///   [`cancelled()`](crate::cancelled) resolves in them when an enclosing scope is
+///   cancelled, and the enclosing scope drops the whole scoped future when its grace ends.
+/// - Children can borrow anything that outlives the `scoped(..)` call, but not the body's
+///   own locals (the body is itself a future the scope owns):
+///
+/// ```compile_fail
+/// use ringleader_taskgroup::{scoped, BoxError};
+///
+/// ringleader_runtime::run(async {
+///     scoped(|s| async move {
+///         let local = String::from("owned by the body");
+///         // error[E0373]: the child may outlive `local`, which the body owns
+///         s.spawn(async { println!("{}", &local) })?;
+///         Ok::<_, BoxError>(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// ```
+///
+/// # Fairness
+/// `FuturesUnordered` once polled, in one call, every future that was woken, including
+/// those woken during that same call: a future that always wakes itself kept the call from
+/// returning and starved the rest of the task and the runtime (futures-rs #2387). Here:
+/// - each child (and the body) has its own waker, which puts it on a ready queue once;
+///   only children on the queue are polled, so a child that was not woken costs nothing;
+/// - the queue is first in, first out, and a child woken while it is polled goes to the
+///   back, behind every sibling already waiting;
+/// - one poll of the scope polls at most [`POLL_BUDGET`] children; with more ready, it wakes
+///   its own task and returns `Pending`, so the runtime runs other tasks in between.
 ///
 /// # Errors
 /// An [`ErrorGroup`] with the first failure (a child's or the body's error or panic, and
