@@ -244,10 +244,12 @@ fn scoped_groups_are_listed_under_their_task() {
         scoped(|s| {
             let (data, out) = (&data, &mut out);
             async move {
-                s.spawn(async move {
+                s.spawn_named("borrower", async move {
                     let _ = data;
                     std::future::pending::<()>().await;
                 })?;
+                // A child that has finished is no longer listed.
+                s.spawn(async {})?.await?;
                 *out = Some(dump_tree());
                 s.cancel(CancelReason::explicit("seen"));
                 Ok::<_, BoxError>(())
@@ -259,8 +261,12 @@ fn scoped_groups_are_listed_under_their_task() {
     });
     let main = tree.named("main").unwrap();
     assert_eq!(main.children.len(), 1, "{tree}");
-    assert_eq!(main.children[0].kind, TreeNodeKind::Scoped);
-    assert_eq!(main.children[0].location.unwrap().file(), file!());
+    let group = &main.children[0];
+    assert_eq!(group.kind, TreeNodeKind::Scoped);
+    assert_eq!(group.location.unwrap().file(), file!());
+    assert_eq!(names(&group.children), [Some("borrower")], "{tree}");
+    assert_eq!(group.children[0].kind, TreeNodeKind::ScopedChild);
+    assert_eq!(group.children[0].location.unwrap().file(), file!());
 }
 
 #[test]

@@ -535,6 +535,10 @@ fn scoped_groups_nest_inside_task_groups_and_report_through_them() {
         let leaves: Vec<_> = err.iter_flat().collect();
         assert_eq!(leaves.len(), 1);
         assert_eq!(leaves[0].name.as_deref(), Some("inner"));
-        assert!(err.to_string().contains("inner failed"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("child (inner): error: inner failed"),
+            "{err}"
+        );
     });
 }

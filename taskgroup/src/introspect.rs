@@ -50,9 +50,10 @@ pub enum TreeNodeKind {
     /// A cancel scope ([`CancelScope`](crate::CancelScope), and the timeouts and shields
     /// built on it).
     CancelScope,
-    /// A borrowing group ([`scoped`](crate::scoped)); its children run inside the task
-    /// that polls it and are not listed separately.
+    /// A borrowing group ([`scoped`](crate::scoped)).
     Scoped,
+    /// A child of a borrowing group: a future polled inside the group's task, not a task.
+    ScopedChild,
 }
 
 /// Where a [`TreeNode`] stands.
@@ -150,6 +151,7 @@ impl TaskTree {
             TreeNodeKind::Group => write!(f, "group")?,
             TreeNodeKind::CancelScope => write!(f, "cancel scope")?,
             TreeNodeKind::Scoped => write!(f, "scoped group")?,
+            TreeNodeKind::ScopedChild => write!(f, "scoped child")?,
         }
         if let Some(id) = node.task_id {
             write!(f, " {id}")?;
@@ -321,6 +323,23 @@ impl Builder<'_> {
             if let Some(info) = self.by_id.get(&id) {
                 children.push(self.task(info, Some(node), &nested));
             }
+        }
+        if let Some(roster) = node.roster.get() {
+            let live = roster.children.lock().unwrap_or_else(|e| e.into_inner());
+            children.extend(live.values().map(|(name, location)| TreeNode {
+                kind: TreeNodeKind::ScopedChild,
+                task_id: None,
+                name: Some(name.clone()),
+                location: Some(*location),
+                state: if reason.is_some() {
+                    TreeNodeState::Cancelling
+                } else {
+                    TreeNodeState::Running
+                },
+                cancel_reason: reason.clone(),
+                deadline: node.effective_deadline(),
+                children: Vec::new(),
+            }));
         }
         TreeNode {
             kind: match node.kind {

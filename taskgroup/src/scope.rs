@@ -76,6 +76,8 @@ pub(crate) struct ScopeNode {
     active_shields: AtomicUsize,
     /// The task group this node belongs to, if it is a group's node.
     pub(crate) group: std::sync::OnceLock<Weak<crate::group::GroupInner>>,
+    /// A scoped group's live children, if it is a scoped group's node.
+    pub(crate) roster: std::sync::OnceLock<Arc<crate::scoped::Roster>>,
 }
 
 struct NodeState {
@@ -129,6 +131,7 @@ impl ScopeNode {
             parent: parent.cloned(),
             active_shields: AtomicUsize::new(0),
             group: std::sync::OnceLock::new(),
+            roster: std::sync::OnceLock::new(),
         });
         if parent.is_none() {
             crate::introspect::register_root(&node);

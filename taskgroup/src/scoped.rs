@@ -15,7 +15,7 @@
 //!   before it returns (no wake-up needed); closing (`accepting = false`) happens under
 //!   the same lock that spawns take, once the body and every child are done.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
@@ -179,10 +179,25 @@ where
 
 type ErasedChild<'env> = Box<dyn LocalChild + 'env>;
 
+/// A child spawned but not yet taken in by the scope's future.
+struct NewChild<'env> {
+    child: ErasedChild<'env>,
+    name: String,
+    location: &'static Location<'static>,
+}
+
+/// The names and spawn locations of a scoped group's live children, by generation (spawn
+/// order), for task dumps: the children themselves are not `'static`, so the scope node
+/// holds this instead.
+#[derive(Default)]
+pub(crate) struct Roster {
+    pub(crate) children: Mutex<BTreeMap<u64, (String, &'static Location<'static>)>>,
+}
+
 /// Children spawned but not yet taken in by the scope's future.
 struct Incoming<'env> {
     accepting: bool,
-    queue: Vec<(ErasedChild<'env>, String)>,
+    queue: Vec<NewChild<'env>>,
     spawned: usize,
     /// The scope's future is running its poll loop and will take new children in before
     /// it returns: no wake-up needed.
@@ -223,6 +238,7 @@ impl<'env> LocalGroup<'env> {
     ///
     /// # Errors
     /// [`GroupClosed`] once the scope has finished, failed or been cancelled.
+    #[track_caller]
     pub fn spawn<F>(
         &self,
         future: F,
@@ -239,6 +255,7 @@ impl<'env> LocalGroup<'env> {
     ///
     /// # Errors
     /// [`GroupClosed`] once the scope has finished, failed or been cancelled.
+    #[track_caller]
     pub fn spawn_named<F>(
         &self,
         name: impl Into<String>,
@@ -251,6 +268,7 @@ impl<'env> LocalGroup<'env> {
         self.spawn_inner(future, Some(name.into()))
     }
 
+    #[track_caller]
     fn spawn_inner<F>(
         &self,
         future: F,
@@ -280,7 +298,11 @@ impl<'env> LocalGroup<'env> {
             }
             incoming.spawned += 1;
             let name = name.unwrap_or_else(|| format!("child {}", incoming.spawned));
-            incoming.queue.push((Box::new(cell), name.clone()));
+            incoming.queue.push(NewChild {
+                child: Box::new(cell),
+                name: name.clone(),
+                location: Location::caller(),
+            });
             let waker = if incoming.in_poll {
                 None
             } else {
@@ -485,6 +507,7 @@ where
         })),
         children: Slab::new(),
         ready,
+        roster: Arc::default(),
         body_waker: Waker::from(body_wake.clone()),
         body_wake,
         next_gen: 1,
@@ -506,6 +529,7 @@ pub struct ScopedFuture<'env, B, Fut, V> {
     incoming: Arc<Mutex<Incoming<'env>>>,
     children: Slab<Entry<'env>>,
     ready: Arc<ReadyQueue>,
+    roster: Arc<Roster>,
     body_waker: Waker,
     body_wake: Arc<ChildWake>,
     next_gen: u64,
@@ -536,6 +560,7 @@ where
             Some(self.location),
             None,
         );
+        let _ = node.roster.set(self.roster.clone());
         self.node = Some(node.clone());
         let group = LocalGroup {
             incoming: self.incoming.clone(),
@@ -584,9 +609,15 @@ impl<B, Fut, V> ScopedFuture<'_, B, Fut, V> {
     /// Moves newly spawned children into the slab and queues each for its first poll.
     fn take_in(&mut self) {
         let new = std::mem::take(&mut lock(&self.incoming).queue);
-        for (child, name) in new {
+        for NewChild {
+            child,
+            name,
+            location,
+        } in new
+        {
             let gen = self.next_gen;
             self.next_gen += 1;
+            lock(&self.roster.children).insert(gen, (name.clone(), location));
             let entry = self.children.vacant_entry();
             let wake = Arc::new(ChildWake {
                 key: entry.key(),
@@ -622,6 +653,7 @@ impl<B, Fut, V> ScopedFuture<'_, B, Fut, V> {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(Ok(()))) => {
                 self.children.remove(key);
+                lock(&self.roster.children).remove(&gen);
                 return;
             }
             Ok(Poll::Ready(Err(e))) => Failure::kind_from_error(e, false),
@@ -631,6 +663,7 @@ impl<B, Fut, V> ScopedFuture<'_, B, Fut, V> {
             }
         };
         let Entry { child, name, .. } = self.children.remove(key);
+        lock(&self.roster.children).remove(&gen);
         self.drop_catching(child, name.clone());
         self.fail(
             node,
@@ -670,9 +703,10 @@ impl<B, Fut, V> ScopedFuture<'_, B, Fut, V> {
                 });
             }
         }
-        for (child, name) in queued {
+        for NewChild { child, name, .. } in queued {
             self.drop_catching(child, name);
         }
+        lock(&self.roster.children).clear();
         for (_, Entry { child, name, .. }) in std::mem::take(&mut self.children) {
             self.drop_catching(child, name);
         }
