@@ -4,9 +4,10 @@
 //!
 //! A task group needs a runtime to spawn its children, and the runtime cannot run under
 //! loom, so the models drive the runtime-free parts of the real types, two threads each:
-//! - the group: [`GroupInner`]'s live-child count, failures and join waker, and the real
-//!   [`Child`] wrapper that each child task runs (polled here with `block_on` on a model
-//!   thread, followed by `child_finished`, which is what the task's done callback calls);
+//! - the group: [`GroupInner`]'s live-child count, failures, accepting flag and join
+//!   waker, and the real [`Child`] wrapper that each child task runs (polled here with
+//!   `block_on` on a model thread, followed by `child_finished`, which is what the task's
+//!   done callback calls): join vs completion, vs cancel, vs a late spawn;
 //! - the scope tree: [`ScopeNode`] cancellation against waiter registration, through the
 //!   real [`cancelled()`] future polled inside [`scope::enter`], and [`CancelScope::run`]
 //!   against [`CancelScope::cancel`], and the last shield ending against a dropper waiting
@@ -123,6 +124,50 @@ fn group_child_failure_vs_explicit_cancel_vs_join() {
                 CancelReason::SiblingFailed | CancelReason::Explicit(_)
             ));
         }
+    });
+}
+
+#[test]
+fn group_child_success_vs_explicit_cancel_vs_join() {
+    loom::model(|| {
+        let group = new_group();
+        let key = group.reserve().expect("open");
+        let g = group.clone();
+        let t = thread::spawn(move || run_child(g, key, async { Ok::<_, BoxError>(()) }));
+        group.node.cancel(CancelReason::explicit("stop"));
+        let closed = join(&group);
+        t.join().unwrap();
+        // The child either finished (a success) or was dropped by the cancellation.
+        assert!(closed.failures.is_empty());
+        assert!(closed.any_ok != closed.interrupted);
+    });
+}
+
+#[test]
+fn late_spawn_vs_group_close() {
+    // A sibling spawned while the group closes is either refused or waited for: the
+    // close never returns while a child it accepted is still running.
+    loom::model(|| {
+        let group = new_group();
+        let ran = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (g, r) = (group.clone(), ran.clone());
+        let spawner = thread::spawn(move || {
+            let Ok(key) = g.reserve() else {
+                return false;
+            };
+            let flag = r.clone();
+            run_child(g, key, async move {
+                flag.store(true, crate::loom::Ordering::SeqCst);
+            });
+            true
+        });
+        let closed = join(&group);
+        let accepted_before_close = ran.load(crate::loom::Ordering::SeqCst);
+        let accepted = spawner.join().unwrap();
+        assert!(closed.failures.is_empty());
+        // Accepted means waited for: the child had run when the join returned.
+        assert_eq!(accepted, accepted_before_close);
+        assert_eq!(accepted, closed.any_ok);
     });
 }
 
