@@ -300,3 +300,34 @@ fn a_dump_lists_only_the_runtime_it_is_taken_of() {
     assert!(theirs.named("outside any task").is_none(), "{theirs}");
     assert!(theirs.named("child").is_none());
 }
+
+#[test]
+fn a_cancel_scope_opened_outside_any_group_is_listed_once_a_group_opens_inside_it() {
+    let tree = in_main_task(async {
+        let out = Arc::new(Mutex::new(None));
+        let o = out.clone();
+        CancelScope::new()
+            .with_timeout(Duration::from_secs(30))
+            .run(async move {
+                let _ = GroupConfig::new()
+                    .name("inside the scope")
+                    .run(|tg| async move {
+                        tg.spawn_named("worker", async move {
+                            *o.lock().unwrap() = Some(dump_tree());
+                        })?;
+                        Ok::<_, BoxError>(())
+                    })
+                    .await;
+            })
+            .await;
+        let tree = out.lock().unwrap().take().unwrap();
+        tree
+    });
+    let main = tree.named("main").unwrap();
+    assert_eq!(main.children.len(), 1, "{tree}");
+    let scope = &main.children[0];
+    assert_eq!(scope.kind, TreeNodeKind::CancelScope);
+    assert_eq!(names(&scope.children), [Some("inside the scope")]);
+    assert_eq!(names(&scope.children[0].children), [Some("worker")]);
+    assert_eq!(scope.children[0].deadline, scope.deadline, "inherited");
+}

@@ -6,7 +6,9 @@
 //! - the scope tree this crate keeps: every group, cancel scope and scoped group is a node
 //!   with its kind, name, opening location, owning task, cancel reason and deadline; a
 //!   group's node knows its children's task ids. Root nodes (opened outside any scope) are
-//!   listed in a process-wide registry of weak references, so a dump finds them.
+//!   listed in a process-wide registry of weak references, so a dump finds them: groups
+//!   at once, a cancel scope once something is opened inside it (a lone `timeout` in a
+//!   plain task is not listed: it costs no registry entry).
 //!
 //! A node opened by task `T` hangs under `T`; a group's children hang under the group; a
 //! task that belongs to no group is a root of the tree. The snapshot is not atomic: a
@@ -244,7 +246,7 @@ pub fn dump_tree_of(handle: &Handle) -> TaskTree {
         .into_iter()
         .filter(|n| match n.owner {
             Some(id) => by_id.contains_key(&id),
-            None => n.runtime.as_ref().is_some_and(|h| h.same_runtime(handle)),
+            None => n.runtime.get().is_some_and(|h| h.same_runtime(handle)),
         })
         .collect();
 

@@ -60,10 +60,13 @@ pub(crate) struct ScopeNode {
     pub(crate) location: Option<&'static Location<'static>>,
     /// The task that opened it (`None` outside a task: `block_on`, a plain thread).
     pub(crate) owner: Option<Id>,
-    /// For a root node opened outside a task, the runtime it was opened in (task dumps
-    /// list it under that runtime). Held only by root nodes outside tasks, so it forms no
-    /// cycle through the runtime's task list.
-    pub(crate) runtime: Option<Handle>,
+    /// For a registered root node opened outside a task, the runtime it was opened in
+    /// (task dumps list it under that runtime). Held only by root nodes outside tasks, so
+    /// it forms no cycle through the runtime's task list.
+    pub(crate) runtime: std::sync::OnceLock<Handle>,
+    /// Listed in the registry of roots that task dumps start from. Not a protocol flag
+    /// (std's atomic, outside the loom models).
+    registered: std::sync::atomic::AtomicBool,
     shielded: bool,
     /// Mirrors `state.reason.is_some()` for lock-free reads.
     cancelled: AtomicBool,
@@ -108,16 +111,13 @@ impl ScopeNode {
         name: Option<String>,
     ) -> Arc<ScopeNode> {
         let owner = task::try_id();
-        let runtime = match (parent, owner) {
-            (None, None) => Handle::try_current().ok(),
-            _ => None,
-        };
         let node = Arc::new(ScopeNode {
             kind,
             name,
             location,
             owner,
-            runtime,
+            runtime: std::sync::OnceLock::new(),
+            registered: std::sync::atomic::AtomicBool::new(false),
             shielded,
             cancelled: AtomicBool::new(false),
             state: Mutex::new(NodeState {
@@ -133,8 +133,12 @@ impl ScopeNode {
             group: std::sync::OnceLock::new(),
             roster: std::sync::OnceLock::new(),
         });
-        if parent.is_none() {
-            crate::introspect::register_root(&node);
+        // Roots are registered for task dumps when they are groups, or once something is
+        // opened inside them: a lone `timeout` in a plain task costs no registry entry.
+        match parent {
+            None if kind != NodeKind::CancelScope => node.register_root(),
+            Some(parent) if parent.parent.is_none() => parent.register_root(),
+            _ => {}
         }
         if let Some(parent) = parent {
             let inherited = {
@@ -196,6 +200,21 @@ impl ScopeNode {
             }
         }
         true
+    }
+
+    fn register_root(self: &Arc<Self>) {
+        if self
+            .registered
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        if self.owner.is_none() {
+            if let Ok(handle) = Handle::try_current() {
+                let _ = self.runtime.set(handle);
+            }
+        }
+        crate::introspect::register_root(self);
     }
 
     /// The live child nodes, for task dumps.
