@@ -24,6 +24,13 @@
 //! One small mutex per node guards the reason, the child list and the waiters. Wake-ups and
 //! hooks run after it is released. Cancellation walks down the tree holding one node's lock
 //! at a time.
+//!
+//! # Introspection
+//! Each node also records, read-only after creation, what it is (group, cancel scope,
+//! scoped group), its name and opening location, and the task that opened it; a cancelled
+//! node keeps its child list, so [`dump_tree`](crate::dump_tree) can walk the whole tree.
+//! Root nodes go into a registry of weak references (its own mutex, never taken with a
+//! node lock held).
 
 use std::cell::Cell;
 use std::future::Future;
