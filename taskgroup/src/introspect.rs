@@ -327,7 +327,7 @@ impl Builder<'_> {
             }
         }
         if let Some(roster) = node.roster.get() {
-            let live = roster.children.lock().unwrap_or_else(|e| e.into_inner());
+            let live = crate::loom::lock(&roster.children);
             children.extend(live.values().map(|(name, location)| TreeNode {
                 kind: TreeNodeKind::ScopedChild,
                 task_id: None,

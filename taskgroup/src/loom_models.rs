@@ -13,6 +13,9 @@
 //!   against [`CancelScope::cancel`], and the last shield ending against a dropper waiting
 //!   for the shields below a cancelled node.
 //!
+//! - the borrowing flavour: [`scoped`]'s ready queue and spawn queue, against a child
+//!   woken, and a child spawned, from another thread while the scope's future polls.
+//!
 //! A lost wake-up shows up as a deadlock, which loom reports; every model also asserts the
 //! outcome that must hold under each interleaving.
 
@@ -29,6 +32,7 @@ use ringleader_runtime::task::CancelReason;
 use crate::error::{BoxError, GroupClosed};
 use crate::group::{Child, Closed, GroupInner, Policy};
 use crate::scope::{self, cancelled, is_cancelled, CancelScope, ScopeNode};
+use crate::scoped::{scoped, LocalGroup};
 
 /// Waits for the group the way its future does: set the waker, then try to close.
 fn join(group: &GroupInner) -> Closed {
@@ -252,5 +256,95 @@ fn shield_end_vs_dropper_waiting_for_shields() {
             root.poll_drop(Duration::ZERO, &mut grace_timer, cx)
         }));
         shield.join().unwrap();
+    });
+}
+
+/// Pending until `flag` is set; publishes its waker for whoever sets it.
+struct WaitFlag {
+    flag: Arc<crate::loom::AtomicBool>,
+    waker: Arc<crate::loom::Mutex<Option<std::task::Waker>>>,
+}
+
+impl WaitFlag {
+    fn new() -> WaitFlag {
+        WaitFlag {
+            flag: Arc::new(crate::loom::AtomicBool::new(false)),
+            waker: Arc::new(crate::loom::Mutex::new(None)),
+        }
+    }
+    fn setter(&self) -> impl FnOnce() + Send + 'static {
+        let (flag, waker) = (self.flag.clone(), self.waker.clone());
+        move || {
+            flag.store(true, crate::loom::Ordering::SeqCst);
+            if let Some(w) = crate::loom::lock(&waker).take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Future for WaitFlag {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.load(crate::loom::Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        *crate::loom::lock(&self.waker) = Some(cx.waker().clone());
+        if self.flag.load(crate::loom::Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+#[test]
+fn scoped_child_woken_from_another_thread_vs_poll_end() {
+    // The child's waker queues it and wakes the scope's task only when the ready queue was
+    // empty; the scope's poll ends by checking the queue. No interleaving may lose the wake.
+    loom::model(|| {
+        let wait = WaitFlag::new();
+        let waker = thread::spawn(wait.setter());
+        let out = block_on(scoped(|s| async move {
+            s.spawn(wait)?;
+            Ok::<_, BoxError>(7)
+        }));
+        waker.join().unwrap();
+        assert_eq!(out.unwrap(), 7);
+    });
+}
+
+#[test]
+fn scoped_spawn_from_another_thread_vs_poll_end() {
+    // A spawn while the scope's future polls is taken in before that poll returns (no
+    // wake needed); one after it wakes the scope. Either way the child runs and the body,
+    // which waits for it, finishes.
+    loom::model(|| {
+        let wait = WaitFlag::new();
+        let set = wait.setter();
+        let shared: Arc<crate::loom::Mutex<Option<LocalGroup<'static>>>> =
+            Arc::new(crate::loom::Mutex::new(None));
+        let s2 = shared.clone();
+        let mut fut = scoped(move |s| {
+            *crate::loom::lock(&s2) = Some(s);
+            async move {
+                wait.await;
+                Ok::<_, BoxError>(())
+            }
+        });
+        // One poll: the body starts, hands the group out, and waits.
+        block_on(std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut fut).poll(cx).is_pending());
+            Poll::Ready(())
+        }));
+        let group = crate::loom::lock(&shared).take().expect("handed out");
+        let spawner = thread::spawn(move || {
+            group
+                .spawn(async move {
+                    set();
+                })
+                .map(|_| ())
+        });
+        assert!(block_on(fut).is_ok());
+        assert!(spawner.join().unwrap().is_ok(), "the scope was open");
     });
 }

@@ -14,13 +14,15 @@
 //! - `Incoming::in_poll` tells spawners that the poll loop will take their child in
 //!   before it returns (no wake-up needed); closing (`accepting = false`) happens under
 //!   the same lock that spawns take, once the body and every child are done.
+//!
+//! Its locks and flags come from [`crate::loom`]; `loom_models.rs` checks a child woken
+//! from another thread, and a spawn from another thread, against the poll loop's end.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use ringleader_runtime::task::CancelReason;
@@ -30,6 +32,7 @@ use crate::error::{
     BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,
 };
 use crate::group::ChildResult;
+use crate::loom::{lock, AtomicBool, Mutex, Ordering};
 use crate::scope::{self, NodeKind, ScopeNode};
 
 /// How many children (the body counts as one) one poll of a [`ScopedFuture`] polls at most
@@ -40,19 +43,13 @@ pub const POLL_BUDGET: usize = 64;
 /// The body's key on the ready queue (children's keys are slab keys).
 const BODY: usize = usize::MAX;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Keys of woken children, in wake order, and the scope's task waker. Wakers can fire on
 /// any thread (a timer, an I/O driver), so this part is `Send + Sync + 'static`; the
 /// children themselves are not in it.
-#[derive(Default)]
 struct ReadyQueue {
     inner: Mutex<ReadyInner>,
 }
 
-#[derive(Default)]
 struct ReadyInner {
     /// `(key, generation)`: a slab key is reused, the generation tells a stale wake-up of a
     /// finished child from one of the child now holding the key.
@@ -61,6 +58,14 @@ struct ReadyInner {
 }
 
 impl ReadyQueue {
+    fn new() -> ReadyQueue {
+        ReadyQueue {
+            inner: Mutex::new(ReadyInner {
+                queue: VecDeque::new(),
+                waker: None,
+            }),
+        }
+    }
     fn pop(&self) -> Option<(usize, u64)> {
         lock(&self.inner).queue.pop_front()
     }
@@ -189,9 +194,16 @@ struct NewChild<'env> {
 /// The names and spawn locations of a scoped group's live children, by generation (spawn
 /// order), for task dumps: the children themselves are not `'static`, so the scope node
 /// holds this instead.
-#[derive(Default)]
 pub(crate) struct Roster {
     pub(crate) children: Mutex<BTreeMap<u64, (String, &'static Location<'static>)>>,
+}
+
+impl Roster {
+    fn new() -> Roster {
+        Roster {
+            children: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 /// Children spawned but not yet taken in by the scope's future.
@@ -486,7 +498,7 @@ where
     Fut: Future<Output = R>,
     R: ChildResult,
 {
-    let ready = Arc::new(ReadyQueue::default());
+    let ready = Arc::new(ReadyQueue::new());
     let body_wake = Arc::new(ChildWake {
         key: BODY,
         gen: 0,
@@ -507,7 +519,7 @@ where
         })),
         children: Slab::new(),
         ready,
-        roster: Arc::default(),
+        roster: Arc::new(Roster::new()),
         body_waker: Waker::from(body_wake.clone()),
         body_wake,
         next_gen: 1,
