@@ -542,3 +542,89 @@ fn scoped_groups_nest_inside_task_groups_and_report_through_them() {
         );
     });
 }
+
+/// Counts one child future's life: created when built, dropped once.
+struct Life<'a>(&'a AtomicUsize);
+impl Drop for Life<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn every_child_future_is_dropped_exactly_once_under_random_failures_and_panics() {
+    // Each scope's children yield a few times, then succeed, fail, panic, or cancel the
+    // scope and wait forever; some spawn a sibling first. After each scope returns, every child future it ever
+    // accepted has been dropped exactly once (completed ones included).
+    let scopes = support::scaled(20_000);
+    current_thread().block_on(async {
+        let mut seed = 0x5eed_u64;
+        let (mut failed, mut succeeded) = (0, 0);
+        for _ in 0..scopes {
+            let created = AtomicUsize::new(0);
+            let dropped = AtomicUsize::new(0);
+            let children = 1 + splitmix(&mut seed) % 20;
+            let plan: Vec<u64> = (0..children).map(|_| splitmix(&mut seed)).collect();
+            let out = scoped(|s| {
+                let (created, dropped, plan) = (&created, &dropped, &plan);
+                async move {
+                    for &r in plan {
+                        let life = {
+                            created.fetch_add(1, Ordering::SeqCst);
+                            Life(dropped)
+                        };
+                        let sibling = s.clone();
+                        s.spawn(async move {
+                            let _life = life;
+                            for _ in 0..r % 4 {
+                                yield_now().await;
+                            }
+                            if r % 5 == 0 {
+                                created.fetch_add(1, Ordering::SeqCst);
+                                let life = Life(dropped);
+                                // May be refused if the scope already failed: then the
+                                // future is dropped at once, which the count sees too.
+                                let _ = sibling.spawn(async move {
+                                    let _life = life;
+                                    yield_now().await;
+                                });
+                            }
+                            match (r >> 8) % 50 {
+                                0 => Err(Boom("random failure")),
+                                1 => panic!("random panic"),
+                                2 => {
+                                    sibling.cancel(CancelReason::explicit("random cancel"));
+                                    std::future::pending().await
+                                }
+                                _ => Ok(()),
+                            }
+                        })?;
+                    }
+                    Ok::<_, BoxError>(())
+                }
+            })
+            .await;
+            match out {
+                Ok(()) => succeeded += 1,
+                Err(_) => failed += 1,
+            }
+            assert_eq!(
+                created.load(Ordering::SeqCst),
+                dropped.load(Ordering::SeqCst),
+                "a child future leaked or was dropped twice"
+            );
+        }
+        assert!(
+            succeeded > 0 && failed > 0,
+            "{succeeded} ok, {failed} failed"
+        );
+    });
+}
