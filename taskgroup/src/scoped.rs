@@ -533,7 +533,10 @@ where
 }
 
 /// The future returned by [`scoped`].
-#[must_use = "a scoped group does nothing unless awaited"]
+///
+/// # Panics
+/// If polled again after it completed.
+#[must_use = "a scoped group does nothing unless awaited; dropping it drops its children"]
 pub struct ScopedFuture<'env, B, Fut, V> {
     body_fn: Option<B>,
     body: Option<Pin<Box<Fut>>>,
