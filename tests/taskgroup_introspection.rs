@@ -331,3 +331,30 @@ fn a_cancel_scope_opened_outside_any_group_is_listed_once_a_group_opens_inside_i
     assert_eq!(names(&scope.children[0].children), [Some("worker")]);
     assert_eq!(scope.children[0].deadline, scope.deadline, "inherited");
 }
+
+#[test]
+fn a_dump_can_be_taken_from_a_thread_outside_the_runtime() {
+    let rt = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let s = started.clone();
+    let group = rt.spawn(async move {
+        GroupConfig::new()
+            .name("watched")
+            .run(|tg| async move {
+                tg.spawn_named("sleeper", std::future::pending::<()>())?;
+                s.wait();
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(())
+            })
+            .await
+    });
+    started.wait();
+    // This thread is in no runtime: it names the runtime by its handle.
+    let tree = dump_tree_of(rt.handle());
+    let watched = tree.named("watched").expect("the group is listed");
+    assert_eq!(names(&watched.children), [Some("sleeper")], "{tree}");
+    group.abort();
+}
