@@ -405,6 +405,21 @@ struct Entry<'env> {
 /// future is `Send` too and can run inside a task on the work-stealing pool; they still all
 /// run on whichever thread polls that task.
 ///
+/// ```compile_fail
+/// use ringleader_taskgroup::{scoped, BoxError};
+///
+/// ringleader_runtime::run(async {
+///     let shared = std::rc::Rc::new(1);
+///     scoped(|s| async move {
+///         // error: future cannot be sent between threads safely (it holds an `Rc`)
+///         s.spawn(async move { drop(shared) })?;
+///         Ok::<_, BoxError>(())
+///     })
+///     .await
+///     .unwrap();
+/// });
+/// ```
+///
 /// ```
 /// use ringleader_taskgroup::{scoped, BoxError};
 ///
