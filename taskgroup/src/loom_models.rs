@@ -14,7 +14,11 @@
 //!   for the shields below a cancelled node.
 //!
 //! - the borrowing flavour: [`scoped`]'s ready queue and spawn queue, against a child
-//!   woken, and a child spawned, from another thread while the scope's future polls.
+//!   woken, a child spawned, and the group cancelled, from another thread while the
+//!   scope's future polls;
+//! - a scope's future polled under one waker and then another (it moved task): the cancel
+//!   must wake the current waker, not only the first (this model found that cancel scopes,
+//!   `cancelled()` and scoped groups kept the first waker they saw).
 //!
 //! A lost wake-up shows up as a deadlock, which loom reports; every model also asserts the
 //! outcome that must hold under each interleaving.
@@ -346,5 +350,56 @@ fn scoped_spawn_from_another_thread_vs_poll_end() {
         });
         assert!(block_on(fut).is_ok());
         assert!(spawner.join().unwrap().is_ok(), "the scope was open");
+    });
+}
+
+#[test]
+fn scoped_cancel_from_another_thread_vs_poll() {
+    // `LocalGroup::cancel` wakes the scope through its node; the scope's future is polled
+    // here by two different `block_on`s (two wakers), so a waiter registered once with the
+    // first waker would never wake the second.
+    loom::model(|| {
+        let shared: Arc<crate::loom::Mutex<Option<LocalGroup<'static>>>> =
+            Arc::new(crate::loom::Mutex::new(None));
+        let s2 = shared.clone();
+        let mut fut = scoped(move |s| {
+            *crate::loom::lock(&s2) = Some(s);
+            async move {
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(())
+            }
+        });
+        block_on(std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut fut).poll(cx).is_pending());
+            Poll::Ready(())
+        }));
+        let group = crate::loom::lock(&shared).take().expect("handed out");
+        let canceller = thread::spawn(move || group.cancel(CancelReason::explicit("stop")));
+        let err = block_on(fut).unwrap_err();
+        canceller.join().unwrap();
+        assert!(err.is_cancelled());
+        assert_eq!(err.cancel_reason(), Some(&CancelReason::explicit("stop")));
+    });
+}
+
+#[test]
+fn cancel_scope_polled_by_two_wakers_vs_cancel() {
+    // A scope's future (and the `cancelled()` inside it) polled first under one waker,
+    // then under another (moved to another task): the cancel must wake the current one.
+    loom::model(|| {
+        let scope = CancelScope::new();
+        let mut fut = scope.run(async {
+            cancelled().await;
+            std::future::pending::<()>().await;
+        });
+        block_on(std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut fut).poll(cx).is_pending());
+            Poll::Ready(())
+        }));
+        let s = scope.clone();
+        let canceller = thread::spawn(move || s.cancel(CancelReason::explicit("stop")));
+        assert_eq!(block_on(fut), None);
+        canceller.join().unwrap();
+        assert!(scope.cancelled_caught());
     });
 }

@@ -255,6 +255,27 @@ impl ScopeNode {
         Some(state.waiters.insert(waker.clone()))
     }
 
+    /// Keeps `waiter` registered with the caller's current `waker`: registers it the first
+    /// time, and swaps the stored waker when a poll comes with a different one (the future
+    /// moved to another task, or a combinator polls it with its own waker), so a cancel
+    /// never wakes a stale waker only. Nothing if already cancelled.
+    pub(crate) fn keep_registered(&self, waiter: &mut Option<usize>, waker: &Waker) {
+        let mut state = lock(&self.state);
+        if state.reason.is_some() {
+            return;
+        }
+        match waiter {
+            Some(key) => {
+                if let Some(stored) = state.waiters.get_mut(*key) {
+                    if !stored.will_wake(waker) {
+                        *stored = waker.clone();
+                    }
+                }
+            }
+            None => *waiter = Some(state.waiters.insert(waker.clone())),
+        }
+    }
+
     pub(crate) fn deregister(&self, key: usize) {
         let mut state = lock(&self.state);
         if state.reason.is_none() {
@@ -481,11 +502,12 @@ impl Future for Cancelled {
             }
             return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted));
         }
-        if self.waiter.is_none() {
-            match node.register(cx.waker()) {
-                Some(key) => self.waiter = Some(key),
-                None => return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted)),
-            }
+        let mut waiter = self.waiter;
+        node.keep_registered(&mut waiter, cx.waker());
+        self.waiter = waiter;
+        if node.is_cancelled() {
+            // Cancelled before we could register: nobody will wake us, so answer now.
+            return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted));
         }
         Poll::Pending
     }
@@ -794,9 +816,9 @@ impl<F: Future> Future for ScopeFuture<F> {
             if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
                 return out;
             }
-        } else if this.waiter.is_none() {
+        } else {
             // Be woken on cancellation (explicit, inherited, or a moved deadline).
-            this.waiter = node.register(cx.waker());
+            node.keep_registered(&mut this.waiter, cx.waker());
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Pending;

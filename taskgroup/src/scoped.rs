@@ -792,10 +792,8 @@ where
             None => this.start(),
         };
         this.enter_poll(cx.waker());
-        if this.waiter.is_none() && !node.is_cancelled() {
-            // Woken by our own cancellation (LocalGroup::cancel).
-            this.waiter = node.register(cx.waker());
-        }
+        // Woken by our own cancellation (LocalGroup::cancel).
+        node.keep_registered(&mut this.waiter, cx.waker());
         let mut budget = POLL_BUDGET;
         while !this.failed {
             // Our own cancellation (LocalGroup::cancel, possibly from a child just polled)
