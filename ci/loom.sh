@@ -11,6 +11,9 @@ export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
 echo "-- runtime: task state, join/abort, park/unpark, scheduler"
 cargo test -p ringleader-runtime --release --lib loom_models -- --test-threads=1
 
+echo "-- taskgroup: group join vs child completion vs cancel vs late spawn; scope cancel vs cancelled(); shields; scoped wake and spawn"
+cargo test -p ringleader-taskgroup --release --lib loom_models -- --test-threads=1
+
 for model in sync/tests/loom_*.rs; do
   [ -f "$model" ] || continue
   name="$(basename "$model" .rs)"

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ringleader::runtime::Builder;
-use ringleader::taskgroup::{task_group, timeout, BoxError};
+use ringleader::taskgroup::{dump_tree, scoped, task_group, timeout, BoxError, GroupConfig};
 use ringleader::{task, time};
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
@@ -117,6 +117,50 @@ async fn tour() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     check(sum == 500_000_500_000, "the closure ran on a pool thread")?;
+
+    println!("9. children that borrow from the stack (taskgroup::scoped)");
+    let words = ["structured", "concurrency", "borrows"];
+    let mut lengths = [0usize; 3];
+    scoped(|s| {
+        let jobs: Vec<_> = words.iter().zip(lengths.iter_mut()).collect();
+        async move {
+            for (word, slot) in jobs {
+                s.spawn(async move {
+                    task::yield_now().await;
+                    *slot = word.len();
+                })?;
+            }
+            Ok::<_, BoxError>(())
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    check(
+        lengths == [10, 11, 7],
+        "each child wrote its own slot of a local array",
+    )?;
+
+    println!("10. the task tree (asyncio's pstree)");
+    let printed = GroupConfig::new()
+        .name("crawler")
+        .run(|tg| async move {
+            let fetch = tg.spawn_named("fetch", std::future::pending::<()>())?;
+            let parse = tg.spawn_named("parse", std::future::pending::<()>())?;
+            let printed = dump_tree().to_string();
+            // Aborting single children is not a failure: the group returns the body's value.
+            fetch.abort();
+            parse.abort();
+            Ok::<_, BoxError>(printed)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    for line in printed.lines() {
+        println!("  {line}");
+    }
+    check(
+        printed.contains("group \"crawler\"") && printed.contains("\"parse\""),
+        "the dump shows the group under its task, with its children",
+    )?;
     Ok(())
 }
 

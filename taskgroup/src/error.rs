@@ -57,9 +57,10 @@ impl fmt::Debug for PanicPayload {
 /// One failure: which task, and what.
 #[derive(Debug)]
 pub struct Failure {
-    /// The failing child's task id (`None` for the body).
+    /// The failing child's task id (`None` for the body, and for a child of a
+    /// [`scoped`](crate::scoped) group, which is not a task).
     pub task_id: Option<Id>,
-    /// The failing child's name, if it had one.
+    /// The failing child's name, if it had one (a `scoped` child always has one).
     pub name: Option<String>,
     /// What went wrong.
     pub kind: FailureKind,
@@ -101,9 +102,10 @@ impl Failure {
 
     fn label(&self) -> String {
         match (&self.task_id, &self.name) {
-            (None, _) => "body".to_owned(),
             (Some(id), Some(name)) => format!("task {id} ({name})"),
             (Some(id), None) => format!("task {id}"),
+            (None, Some(name)) => format!("child ({name})"),
+            (None, None) => "body".to_owned(),
         }
     }
 }

@@ -18,7 +18,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -30,7 +30,8 @@ use slab::Slab;
 use crate::error::{
     BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,
 };
-use crate::scope::{self, ScopeNode};
+use crate::loom::{lock, Mutex};
+use crate::scope::{self, NodeKind, ScopeNode};
 
 /// What a group does when a child finishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,13 +76,11 @@ impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> ChildResult for Resu
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
+/// A group's state, shared by its future, its [`TaskGroup`] handles and its children's
+/// wrappers. It needs no runtime (the spawning handle lives in [`TaskGroup`]), so the loom
+/// models drive it directly.
 pub(crate) struct GroupInner {
-    node: Arc<ScopeNode>,
-    handle: Handle,
+    pub(crate) node: Arc<ScopeNode>,
     policy: Policy,
     grace: Duration,
     state: Mutex<GroupState>,
@@ -105,17 +104,103 @@ struct GroupState {
     adopted_by: Option<Arc<GroupInner>>,
 }
 
-enum ChildOutcome {
+/// What [`GroupInner::try_close`] hands back once no child is live.
+pub(crate) struct Closed {
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) any_ok: bool,
+    pub(crate) interrupted: bool,
+}
+
+pub(crate) enum ChildOutcome {
     Ok,
     Failed(Failure),
     Cancelled,
 }
 
 impl GroupInner {
+    /// A group on `node`: links the node back to the group and installs the cancel hook
+    /// that closes the group and wakes its future.
+    pub(crate) fn new(node: Arc<ScopeNode>, policy: Policy, grace: Duration) -> Arc<GroupInner> {
+        let inner = Arc::new(GroupInner {
+            node: node.clone(),
+            policy,
+            grace,
+            state: Mutex::new(GroupState {
+                accepting: true,
+                interrupted: false,
+                live: 0,
+                children: Slab::new(),
+                failures: Vec::new(),
+                any_ok: false,
+                waker: None,
+                abandoned: false,
+                adopted_by: None,
+            }),
+        });
+        let weak: Weak<GroupInner> = Arc::downgrade(&inner);
+        let _ = node.group.set(weak.clone());
+        node.set_hook(Box::new(move |_reason| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_cancel();
+            }
+        }));
+        inner
+    }
+
+    /// Counts a new child as live and returns its key; [`GroupClosed`] once the group
+    /// accepts no more children.
+    pub(crate) fn reserve(&self) -> Result<usize, GroupClosed> {
+        let mut state = lock(&self.state);
+        if !state.accepting {
+            return Err(GroupClosed);
+        }
+        state.live += 1;
+        Ok(state.children.insert(None))
+    }
+
+    /// The group future's waker, woken when the last child finishes, on cancellation and
+    /// on a failure.
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        let mut state = lock(&self.state);
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.waker = Some(waker.clone());
+        }
+    }
+
+    /// If no child is live: closes the group (no more spawns) and hands back its outcome.
+    /// `None` while children live; the waker set by [`set_waker`](Self::set_waker) is woken
+    /// when the last one finishes. The check and the close happen under one lock, so a
+    /// spawn either counted before it (and is waited for) or is refused.
+    pub(crate) fn try_close(&self) -> Option<Closed> {
+        let mut state = lock(&self.state);
+        if state.live > 0 {
+            return None;
+        }
+        state.accepting = false;
+        state.waker = None;
+        Some(Closed {
+            failures: std::mem::take(&mut state.failures),
+            any_ok: state.any_ok,
+            interrupted: state.interrupted,
+        })
+    }
+
+    /// What task dumps show of the group: its live children's task ids, whether it still
+    /// accepts children, its policy.
+    pub(crate) fn snapshot(&self) -> (Vec<Id>, bool, Policy) {
+        let state = lock(&self.state);
+        let ids = state
+            .children
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().map(AbortHandle::id))
+            .collect();
+        (ids, state.accepting, self.policy)
+    }
+
     /// A child's task has completed (its done callback, which runs after the task left the
     /// runtime's registry): only now does it stop counting as live, so a group never
     /// returns while a task of it still exists.
-    fn child_finished(&self, key: Option<usize>) {
+    pub(crate) fn child_finished(&self, key: Option<usize>) {
         let (waker, adopter) = {
             let mut state = lock(&self.state);
             state.live -= 1;
@@ -151,7 +236,7 @@ impl GroupInner {
     }
 
     /// A child's future ended (from its wrapper, before the task completes): record how.
-    fn child_done(&self, key: usize, outcome: ChildOutcome) {
+    pub(crate) fn child_done(&self, key: usize, outcome: ChildOutcome) {
         let _ = key;
         let mut cancel = None;
         let mut abort_others = Vec::new();
@@ -239,6 +324,7 @@ impl GroupInner {
 #[derive(Clone)]
 pub struct TaskGroup {
     inner: Arc<GroupInner>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for TaskGroup {
@@ -270,7 +356,7 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, None, Location::caller())
+        self.spawn_inner(future, None)
     }
 
     /// [`spawn`](Self::spawn) with a task name (shown in errors and task dumps).
@@ -287,44 +373,30 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, Some(name.into()), Location::caller())
+        self.spawn_inner(future, Some(name.into()))
     }
 
+    /// Caller-tracked through to the runtime's spawn, so the task's spawn location (shown
+    /// in task dumps) is the user's `spawn` call.
+    #[track_caller]
     fn spawn_inner<F>(
         &self,
         future: F,
         name: Option<String>,
-        location: &'static Location<'static>,
     ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
     where
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        let key = {
-            let mut state = lock(&self.inner.state);
-            if !state.accepting {
-                return Err(GroupClosed);
-            }
-            state.live += 1;
-            state.children.insert(None)
-        };
-        let child = Child {
-            future: Some(Box::pin(future)),
-            group: self.inner.clone(),
-            key,
-            name: name.clone(),
-            reported: false,
-            waiter: None,
-            grace_timer: None,
-        };
+        let key = self.inner.reserve()?;
+        let child = Child::new(future, self.inner.clone(), key, name.clone());
         let mut builder = task::Builder::new();
         if let Some(name) = name {
             builder = builder.name(name);
         }
-        let _ = location;
         // Spawned and its callback registered outside the group lock: a child that is
         // already done runs the callback right here, and it takes the lock.
-        let join = builder.spawn_on(child, &self.inner.handle);
+        let join = builder.spawn_on(child, &self.handle);
         let group = self.inner.clone();
         join.add_done_callback(move |_| group.child_finished(Some(key)));
         if let Some(slot) = lock(&self.inner.state).children.get_mut(key) {
@@ -497,7 +569,7 @@ impl<T> Future for ChildHandle<T> {
 
 /// A child's future: runs the user's future in the group's scope, drops it when the group
 /// is cancelled (after the grace period, once no shield is running), and reports exactly once.
-struct Child<F> {
+pub(crate) struct Child<F> {
     future: Option<Pin<Box<F>>>,
     group: Arc<GroupInner>,
     key: usize,
@@ -508,6 +580,24 @@ struct Child<F> {
 }
 
 impl<F> Child<F> {
+    /// The wrapper of a child reserved under `key` (see [`GroupInner::reserve`]).
+    pub(crate) fn new(
+        future: F,
+        group: Arc<GroupInner>,
+        key: usize,
+        name: Option<String>,
+    ) -> Child<F> {
+        Child {
+            future: Some(Box::pin(future)),
+            group,
+            key,
+            name,
+            reported: false,
+            waiter: None,
+            grace_timer: None,
+        }
+    }
+
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
     /// the future and reports the cancellation; otherwise arranges the wake-up for it.
     fn drop_if_due(&mut self, node: &ScopeNode, cx: &mut Context<'_>) -> bool {
@@ -603,6 +693,7 @@ impl<F> Drop for Child<F> {
 /// Settings for a task group; [`run`](Self::run) starts it.
 #[derive(Debug, Clone, Default)]
 pub struct GroupConfig {
+    name: Option<String>,
     policy: Policy,
     grace: Duration,
     timeout: Option<Duration>,
@@ -613,6 +704,11 @@ impl GroupConfig {
     /// Fail-fast, no grace period, no deadline.
     pub fn new() -> GroupConfig {
         GroupConfig::default()
+    }
+    /// A name for the group, shown in task dumps ([`dump_tree`](crate::dump_tree)).
+    pub fn name(mut self, name: impl Into<String>) -> GroupConfig {
+        self.name = Some(name.into());
+        self
     }
     /// The failure policy (default [`Policy::FailFast`]).
     pub fn policy(mut self, policy: Policy) -> GroupConfig {
@@ -642,6 +738,7 @@ impl GroupConfig {
     ///
     /// # Panics
     /// When first polled outside a ringleader runtime.
+    #[track_caller]
     pub fn run<B, Fut, R>(self, body: B) -> GroupFuture<B, Fut, R::Value>
     where
         B: FnOnce(TaskGroup) -> Fut,
@@ -649,9 +746,11 @@ impl GroupConfig {
         R: ChildResult,
     {
         GroupFuture {
+            location: Location::caller(),
             config: self,
             body: BodyState::NotStarted(Some(body)),
             inner: None,
+            handle: None,
             deadline_timer: None,
             grace_timer: None,
             finished: false,
@@ -675,6 +774,7 @@ impl GroupConfig {
 /// });
 /// assert_eq!(sum.unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn task_group<B, Fut, R>(body: B) -> GroupFuture<B, Fut, R::Value>
 where
     B: FnOnce(TaskGroup) -> Fut,
@@ -694,8 +794,12 @@ enum BodyState<B, Fut, V> {
 #[must_use = "a task group does nothing unless awaited; dropping it cancels its children"]
 pub struct GroupFuture<B, Fut, V> {
     config: GroupConfig,
+    /// Where the group was opened, for task dumps.
+    location: &'static Location<'static>,
     body: BodyState<B, Fut, V>,
     inner: Option<Arc<GroupInner>>,
+    /// The runtime children are spawned on, found when first polled.
+    handle: Option<Handle>,
     deadline_timer: Option<Pin<Box<Sleep>>>,
     grace_timer: Option<Pin<Box<Sleep>>>,
     finished: bool,
@@ -710,32 +814,17 @@ where
     R: ChildResult,
 {
     fn start(&mut self) -> Arc<GroupInner> {
+        let handle = Handle::current();
         let parent = scope::current();
-        let node = ScopeNode::new_child(parent.as_ref(), false);
-        let inner = Arc::new(GroupInner {
-            node: node.clone(),
-            handle: Handle::current(),
-            policy: self.config.policy,
-            grace: self.config.grace,
-            state: Mutex::new(GroupState {
-                accepting: true,
-                interrupted: false,
-                live: 0,
-                children: Slab::new(),
-                failures: Vec::new(),
-                any_ok: false,
-                waker: None,
-                abandoned: false,
-                adopted_by: None,
-            }),
-        });
-        let weak: Weak<GroupInner> = Arc::downgrade(&inner);
-        let _ = node.group.set(weak.clone());
-        node.set_hook(Box::new(move |_reason| {
-            if let Some(inner) = weak.upgrade() {
-                inner.on_cancel();
-            }
-        }));
+        let node = ScopeNode::new_child_of_kind(
+            parent.as_ref(),
+            false,
+            NodeKind::Group,
+            Some(self.location),
+            self.config.name.clone(),
+        );
+        let inner = GroupInner::new(node.clone(), self.config.policy, self.config.grace);
+        self.handle = Some(handle);
         let deadline = match (self.config.deadline, self.config.timeout) {
             (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
             (Some(d), None) => Some(d),
@@ -784,7 +873,7 @@ where
             None => this.start(),
         };
         let node = inner.node.clone();
-        lock(&inner.state).waker = Some(cx.waker().clone());
+        inner.set_waker(cx.waker());
 
         if let Some(timer) = &mut this.deadline_timer {
             if timer.as_mut().poll(cx).is_ready() {
@@ -797,6 +886,7 @@ where
             let body = body.take().expect("the body is taken once");
             let group = TaskGroup {
                 inner: inner.clone(),
+                handle: this.handle.clone().expect("set by start"),
             };
             let fut = scope::enter(&node, || body(group));
             this.body = BodyState::Running(Box::pin(fut));
@@ -835,21 +925,16 @@ where
         let BodyState::Done(value) = &mut this.body else {
             return Poll::Pending;
         };
-        let failures = {
-            let mut state = lock(&inner.state);
-            if state.live > 0 {
-                return Poll::Pending;
-            }
-            state.accepting = false;
-            state.waker = None;
-            std::mem::take(&mut state.failures)
+        let Some(Closed {
+            failures,
+            any_ok,
+            interrupted,
+        }) = inner.try_close()
+        else {
+            return Poll::Pending;
         };
         this.finished = true;
         let cancelled = node.reason();
-        let (any_ok, interrupted) = {
-            let state = lock(&inner.state);
-            (state.any_ok, state.interrupted)
-        };
         let fail = match inner.policy {
             Policy::FailFast | Policy::Supervise => !failures.is_empty(),
             Policy::FirstOk => !failures.is_empty() && !any_ok,

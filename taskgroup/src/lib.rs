@@ -42,12 +42,25 @@
 //! concurrency, parallelism and borrowing: `mem::forget` on a half-polled scope future would
 //! skip the destructor that waits for children, leaving parallel children with dangling
 //! borrows. ringleader's groups run children in parallel on the work-stealing pool, so they
-//! own their data.
+//! own their data. For children that borrow, [`scoped`] gives up parallelism instead: its
+//! children run concurrently inside the caller's task (see its module docs).
+//!
+//! # Seeing the tree
+//! [`dump_tree`] lists the runtime's tasks by group and scope, with names, spawn locations,
+//! states, cancel reasons and deadlines, and prints as an indented tree.
+
+#[macro_use]
+mod loom;
 
 mod combinators;
 mod error;
 mod group;
+mod introspect;
 mod scope;
+mod scoped;
+
+#[cfg(all(test, ringleader_loom))]
+mod loom_models;
 
 pub use combinators::{
     as_completed, fail_after, first_ok, gather, gather_settled, move_on_after, race, shield,
@@ -59,6 +72,8 @@ pub use error::{
 pub use group::{
     task_group, ChildHandle, ChildResult, GroupConfig, GroupFuture, Policy, Ready, TaskGroup,
 };
+pub use introspect::{dump_tree, dump_tree_of, TaskTree, TreeNode, TreeNodeKind, TreeNodeState};
 pub use scope::{
     cancel_reason, cancelled, current_deadline, is_cancelled, CancelScope, Cancelled, ScopeFuture,
 };
+pub use scoped::{scoped, LocalGroup, LocalHandle, ScopedFuture, POLL_BUDGET};

@@ -24,23 +24,56 @@
 //! One small mutex per node guards the reason, the child list and the waiters. Wake-ups and
 //! hooks run after it is released. Cancellation walks down the tree holding one node's lock
 //! at a time.
+//!
+//! # Introspection
+//! Each node also records, read-only after creation, what it is (group, cancel scope,
+//! scoped group), its name and opening location, and the task that opened it; a cancelled
+//! node keeps its child list, so [`dump_tree`](crate::dump_tree) can walk the whole tree.
+//! Root nodes go into a registry of weak references (its own mutex, never taken with a
+//! node lock held).
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use ringleader_runtime::task::CancelReason;
+use ringleader_runtime::runtime::Handle;
+use ringleader_runtime::task::{self, CancelReason, Id};
 use ringleader_runtime::time::{sleep_until, Instant, Sleep};
 use slab::Slab;
 
+use crate::loom::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+
 type CancelHook = Box<dyn Fn(&CancelReason) + Send + Sync + 'static>;
 
+/// What owns a node, for task dumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    /// A [`TaskGroup`](crate::TaskGroup)'s.
+    Group,
+    /// A [`CancelScope`]'s (and so every combinator built on one).
+    CancelScope,
+    /// A [`scoped`](crate::scoped) group's.
+    Scoped,
+}
+
 pub(crate) struct ScopeNode {
+    pub(crate) kind: NodeKind,
+    pub(crate) name: Option<String>,
+    /// Where the group or scope was opened, when known.
+    pub(crate) location: Option<&'static Location<'static>>,
+    /// The task that opened it (`None` outside a task: `block_on`, a plain thread).
+    pub(crate) owner: Option<Id>,
+    /// For a registered root node opened outside a task, the runtime it was opened in
+    /// (task dumps list it under that runtime). Held only by root nodes outside tasks, so
+    /// it forms no cycle through the runtime's task list.
+    pub(crate) runtime: std::sync::OnceLock<Handle>,
+    /// Listed in the registry of roots that task dumps start from. Not a protocol flag
+    /// (std's atomic, outside the loom models).
+    registered: std::sync::atomic::AtomicBool,
     shielded: bool,
     /// Mirrors `state.reason.is_some()` for lock-free reads.
     cancelled: AtomicBool,
@@ -53,6 +86,8 @@ pub(crate) struct ScopeNode {
     active_shields: AtomicUsize,
     /// The task group this node belongs to, if it is a group's node.
     pub(crate) group: std::sync::OnceLock<Weak<crate::group::GroupInner>>,
+    /// A scoped group's live children, if it is a scoped group's node.
+    pub(crate) roster: std::sync::OnceLock<Arc<crate::scoped::Roster>>,
 }
 
 struct NodeState {
@@ -65,15 +100,31 @@ struct NodeState {
     deadline: Option<Instant>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl ScopeNode {
     /// A child of `parent` (or a root if none). Starts cancelled if the parent is and the
     /// child is not shielded.
+    #[cfg_attr(not(ringleader_loom), allow(dead_code))]
     pub(crate) fn new_child(parent: Option<&Arc<ScopeNode>>, shielded: bool) -> Arc<ScopeNode> {
+        ScopeNode::new_child_of_kind(parent, shielded, NodeKind::CancelScope, None, None)
+    }
+
+    /// [`new_child`](Self::new_child) with what task dumps show of it. A root node is
+    /// listed in the registry task dumps start from.
+    pub(crate) fn new_child_of_kind(
+        parent: Option<&Arc<ScopeNode>>,
+        shielded: bool,
+        kind: NodeKind,
+        location: Option<&'static Location<'static>>,
+        name: Option<String>,
+    ) -> Arc<ScopeNode> {
+        let owner = task::try_id();
         let node = Arc::new(ScopeNode {
+            kind,
+            name,
+            location,
+            owner,
+            runtime: std::sync::OnceLock::new(),
+            registered: std::sync::atomic::AtomicBool::new(false),
             shielded,
             cancelled: AtomicBool::new(false),
             state: Mutex::new(NodeState {
@@ -87,7 +138,15 @@ impl ScopeNode {
             parent: parent.cloned(),
             active_shields: AtomicUsize::new(0),
             group: std::sync::OnceLock::new(),
+            roster: std::sync::OnceLock::new(),
         });
+        // Roots are registered for task dumps when they are groups, or once something is
+        // opened inside them: a lone `timeout` in a plain task costs no registry entry.
+        match parent {
+            None if kind != NodeKind::CancelScope => node.register_root(),
+            Some(parent) if parent.parent.is_none() => parent.register_root(),
+            _ => {}
+        }
         if let Some(parent) = parent {
             let inherited = {
                 let mut state = lock(&parent.state);
@@ -131,11 +190,9 @@ impl ScopeNode {
             }
             state.reason = Some(reason.clone());
             self.cancelled.store(true, Ordering::Release);
-            // Drained for good: a cancelled node takes no new waiters.
-            (
-                std::mem::take(&mut state.waiters),
-                std::mem::take(&mut state.children),
-            )
+            // Waiters are drained for good: a cancelled node takes no new ones. Children stay
+            // listed (task dumps walk them); nodes created from now on start cancelled.
+            (std::mem::take(&mut state.waiters), state.children.clone())
         };
         for (_, waker) in waiters {
             waker.wake();
@@ -150,6 +207,30 @@ impl ScopeNode {
             }
         }
         true
+    }
+
+    fn register_root(self: &Arc<Self>) {
+        if self
+            .registered
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        if self.owner.is_none() {
+            if let Ok(handle) = Handle::try_current() {
+                let _ = self.runtime.set(handle);
+            }
+        }
+        crate::introspect::register_root(self);
+    }
+
+    /// The live child nodes, for task dumps.
+    pub(crate) fn child_nodes(&self) -> Vec<Arc<ScopeNode>> {
+        lock(&self.state)
+            .children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// The nearest enclosing task group (strictly above this node).
@@ -174,6 +255,27 @@ impl ScopeNode {
         Some(state.waiters.insert(waker.clone()))
     }
 
+    /// Keeps `waiter` registered with the caller's current `waker`: registers it the first
+    /// time, and swaps the stored waker when a poll comes with a different one (the future
+    /// moved to another task, or a combinator polls it with its own waker), so a cancel
+    /// never wakes a stale waker only. Nothing if already cancelled.
+    pub(crate) fn keep_registered(&self, waiter: &mut Option<usize>, waker: &Waker) {
+        let mut state = lock(&self.state);
+        if state.reason.is_some() {
+            return;
+        }
+        match waiter {
+            Some(key) => {
+                if let Some(stored) = state.waiters.get_mut(*key) {
+                    if !stored.will_wake(waker) {
+                        *stored = waker.clone();
+                    }
+                }
+            }
+            None => *waiter = Some(state.waiters.insert(waker.clone())),
+        }
+    }
+
     pub(crate) fn deregister(&self, key: usize) {
         let mut state = lock(&self.state);
         if state.reason.is_none() {
@@ -194,7 +296,7 @@ impl ScopeNode {
     }
 
     /// A shielded scope starts below `self` (its parent): count it on every ancestor.
-    fn shield_started(self: &Arc<Self>) {
+    pub(crate) fn shield_started(self: &Arc<Self>) {
         let mut node = Some(self.clone());
         while let Some(n) = node {
             n.active_shields.fetch_add(1, Ordering::AcqRel);
@@ -204,7 +306,7 @@ impl ScopeNode {
 
     /// The shielded scope below `self` ended: uncount it, and wake the droppers that waited
     /// for the last shield to end.
-    fn shield_ended(self: &Arc<Self>) {
+    pub(crate) fn shield_ended(self: &Arc<Self>) {
         let mut node = Some(self.clone());
         while let Some(n) = node {
             if n.active_shields.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -280,7 +382,7 @@ impl ScopeNode {
     }
 }
 
-thread_local! {
+tg_thread_local! {
     /// The scope whose future is being polled on this thread.
     static CURRENT: Cell<Option<*const ScopeNode>> = const { Cell::new(None) };
 }
@@ -400,11 +502,12 @@ impl Future for Cancelled {
             }
             return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted));
         }
-        if self.waiter.is_none() {
-            match node.register(cx.waker()) {
-                Some(key) => self.waiter = Some(key),
-                None => return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted)),
-            }
+        let mut waiter = self.waiter;
+        node.keep_registered(&mut waiter, cx.waker());
+        self.waiter = waiter;
+        if node.is_cancelled() {
+            // Cancelled before we could register: nobody will wake us, so answer now.
+            return Poll::Ready(node.reason().unwrap_or(CancelReason::Aborted));
         }
         Poll::Pending
     }
@@ -520,6 +623,10 @@ impl CancelScope {
 
     /// Cancels the scope (now if running, at entry otherwise).
     pub fn cancel(&self, reason: CancelReason) {
+        // The node lock is held (the guard is a temporary of the scrutinee) until the
+        // reason is parked, so `run`'s entry, which sets the node and then takes the parked
+        // reason, cannot slip between the two and lose the cancel (loom model
+        // `cancel_scope_cancel_vs_run_start`).
         match lock(&self.inner.node).clone() {
             Some(node) => {
                 node.cancel(reason);
@@ -575,8 +682,10 @@ impl CancelScope {
     ///
     /// # Cancel safety
     /// Dropping the returned future drops `future`.
+    #[track_caller]
     pub fn run<F: Future>(&self, future: F) -> ScopeFuture<F> {
         ScopeFuture {
+            location: Location::caller(),
             scope: self.clone(),
             future: Some(Box::pin(future)),
             node: None,
@@ -592,6 +701,7 @@ impl CancelScope {
 #[must_use = "futures do nothing unless awaited"]
 pub struct ScopeFuture<F> {
     scope: CancelScope,
+    location: &'static Location<'static>,
     future: Option<Pin<Box<F>>>,
     node: Option<Arc<ScopeNode>>,
     /// Our waker's key in the node's waiter list.
@@ -650,7 +760,13 @@ impl<F> Drop for ScopeFuture<F> {
 impl<F: Future> ScopeFuture<F> {
     fn start(&mut self) -> Arc<ScopeNode> {
         let parent = current();
-        let node = ScopeNode::new_child(parent.as_ref(), self.scope.inner.shield);
+        let node = ScopeNode::new_child_of_kind(
+            parent.as_ref(),
+            self.scope.inner.shield,
+            NodeKind::CancelScope,
+            Some(self.location),
+            None,
+        );
         if self.scope.inner.shield {
             if let Some(parent) = &parent {
                 parent.shield_started();
@@ -700,9 +816,9 @@ impl<F: Future> Future for ScopeFuture<F> {
             if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
                 return out;
             }
-        } else if this.waiter.is_none() {
+        } else {
             // Be woken on cancellation (explicit, inherited, or a moved deadline).
-            this.waiter = node.register(cx.waker());
+            node.keep_registered(&mut this.waiter, cx.waker());
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Pending;

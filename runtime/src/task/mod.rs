@@ -254,6 +254,15 @@ pub struct TaskInfo {
     pub cancelled: bool,
 }
 
+// Kept here, beside `TaskInfo`, with the other introspection helpers: task dumps built
+// outside the runtime (ringleader-taskgroup's task tree) need to tell runtimes apart.
+impl crate::runtime::Handle {
+    /// Whether `self` and `other` are handles of the same runtime.
+    pub fn same_runtime(&self, other: &crate::runtime::Handle) -> bool {
+        crate::loom::Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
 /// Yields once to the scheduler: the task goes to the back of its worker's queue, so every
 /// other runnable task there runs before it continues (asyncio's `await asyncio.sleep(0)`).
 ///
