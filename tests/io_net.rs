@@ -449,3 +449,23 @@ fn split_halves_work_from_two_tasks_and_reunite() {
         server.abort();
     });
 }
+
+#[test]
+fn rings_report_the_flags_the_kernel_accepted() {
+    let rt = rt2();
+    let metrics = rt.handle().metrics();
+    for worker in 0..2 {
+        let flags = metrics.io_ring_flags(worker).expect("a ring per worker");
+        assert!(
+            ["SINGLE_ISSUER|DEFER_TASKRUN", "COOP_TASKRUN", "none"].contains(&flags),
+            "{flags}"
+        );
+    }
+    assert_eq!(metrics.io_ring_flags(2), None);
+    // The current-thread flavour's core moves between block_on callers: never SINGLE_ISSUER.
+    let ct = Builder::new_current_thread().build().unwrap();
+    assert_ne!(
+        ct.handle().metrics().io_ring_flags(0),
+        Some("SINGLE_ISSUER|DEFER_TASKRUN")
+    );
+}

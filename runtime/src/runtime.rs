@@ -633,6 +633,18 @@ impl RuntimeMetrics {
     pub fn blocking_queue_depth(&self) -> usize {
         self.shared.blocking.queue_depth()
     }
+    /// The io_uring setup flags worker `worker`'s ring got, probed at build time:
+    /// `"SINGLE_ISSUER|DEFER_TASKRUN"`, `"COOP_TASKRUN"` or `"none"`; `None` for a worker
+    /// index out of range.
+    pub fn io_ring_flags(&self, worker: usize) -> Option<&'static str> {
+        #[cfg(not(ringleader_loom))]
+        return self.shared.rings.get(worker).map(|r| r.flavor().describe());
+        #[cfg(ringleader_loom)]
+        {
+            let _ = worker;
+            None
+        }
+    }
     /// Timers armed (sleeps waiting) across all workers.
     pub fn timers_armed(&self) -> u64 {
         self.shared.time.armed()

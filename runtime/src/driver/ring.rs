@@ -57,6 +57,16 @@ pub(crate) enum RingFlavor {
     Plain,
 }
 
+impl RingFlavor {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            RingFlavor::DeferTaskrun => "SINGLE_ISSUER|DEFER_TASKRUN",
+            RingFlavor::CoopTaskrun => "COOP_TASKRUN",
+            RingFlavor::Plain => "none",
+        }
+    }
+}
+
 /// Ring setup options from the runtime builder.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RingConfig {
