@@ -21,8 +21,8 @@
 //!   built for it.
 #![forbid(unsafe_code)]
 
-pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_io::{fs, net};
+pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;
 
 /// Owned buffers for I/O: every read and write takes its buffer by value and gives it

@@ -18,9 +18,9 @@ fn scratch(name: &str) -> PathBuf {
 
 /// FNV-1a, enough to compare two byte streams.
 fn checksum(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
+    bytes.iter().fold(h, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 #[test]
@@ -43,7 +43,9 @@ fn a_large_file_written_and_read_back_in_random_4k_blocks_matches() {
             order.swap(i, (x % (i as u64 + 1)) as usize);
         }
         let block_bytes = |i: usize| -> Vec<u8> {
-            (0..BLOCK).map(|j| (i.wrapping_mul(7919) ^ j.wrapping_mul(13)) as u8).collect()
+            (0..BLOCK)
+                .map(|j| (i.wrapping_mul(7919) ^ j.wrapping_mul(13)) as u8)
+                .collect()
         };
         let expected = (0..blocks).fold(0xcbf2_9ce4_8422_2325, |h, i| checksum(h, &block_bytes(i)));
 
@@ -77,8 +79,9 @@ fn a_large_file_written_and_read_back_in_random_4k_blocks_matches() {
                 .map(|&i| {
                     let file = file.clone();
                     ringleader::spawn(async move {
-                        let (res, buf) =
-                            file.read_exact_at(Vec::with_capacity(BLOCK), (i * BLOCK) as u64).await;
+                        let (res, buf) = file
+                            .read_exact_at(Vec::with_capacity(BLOCK), (i * BLOCK) as u64)
+                            .await;
                         res.map(|()| (i, buf))
                     })
                 })
@@ -88,8 +91,13 @@ fn a_large_file_written_and_read_back_in_random_4k_blocks_matches() {
                 got[i] = buf;
             }
         }
-        let actual = got.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| checksum(h, b));
-        assert_eq!(actual, expected, "the file read back differs from what was written");
+        let actual = got
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| checksum(h, b));
+        assert_eq!(
+            actual, expected,
+            "the file read back differs from what was written"
+        );
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -111,7 +119,12 @@ fn path_operations_metadata_and_cursor_io() {
         assert!(meta.is_file());
         assert_eq!(meta.len(), 10);
 
-        let mut f = OpenOptions::new().read(true).write(true).open(&file).await.unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .await
+            .unwrap();
         f.seek(6);
         let (res, _) = f.write_all(b"RING".to_vec()).await;
         res.unwrap();
@@ -137,7 +150,10 @@ fn path_operations_metadata_and_cursor_io() {
         fs::hard_link(&renamed, nested.join("h.txt")).await.unwrap();
         assert_eq!(fs::metadata(&renamed).await.unwrap().nlink(), 2);
         fs::symlink(&renamed, nested.join("link")).await.unwrap();
-        assert!(fs::symlink_metadata(nested.join("link")).await.unwrap().is_symlink());
+        assert!(fs::symlink_metadata(nested.join("link"))
+            .await
+            .unwrap()
+            .is_symlink());
         assert!(fs::metadata(nested.join("link")).await.unwrap().is_file());
 
         let mut names: Vec<_> = fs::read_dir(&nested)
@@ -168,11 +184,23 @@ fn bad_input_gives_io_errors_with_os_codes() {
         let err = File::open(&missing).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert_eq!(fs::read(&missing).await.unwrap_err().kind(), io::ErrorKind::NotFound);
-        assert_eq!(fs::remove_file(&missing).await.unwrap_err().kind(), io::ErrorKind::NotFound);
-        assert_eq!(fs::metadata(&missing).await.unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(
-            fs::create_dir(missing.join("child")).await.unwrap_err().kind(),
+            fs::read(&missing).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            fs::remove_file(&missing).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            fs::metadata(&missing).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            fs::create_dir(missing.join("child"))
+                .await
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::NotFound
         );
 
@@ -192,7 +220,12 @@ fn bad_input_gives_io_errors_with_os_codes() {
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
 
         // create_new on an existing file; impossible option sets; a NUL in the path.
-        let err = OpenOptions::new().write(true).create_new(true).open(&path).await.unwrap_err();
+        let err = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         let err = OpenOptions::new().open(&path).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -205,7 +238,6 @@ fn bad_input_gives_io_errors_with_os_codes() {
         let (res, buf) = ro.read_exact_at(Vec::with_capacity(8), 0).await;
         assert_eq!(res.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(buf, b"x", "the bytes read before EOF are kept");
-
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -151,7 +151,9 @@ fn refused_connection_and_bad_addresses_are_errors() {
 
         // Not an address at all: the resolver's error, not a panic.
         TcpStream::connect("not an address").await.unwrap_err();
-        let err = TcpStream::connect("no-such-host.invalid:80").await.unwrap_err();
+        let err = TcpStream::connect("no-such-host.invalid:80")
+            .await
+            .unwrap_err();
         assert_ne!(err.kind(), io::ErrorKind::ConnectionRefused, "{err:?}");
 
         // Binding an address in use.
@@ -230,7 +232,10 @@ impl Probe for ringleader::runtime::Handle {
     }
 }
 
-async fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+async fn join2<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
     use std::task::Poll;
     let mut a = std::pin::pin!(a);
     let mut b = std::pin::pin!(b);
@@ -314,11 +319,9 @@ fn dropping_a_pending_read_cancels_it_and_the_socket_stays_usable() {
     rt.block_on(async {
         let (a, b) = UnixStream::pair().unwrap();
         // Cancelled by a timeout while in flight.
-        let res = ringleader::time::timeout(
-            Duration::from_millis(20),
-            a.read(Vec::with_capacity(4096)),
-        )
-        .await;
+        let res =
+            ringleader::time::timeout(Duration::from_millis(20), a.read(Vec::with_capacity(4096)))
+                .await;
         assert!(res.is_err(), "nothing was written, so the read timed out");
         // Data written after the cancellation is read by the next read.
         let (res, _) = b.write_all(b"after".to_vec()).await;
@@ -374,7 +377,10 @@ fn unix_streams_datagrams_paths_and_abstract_names() {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sock");
         let listener = UnixListener::bind(&path).unwrap();
-        assert_eq!(listener.local_addr().unwrap().as_deref(), Some(path.as_path()));
+        assert_eq!(
+            listener.local_addr().unwrap().as_deref(),
+            Some(path.as_path())
+        );
         let client = UnixStream::connect(&path).await.unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         assert_eq!(peer, None, "an unbound client has no path");

@@ -191,9 +191,7 @@ impl Builder {
             let mut parkers = Vec::with_capacity(workers);
             for index in 0..workers {
                 let ring = crate::driver::ring::RingShared::new(index, config)?;
-                parkers.push(
-                    Box::new(crate::driver::ring::RingParker::new(ring)) as Box<dyn Park>
-                );
+                parkers.push(Box::new(crate::driver::ring::RingParker::new(ring)) as Box<dyn Park>);
             }
             parkers
         };

@@ -12,7 +12,11 @@ use super::addr::{resolve, ToSocketAddrs};
 use crate::{fd, BufResult};
 
 fn new_socket(addr: &SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(*addr), ty.nonblocking().cloexec(), Some(protocol))?;
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        ty.nonblocking().cloexec(),
+        Some(protocol),
+    )?;
     Ok(socket)
 }
 
@@ -440,7 +444,10 @@ impl OwnedReadHalf {
     ///
     /// # Errors
     /// `InvalidInput` with both halves back if they come from different streams.
-    pub fn reunite(self, write: OwnedWriteHalf) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
+    pub fn reunite(
+        self,
+        write: OwnedWriteHalf,
+    ) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
         if Arc::ptr_eq(&self.fd, &write.fd) {
             drop(write);
             Ok(TcpStream { fd: self.fd })

@@ -92,7 +92,11 @@ impl UdpSocket {
     ///
     /// # Cancel safety
     /// As [`send`](Self::send).
-    pub async fn send_to<B: IoBuf>(&self, buf: B, target: impl ToSocketAddrs) -> BufResult<usize, B> {
+    pub async fn send_to<B: IoBuf>(
+        &self,
+        buf: B,
+        target: impl ToSocketAddrs,
+    ) -> BufResult<usize, B> {
         let addr = match resolve(target).await {
             Ok(addrs) => addrs[0],
             Err(err) => return (Err(err), buf),

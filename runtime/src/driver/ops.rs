@@ -50,9 +50,13 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
     fn entry(&mut self) -> Entry {
         let len = self.buf.bytes_total();
         let ptr = self.buf.stable_mut_ptr();
-        opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, len.min(u32::MAX as usize) as u32)
-            .offset(offset(self.pos))
-            .build()
+        opcode::Read::new(
+            types::Fd(self.fd.as_raw_fd()),
+            ptr,
+            len.min(u32::MAX as usize) as u32,
+        )
+        .offset(offset(self.pos))
+        .build()
     }
 
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
@@ -163,8 +167,12 @@ unsafe impl<B: IoBufMut> OpKind for RecvKind<B> {
     fn entry(&mut self) -> Entry {
         let len = self.buf.bytes_total();
         let ptr = self.buf.stable_mut_ptr();
-        opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, len.min(u32::MAX as usize) as u32)
-            .build()
+        opcode::Recv::new(
+            types::Fd(self.fd.as_raw_fd()),
+            ptr,
+            len.min(u32::MAX as usize) as u32,
+        )
+        .build()
     }
 
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
@@ -526,7 +534,10 @@ unsafe impl OpKind for FsyncKind {
 }
 
 /// fsync (or fdatasync with `data_only`).
-pub fn fsync(fd: SharedFd, data_only: bool) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn fsync(
+    fd: SharedFd,
+    data_only: bool,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(FsyncKind { fd, data_only })
 }
 
@@ -602,9 +613,9 @@ unsafe impl OpKind for PathOp {
             PathOp::Unlink { path, dir } => opcode::UnlinkAt::new(cwd, path.as_ptr())
                 .flags(if *dir { libc::AT_REMOVEDIR } else { 0 })
                 .build(),
-            PathOp::Mkdir { path, mode } => opcode::MkDirAt::new(cwd, path.as_ptr())
-                .mode(*mode)
-                .build(),
+            PathOp::Mkdir { path, mode } => {
+                opcode::MkDirAt::new(cwd, path.as_ptr()).mode(*mode).build()
+            }
             PathOp::Rename { from, to } => {
                 opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
             }
@@ -627,7 +638,10 @@ unsafe impl OpKind for PathOp {
 }
 
 /// unlink(2), or rmdir(2) with `dir`.
-pub fn unlink(path: CString, dir: bool) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn unlink(
+    path: CString,
+    dir: bool,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(PathOp::Unlink { path, dir })
 }
 
@@ -637,17 +651,26 @@ pub fn mkdir(path: CString, mode: u32) -> impl std::future::Future<Output = io::
 }
 
 /// rename(2).
-pub fn rename(from: CString, to: CString) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn rename(
+    from: CString,
+    to: CString,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(PathOp::Rename { from, to })
 }
 
 /// link(2).
-pub fn hard_link(from: CString, to: CString) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn hard_link(
+    from: CString,
+    to: CString,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(PathOp::Link { from, to })
 }
 
 /// symlink(2): `link` will point at `target`.
-pub fn symlink(target: CString, link: CString) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn symlink(
+    target: CString,
+    link: CString,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(PathOp::Symlink { target, link })
 }
 
@@ -674,7 +697,10 @@ unsafe impl OpKind for ShutdownKind {
 }
 
 /// shutdown(2) of a socket (`libc::SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`).
-pub fn shutdown(fd: SharedFd, how: i32) -> impl std::future::Future<Output = io::Result<()>> + Send {
+pub fn shutdown(
+    fd: SharedFd,
+    how: i32,
+) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(ShutdownKind { fd, how })
 }
 

@@ -190,10 +190,16 @@ impl RingShared {
         let cq_entries = entries.saturating_mul(4);
         let mut last_err = None;
         let mut attempts = Vec::with_capacity(3);
-        if config.single_thread {
+        // RINGLEADER_IO_URING_FLAGS=coop|none caps the flags, so the fallbacks are tested
+        // on kernels that accept the best ones (and tools that mishandle deferred task
+        // work, such as valgrind, can run the runtime).
+        let cap = std::env::var("RINGLEADER_IO_URING_FLAGS").unwrap_or_default();
+        if config.single_thread && cap.is_empty() {
             attempts.push(RingFlavor::DeferTaskrun);
         }
-        attempts.push(RingFlavor::CoopTaskrun);
+        if cap != "none" {
+            attempts.push(RingFlavor::CoopTaskrun);
+        }
         attempts.push(RingFlavor::Plain);
         for flavor in attempts {
             let mut builder = IoUring::builder();
@@ -338,7 +344,9 @@ impl RingShared {
                 )
             };
             // EAGAIN: the counter is saturated, so a wake-up is pending anyway.
-            debug_assert!(n == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
+            debug_assert!(
+                n == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+            );
         }
     }
 
@@ -424,9 +432,9 @@ impl RingShared {
             self.state.store(EMPTY, Ordering::SeqCst);
         } else {
             // A token consumed by not blocking.
-            let _ = self
-                .state
-                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
+            let _ =
+                self.state
+                    .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
         }
         match result {
             Ok(_) => {}

@@ -57,7 +57,10 @@ impl SockAddrBuf {
                 };
                 // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
                 unsafe {
-                    std::ptr::write((&mut buf.storage as *mut libc::sockaddr_storage).cast(), sin)
+                    std::ptr::write(
+                        (&mut buf.storage as *mut libc::sockaddr_storage).cast(),
+                        sin,
+                    )
                 };
                 buf.len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             }
@@ -73,7 +76,10 @@ impl SockAddrBuf {
                 };
                 // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
                 unsafe {
-                    std::ptr::write((&mut buf.storage as *mut libc::sockaddr_storage).cast(), sin6)
+                    std::ptr::write(
+                        (&mut buf.storage as *mut libc::sockaddr_storage).cast(),
+                        sin6,
+                    )
                 };
                 buf.len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             }
@@ -104,7 +110,12 @@ impl SockAddrBuf {
         let len = base + path.len() + usize::from(!abstract_name && !path.is_empty());
         let mut buf = SockAddrBuf::empty();
         // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
-        unsafe { std::ptr::write((&mut buf.storage as *mut libc::sockaddr_storage).cast(), sun) };
+        unsafe {
+            std::ptr::write(
+                (&mut buf.storage as *mut libc::sockaddr_storage).cast(),
+                sun,
+            )
+        };
         buf.len = len as libc::socklen_t;
         Ok(buf)
     }
@@ -148,7 +159,9 @@ impl SockAddrBuf {
         let sun: libc::sockaddr_un =
             unsafe { std::ptr::read((&self.storage as *const libc::sockaddr_storage).cast()) };
         let base = mem::size_of::<libc::sa_family_t>();
-        let n = (self.len as usize).saturating_sub(base).min(sun.sun_path.len());
+        let n = (self.len as usize)
+            .saturating_sub(base)
+            .min(sun.sun_path.len());
         let mut bytes: Vec<u8> = sun.sun_path[..n].iter().map(|&c| c as u8).collect();
         if bytes.first() != Some(&0) {
             // A pathname: stop at its NUL.
