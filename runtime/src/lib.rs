@@ -24,7 +24,6 @@
 mod loom;
 mod blocking;
 mod callbacks;
-#[cfg(not(ringleader_loom))]
 #[doc(hidden)]
 pub mod driver;
 mod park;

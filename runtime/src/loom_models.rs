@@ -390,3 +390,94 @@ fn a_waker_registered_while_the_shard_fires_is_not_lost() {
         assert!(seen_fired || woken == 1, "lost wake-up");
     });
 }
+
+/// An operation kind for the cell models: counts what the protocol does with it.
+struct ModelOp {
+    /// Completions turned into output, abandoned results, and drops of the kind.
+    counts: Arc<[AtomicUsize; 3]>,
+}
+
+// SAFETY: the model's entry is a NOP that refers to no memory.
+unsafe impl crate::driver::op::OpKind for ModelOp {
+    type Output = i32;
+    fn entry(&mut self) -> io_uring::squeue::Entry {
+        io_uring::opcode::Nop::new().build()
+    }
+    fn complete(self, res: i32, _flags: u32) -> i32 {
+        self.counts[0].fetch_add(1, Ordering::SeqCst);
+        res
+    }
+    fn abandoned(self, _res: i32) {
+        self.counts[1].fetch_add(1, Ordering::SeqCst);
+    }
+    fn failed(self, _err: std::io::Error) -> i32 {
+        -1
+    }
+}
+
+impl Drop for ModelOp {
+    fn drop(&mut self) {
+        self.counts[2].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn model_op() -> (ModelOp, Arc<[AtomicUsize; 3]>) {
+    let counts = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
+    (
+        ModelOp {
+            counts: counts.clone(),
+        },
+        counts,
+    )
+}
+
+#[test]
+fn an_operation_dropped_while_its_completion_arrives_is_released_exactly_once() {
+    use crate::driver::op;
+    loom::model(|| {
+        let (kind, counts) = model_op();
+        let cell = op::new_cell(kind, Waker::noop().clone());
+        let user_data = op::ring_reference(&cell);
+        // The reaper, on the ring's thread.
+        let reaper = thread::spawn(move || {
+            // SAFETY: `user_data` is the ring's reference of a pushed cell; one completion.
+            unsafe { op::complete(user_data, 3, 0) };
+        });
+        // The owner drops its future meanwhile.
+        let send_cancel = op::abandon_cell(&cell);
+        drop(cell);
+        reaper.join().unwrap();
+        // Whoever came second released the result; nobody turned it into an output; the
+        // kind (buffers, fds) was dropped once, after the kernel was done with it.
+        assert_eq!(counts[0].load(Ordering::SeqCst), 0);
+        assert_eq!(counts[1].load(Ordering::SeqCst), 1);
+        assert_eq!(counts[2].load(Ordering::SeqCst), 1);
+        let _ = send_cancel;
+    });
+}
+
+#[test]
+fn a_completion_racing_a_poll_is_never_lost() {
+    use crate::driver::op;
+    loom::model(|| {
+        let (kind, counts) = model_op();
+        let cell = op::new_cell(kind, Waker::noop().clone());
+        let user_data = op::ring_reference(&cell);
+        let reaper = thread::spawn(move || {
+            // SAFETY: as in the model above.
+            unsafe { op::complete(user_data, 7, 0) };
+        });
+        // The owner polls (with a new waker, as after a steal) until the output arrives.
+        let out = loom::future::block_on(std::future::poll_fn(|cx| op::poll_cell(&cell, cx)));
+        reaper.join().unwrap();
+        assert_eq!(out, 7);
+        assert_eq!(counts[0].load(Ordering::SeqCst), 1);
+        assert_eq!(counts[1].load(Ordering::SeqCst), 0);
+        drop(cell);
+        assert_eq!(counts[2].load(Ordering::SeqCst), 1);
+    });
+}

@@ -20,16 +20,19 @@
 //! Memory the kernel may touch is owned by `kind`, inside the cell, on the heap: it never
 //! moves and is freed only after the completion, whichever owner goes last.
 
+#[cfg(not(ringleader_loom))]
 use std::future::Future;
 use std::io;
 use std::mem;
+#[cfg(not(ringleader_loom))]
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use io_uring::squeue::Entry;
 
+#[cfg(not(ringleader_loom))]
 use super::ring::{self, RingShared};
+use crate::loom::{lock, Arc, Mutex};
 
 /// An operation's owned resources and how to describe it to the kernel.
 ///
@@ -37,6 +40,7 @@ use super::ring::{self, RingShared};
 /// `entry` may only produce an entry whose pointers refer to memory owned by `self` (heap or
 /// inline: `self` lives in a heap cell that does not move while the kernel may use it) or
 /// `'static`, and whose fds are kept open by `self` until `self` is dropped.
+#[cfg_attr(ringleader_loom, allow(dead_code))]
 pub(crate) unsafe trait OpKind: Send + 'static {
     /// What the future resolves to.
     type Output;
@@ -68,7 +72,7 @@ pub(crate) struct Header {
 }
 
 #[repr(C)]
-struct Cell<K> {
+pub(crate) struct Cell<K> {
     /// First field: a pointer to the cell is a pointer to its header.
     header: Header,
     slot: Mutex<Slot<K>>,
@@ -101,7 +105,7 @@ unsafe fn complete_cell<K: OpKind>(header: *const Header, res: i32, flags: u32) 
     // SAFETY: `Cell` is repr(C) with the header first, so the pointers coincide; this takes
     // back the ring's reference, produced by `Arc::into_raw` and not yet taken back.
     let cell: Arc<Cell<K>> = unsafe { Arc::from_raw(header.cast::<Cell<K>>()) };
-    let mut slot = cell.slot.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = lock(&cell.slot);
     match mem::replace(&mut *slot, Slot::Empty) {
         Slot::InFlight { kind, waker } => {
             *slot = Slot::Done { kind, res, flags };
@@ -121,6 +125,97 @@ unsafe fn complete_cell<K: OpKind>(header: *const Header, res: i32, flags: u32) 
     }
 }
 
+/// A new cell holding `kind`, in flight, to wake `waker` at completion.
+pub(crate) fn new_cell<K: OpKind>(kind: K, waker: Waker) -> Arc<Cell<K>> {
+    Arc::new(Cell {
+        header: Header {
+            complete: complete_cell::<K>,
+        },
+        slot: Mutex::new(Slot::InFlight {
+            kind,
+            waker: Some(waker),
+        }),
+    })
+}
+
+/// The entry describing the cell's operation (its memory is inside the cell).
+#[cfg_attr(ringleader_loom, allow(dead_code))]
+pub(crate) fn cell_entry<K: OpKind>(cell: &Arc<Cell<K>>) -> Entry {
+    let mut slot = lock(&cell.slot);
+    match &mut *slot {
+        Slot::InFlight { kind, .. } => kind.entry(),
+        _ => unreachable!("a new cell is in flight"),
+    }
+}
+
+/// Hands one reference to the ring: the `user_data` of the cell's entry.
+pub(crate) fn ring_reference<K: OpKind>(cell: &Arc<Cell<K>>) -> u64 {
+    Arc::into_raw(cell.clone()) as usize as u64
+}
+
+/// Takes back the ring's reference of an entry that never reached a ring, and the kind.
+///
+/// # Safety
+/// `user_data` came from [`ring_reference`] of `cell` and its entry was not pushed.
+#[cfg_attr(ringleader_loom, allow(dead_code))]
+pub(crate) unsafe fn unpushed<K: OpKind>(cell: Arc<Cell<K>>, user_data: u64) -> K {
+    // SAFETY: no completion will take this reference back; it is taken back here, once.
+    drop(unsafe { Arc::from_raw(user_data as usize as *const Cell<K>) });
+    let mut slot = lock(&cell.slot);
+    match mem::replace(&mut *slot, Slot::Empty) {
+        Slot::InFlight { kind, .. } => kind,
+        _ => unreachable!("an unpushed cell is in flight"),
+    }
+}
+
+/// The owner's poll: the output once completed, else `Pending` with `cx`'s waker stored.
+pub(crate) fn poll_cell<K: OpKind>(cell: &Cell<K>, cx: &mut Context<'_>) -> Poll<K::Output> {
+    let mut slot = lock(&cell.slot);
+    match mem::replace(&mut *slot, Slot::Empty) {
+        Slot::Done { kind, res, flags } => {
+            drop(slot);
+            Poll::Ready(kind.complete(res, flags))
+        }
+        Slot::InFlight { kind, waker } => {
+            let waker = match waker {
+                Some(w) if w.will_wake(cx.waker()) => w,
+                _ => cx.waker().clone(),
+            };
+            *slot = Slot::InFlight {
+                kind,
+                waker: Some(waker),
+            };
+            Poll::Pending
+        }
+        other => {
+            *slot = other;
+            Poll::Pending
+        }
+    }
+}
+
+/// The owner gives up: a completed operation's result is released now (`abandoned`); one in
+/// flight is left to the driver. Returns whether it was in flight (so a cancellation should
+/// be sent).
+pub(crate) fn abandon_cell<K: OpKind>(cell: &Cell<K>) -> bool {
+    let mut slot = lock(&cell.slot);
+    match mem::replace(&mut *slot, Slot::Empty) {
+        Slot::InFlight { kind, .. } => {
+            *slot = Slot::Abandoned(kind);
+            true
+        }
+        Slot::Done { kind, res, .. } => {
+            drop(slot);
+            kind.abandoned(res);
+            false
+        }
+        other => {
+            *slot = other;
+            false
+        }
+    }
+}
+
 /// A future for one kernel operation: submitted on the ring of the thread that first polls
 /// it (or handed to a worker's ring from other threads), completed wherever it is polled.
 ///
@@ -128,20 +223,23 @@ unsafe fn complete_cell<K: OpKind>(header: *const Header, res: i32, flags: u32) 
 /// Dropping it before completion cancels the operation (an `AsyncCancel` is sent); the
 /// driver keeps its buffers and fds until the kernel lets go of them. The operation may
 /// still have taken effect: a cancelled read may have consumed bytes, a write sent them.
+#[cfg(not(ringleader_loom))]
 #[must_use = "an operation does nothing unless awaited; dropping it cancels it"]
 pub(crate) struct Op<K: OpKind> {
     state: State<K>,
 }
 
+#[cfg(not(ringleader_loom))]
 enum State<K> {
     Unsubmitted(K),
     Submitted {
         cell: Arc<Cell<K>>,
-        ring: Arc<RingShared>,
+        ring: std::sync::Arc<RingShared>,
     },
     Finished,
 }
 
+#[cfg(not(ringleader_loom))]
 impl<K: OpKind> Op<K> {
     pub(crate) fn new(kind: K) -> Op<K> {
         Op {
@@ -151,8 +249,10 @@ impl<K: OpKind> Op<K> {
 }
 
 // The cell, not the future, holds what the kernel uses: moving an Op is always fine.
+#[cfg(not(ringleader_loom))]
 impl<K: OpKind> Unpin for Op<K> {}
 
+#[cfg(not(ringleader_loom))]
 impl<K: OpKind> Future for Op<K> {
     type Output = K::Output;
 
@@ -164,23 +264,9 @@ impl<K: OpKind> Future for Op<K> {
                     Ok(ring) => ring,
                     Err(err) => return Poll::Ready(kind.failed(err)),
                 };
-                let cell = Arc::new(Cell {
-                    header: Header {
-                        complete: complete_cell::<K>,
-                    },
-                    slot: Mutex::new(Slot::InFlight {
-                        kind,
-                        waker: Some(cx.waker().clone()),
-                    }),
-                });
-                let entry = {
-                    let mut slot = cell.slot.lock().unwrap_or_else(|e| e.into_inner());
-                    match &mut *slot {
-                        Slot::InFlight { kind, .. } => kind.entry(),
-                        _ => unreachable!("a new cell is in flight"),
-                    }
-                };
-                let user_data = Arc::into_raw(cell.clone()) as usize as u64;
+                let cell = new_cell(kind, cx.waker().clone());
+                let entry = cell_entry(&cell);
+                let user_data = ring_reference(&cell);
                 // SAFETY: the entry's memory is owned by the kind inside the cell (OpKind's
                 // contract), and the cell stays alive until its completion: `user_data` is the
                 // ring's reference, given back only by `complete`.
@@ -190,44 +276,18 @@ impl<K: OpKind> Future for Op<K> {
                         Poll::Pending
                     }
                     Err(err) => {
-                        // SAFETY: the entry never reached the ring, so no completion will
-                        // take back this reference; it is taken back here instead, once.
-                        drop(unsafe { Arc::from_raw(user_data as usize as *const Cell<K>) });
-                        let mut slot = cell.slot.lock().unwrap_or_else(|e| e.into_inner());
-                        match mem::replace(&mut *slot, Slot::Empty) {
-                            Slot::InFlight { kind, .. } => Poll::Ready(kind.failed(err)),
-                            _ => unreachable!("an unpushed cell is in flight"),
-                        }
+                        // SAFETY: `user_data` is this cell's ring reference; not pushed.
+                        let kind = unsafe { unpushed(cell, user_data) };
+                        Poll::Ready(kind.failed(err))
                     }
                 }
             }
             State::Submitted { cell, ring } => {
-                let mut slot = cell.slot.lock().unwrap_or_else(|e| e.into_inner());
-                match mem::replace(&mut *slot, Slot::Empty) {
-                    Slot::Done { kind, res, flags } => {
-                        drop(slot);
-                        Poll::Ready(kind.complete(res, flags))
-                    }
-                    Slot::InFlight { kind, waker } => {
-                        let waker = match waker {
-                            Some(w) if w.will_wake(cx.waker()) => w,
-                            _ => cx.waker().clone(),
-                        };
-                        *slot = Slot::InFlight {
-                            kind,
-                            waker: Some(waker),
-                        };
-                        drop(slot);
-                        this.state = State::Submitted { cell, ring };
-                        Poll::Pending
-                    }
-                    other => {
-                        *slot = other;
-                        drop(slot);
-                        this.state = State::Submitted { cell, ring };
-                        Poll::Pending
-                    }
+                let out = poll_cell(&cell, cx);
+                if out.is_pending() {
+                    this.state = State::Submitted { cell, ring };
                 }
+                out
             }
             // As every future (and `async fn`), polling after completion is a caller bug.
             State::Finished => panic!("an I/O operation was polled after it completed"),
@@ -235,21 +295,12 @@ impl<K: OpKind> Future for Op<K> {
     }
 }
 
+#[cfg(not(ringleader_loom))]
 impl<K: OpKind> Drop for Op<K> {
     fn drop(&mut self) {
         if let State::Submitted { cell, ring } = mem::replace(&mut self.state, State::Finished) {
-            let mut slot = cell.slot.lock().unwrap_or_else(|e| e.into_inner());
-            match mem::replace(&mut *slot, Slot::Empty) {
-                Slot::InFlight { kind, .. } => {
-                    *slot = Slot::Abandoned(kind);
-                    drop(slot);
-                    ring.cancel(Arc::as_ptr(&cell) as usize as u64);
-                }
-                Slot::Done { kind, res, .. } => {
-                    drop(slot);
-                    kind.abandoned(res);
-                }
-                other => *slot = other,
+            if abandon_cell(&cell) {
+                ring.cancel(Arc::as_ptr(&cell) as usize as u64);
             }
         }
     }
