@@ -241,3 +241,31 @@ fn bad_input_gives_io_errors_with_os_codes() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn vectored_file_io_at_offsets() {
+    let rt = rt2();
+    let dir = scratch("vectored");
+    rt.block_on(async {
+        let path = dir.join("v");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let (res, _) = f
+            .writev_at(vec![b"hello ".to_vec(), b"world".to_vec()], 3)
+            .await;
+        assert_eq!(res.unwrap(), 11);
+        let (res, bufs) = f
+            .readv_at(vec![Vec::with_capacity(5), Vec::with_capacity(100)], 4)
+            .await;
+        assert_eq!(res.unwrap(), 10);
+        assert_eq!(bufs[0], b"ello ");
+        assert_eq!(bufs[1], b"world");
+        assert_eq!(fs::read(&path).await.unwrap(), b"\0\0\0hello world");
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -475,3 +475,31 @@ fn rings_report_the_flags_the_kernel_accepted() {
         Some("SINGLE_ISSUER|DEFER_TASKRUN")
     );
 }
+
+#[test]
+fn vectored_reads_and_writes_keep_buffer_order() {
+    let rt = rt2();
+    rt.block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (res, bufs) = a
+            .writev(vec![b"abc".to_vec(), b"".to_vec(), b"defgh".to_vec()])
+            .await;
+        assert_eq!(res.unwrap(), 8);
+        assert_eq!(bufs.len(), 3, "the buffers come back");
+        let (res, bufs) = b
+            .readv(vec![
+                Vec::with_capacity(2),
+                Vec::with_capacity(4),
+                Vec::with_capacity(8),
+            ])
+            .await;
+        assert_eq!(res.unwrap(), 8);
+        assert_eq!(bufs[0], b"ab");
+        assert_eq!(bufs[1], b"cdef");
+        assert_eq!(bufs[2], b"gh");
+        // writev to a closed peer: EPIPE as an error, no SIGPIPE.
+        drop(b);
+        let (res, _) = a.writev(vec![b"x".to_vec()]).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    });
+}

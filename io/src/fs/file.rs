@@ -221,6 +221,22 @@ impl File {
         fd::write_all(buf, |b, off| ops::write(fd.clone(), b, Some(pos + off))).await
     }
 
+    /// Reads into several buffers in order (preadv) from offset `pos`.
+    ///
+    /// # Errors
+    /// As [`read_at`](Self::read_at).
+    pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        ops::readv(self.fd.clone(), bufs, Some(pos)).await
+    }
+
+    /// Writes several buffers in order (pwritev) at offset `pos`; returns the bytes written.
+    ///
+    /// # Errors
+    /// As [`write_at`](Self::write_at).
+    pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        ops::writev(self.fd.clone(), bufs, Some(pos), false).await
+    }
+
     /// Reads at the cursor and advances it.
     ///
     /// # Errors

@@ -298,6 +298,30 @@ impl TcpStream {
         ops::send(self.fd.clone(), buf).await
     }
 
+    /// Reads into several buffers in order (readv): each is filled from its start, the
+    /// next only once the previous is full.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    ///
+    /// # Cancel safety
+    /// Not cancel safe, as [`read`](Self::read).
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        ops::readv(self.fd.clone(), bufs, None).await
+    }
+
+    /// Writes the bytes of several buffers in order with one call (sendmsg); returns how
+    /// many were written in all.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    ///
+    /// # Cancel safety
+    /// Not cancel safe, as [`write`](Self::write).
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        ops::writev(self.fd.clone(), bufs, None, true).await
+    }
+
     /// Writes every byte of `buf`.
     ///
     /// # Errors

@@ -1,3 +1,4 @@
+#![cfg_attr(all(ringleader_loom, not(test)), allow(dead_code))]
 //! One in-flight operation: the heap cell the kernel's `user_data` points at, and the
 //! future that owns it.
 //!

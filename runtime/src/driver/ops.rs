@@ -745,3 +745,129 @@ unsafe impl OpKind for CloseKind {
 pub fn close(fd: OwnedFd) -> impl std::future::Future<Output = io::Result<()>> + Send {
     Op::new(CloseKind { fd: Some(fd) })
 }
+
+/// Vectored read or write: the buffers and their iovec array, inside the cell.
+struct VectoredKind<B> {
+    fd: SharedFd,
+    bufs: Vec<B>,
+    iovecs: Vec<libc::iovec>,
+    pos: Option<u64>,
+    write: bool,
+    /// A socket write goes as sendmsg with MSG_NOSIGNAL: writev would raise SIGPIPE on a
+    /// closed peer.
+    socket: bool,
+    msg: libc::msghdr,
+}
+
+// SAFETY: the iovecs point into each buffer's stable memory (within its capacity for reads,
+// its initialised bytes for writes) and the iovec array is a heap Vec of the kind; `fd` is
+// kept.
+unsafe impl<B: IoBufMut> OpKind for VectoredKind<B> {
+    type Output = (io::Result<usize>, Vec<B>);
+
+    fn entry(&mut self) -> Entry {
+        let write = self.write;
+        self.iovecs = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.stable_mut_ptr().cast(),
+                iov_len: if write {
+                    b.bytes_init()
+                } else {
+                    b.bytes_total()
+                },
+            })
+            .collect();
+        let fd = types::Fd(self.fd.as_raw_fd());
+        let n = self.iovecs.len().min(libc::UIO_MAXIOV as usize) as u32;
+        if write && self.socket {
+            // SAFETY: msghdr is plain data; zero is a valid empty header.
+            self.msg = unsafe { mem::zeroed() };
+            self.msg.msg_iov = self.iovecs.as_mut_ptr();
+            self.msg.msg_iovlen = n as _;
+            opcode::SendMsg::new(fd, &self.msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        } else if write {
+            opcode::Writev::new(fd, self.iovecs.as_ptr(), n)
+                .offset(offset(self.pos))
+                .build()
+        } else {
+            opcode::Readv::new(fd, self.iovecs.as_ptr(), n)
+                .offset(offset(self.pos))
+                .build()
+        }
+    }
+
+    fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
+        match result(res) {
+            Ok(n) => {
+                if !self.write {
+                    // Spread the bytes read over the buffers in order.
+                    let mut left = n as usize;
+                    for b in &mut self.bufs {
+                        let take = left.min(b.bytes_total());
+                        // SAFETY: the kernel filled the first `take` bytes of this buffer.
+                        unsafe { b.set_init(take) };
+                        left -= take;
+                    }
+                }
+                (Ok(n as usize), self.bufs)
+            }
+            Err(e) => (Err(e), self.bufs),
+        }
+    }
+
+    fn failed(self, err: io::Error) -> Self::Output {
+        (Err(err), self.bufs)
+    }
+}
+
+// SAFETY: the raw pointers in the iovecs point into buffers owned by the same kind.
+unsafe impl<B: Send> Send for VectoredKind<B> {}
+
+/// Reads into several buffers in order (readv), at `pos` or the current position (`None`;
+/// sockets have none); each buffer is filled from its start, the next only once the
+/// previous is full.
+pub fn readv<B: IoBufMut>(
+    fd: SharedFd,
+    bufs: Vec<B>,
+    pos: Option<u64>,
+) -> impl std::future::Future<Output = (io::Result<usize>, Vec<B>)> + Send {
+    Op::new(VectoredKind {
+        fd,
+        bufs,
+        iovecs: Vec::new(),
+        pos,
+        write: false,
+        socket: false,
+        // SAFETY: plain data, unused for reads.
+        msg: unsafe { mem::zeroed() },
+    })
+}
+
+/// Writes the initialised bytes of several buffers in order, at `pos` or the current
+/// position (writev), or on a socket (`socket`: sendmsg with MSG_NOSIGNAL, so a closed
+/// peer is an EPIPE error, never a SIGPIPE).
+pub fn writev<B: IoBuf>(
+    fd: SharedFd,
+    bufs: Vec<B>,
+    pos: Option<u64>,
+    socket: bool,
+) -> impl std::future::Future<Output = (io::Result<usize>, Vec<B>)> + Send {
+    let op = Op::new(VectoredKind {
+        fd,
+        bufs: bufs.into_iter().map(ReadOnly).collect(),
+        iovecs: Vec::new(),
+        pos,
+        write: true,
+        socket,
+        // SAFETY: plain data, overwritten by `entry` before use.
+        msg: unsafe { mem::zeroed() },
+    });
+    async move {
+        let (res, bufs) = op.await;
+        (res, bufs.into_iter().map(|b| b.0).collect())
+    }
+}
