@@ -187,6 +187,11 @@ impl Builder {
             let config = crate::driver::ring::RingConfig {
                 entries: self.io_ring_entries,
                 single_thread: self.flavor == Flavor::MultiThread,
+                runtime: {
+                    static NEXT_RUNTIME: std::sync::atomic::AtomicUsize =
+                        std::sync::atomic::AtomicUsize::new(0);
+                    NEXT_RUNTIME.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
             };
             let mut parkers = Vec::with_capacity(workers);
             for index in 0..workers {

@@ -11,9 +11,12 @@
 //!   mutex-protected vector, swapped out whole by the owner at each round. It is the only
 //!   cross-thread path, and it is per ring, never global.
 //! - `state` is the park/unpark word (EMPTY, PARKED, NOTIFIED), as the condvar parker's:
-//!   an unpark that finds PARKED writes the ring's eventfd, whose pending read ends the
-//!   owner's `io_uring_enter` wait; one that finds EMPTY only leaves NOTIFIED, which the
-//!   owner consumes before its next wait.
+//!   an unpark that finds PARKED ends the owner's `io_uring_enter` wait; one that finds EMPTY
+//!   only leaves NOTIFIED, which the owner consumes before its next wait. A worker wakes
+//!   another worker's ring with IORING_OP_MSG_RING from its own ring (one enter, the
+//!   completion lands straight in the target's queue); any other thread, or a kernel without
+//!   MSG_RING, writes the target's eventfd, whose pending read ends the wait. A wake-up
+//!   message that fails is retried through the eventfd when its failure is reaped.
 //!
 //! # Shutdown
 //! The owner closes `remote` (later remote requests fail with an error), cancels every
@@ -24,7 +27,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -38,6 +41,13 @@ use crate::park::{Park, Unpark};
 const WAKE_TOKEN: u64 = 1;
 /// `user_data` of cancellation entries, whose completions need nothing.
 const CANCEL_TOKEN: u64 = 2;
+/// `user_data` of the message another worker's ring posts to end this ring's wait.
+const MSG_WAKE_TOKEN: u64 = 3;
+/// `user_data` of a wake-up message this ring sent to ring `i`: `MSG_SENT_BASE + 8 * i`
+/// (only failures post a completion). Below 4096, so never a cell's address.
+const MSG_SENT_BASE: u64 = 16;
+/// Rings with an index past this use the eventfd only (their token would pass 4096).
+const MSG_MAX_RINGS: usize = 500;
 
 const EMPTY: usize = 0;
 const PARKED: usize = 1;
@@ -75,6 +85,8 @@ pub(crate) struct RingConfig {
     /// current-thread flavour's core moves between `block_on` callers, so it may not use
     /// SINGLE_ISSUER.
     pub(crate) single_thread: bool,
+    /// The building runtime's id, shared by its rings.
+    pub(crate) runtime: usize,
 }
 
 enum Request {
@@ -98,6 +110,8 @@ struct Local {
     wake_buf: Vec<u8>,
     /// Completions reaped while the lock was held by a push, dispatched at the next round.
     backlog: Vec<(u64, i32, u32)>,
+    /// Rings whose wake-up message failed, to be woken by eventfd after this round.
+    failed_messages: Vec<usize>,
     /// Set once the ring was enabled on its owning thread (rings start disabled so that
     /// SINGLE_ISSUER binds to the worker, not to the builder's thread).
     enabled: bool,
@@ -110,8 +124,15 @@ pub(crate) struct RingShared {
     has_remote: AtomicBool,
     state: AtomicUsize,
     eventfd: OwnedFd,
+    /// The ring's own fd, for other rings' MSG_RING wake-ups (read without `local`'s lock:
+    /// the owner holds that lock while it waits).
+    ring_fd: RawFd,
+    /// Whether the kernel has IORING_OP_MSG_RING (probed at setup).
+    msg_ring: bool,
     flavor: RingFlavor,
     index: usize,
+    /// Which runtime the ring belongs to (a process-wide build counter).
+    runtime: usize,
 }
 
 impl std::fmt::Debug for RingShared {
@@ -234,6 +255,11 @@ impl RingShared {
                     }
                     // SAFETY: `fd` is a new, valid eventfd that nothing else owns.
                     let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    let mut probe = io_uring::Probe::new();
+                    let msg_ring = uring.submitter().register_probe(&mut probe).is_ok()
+                        && probe.is_supported(opcode::MsgRingData::CODE)
+                        && index < MSG_MAX_RINGS;
+                    let ring_fd = uring.as_raw_fd();
                     return Ok(Arc::new(RingShared {
                         local: Mutex::new(Local {
                             uring,
@@ -241,6 +267,7 @@ impl RingShared {
                             wake_armed: false,
                             wake_buf: Vec::with_capacity(8),
                             backlog: Vec::new(),
+                            failed_messages: Vec::new(),
                             enabled: flavor != RingFlavor::DeferTaskrun,
                         }),
                         remote: Mutex::new(Remote {
@@ -250,8 +277,11 @@ impl RingShared {
                         has_remote: AtomicBool::new(false),
                         state: AtomicUsize::new(EMPTY),
                         eventfd,
+                        ring_fd,
+                        msg_ring,
                         flavor,
                         index,
+                        runtime: config.runtime,
                     }));
                 }
                 Err(err) => {
@@ -333,21 +363,57 @@ impl RingShared {
     }
 
     fn unpark(&self) {
-        if self.state.swap(NOTIFIED, Ordering::SeqCst) == PARKED {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-            let n = unsafe {
-                libc::write(
-                    self.eventfd.as_raw_fd(),
-                    (&one as *const u64).cast(),
-                    std::mem::size_of::<u64>(),
-                )
-            };
-            // EAGAIN: the counter is saturated, so a wake-up is pending anyway.
-            debug_assert!(
-                n == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
-            );
+        if self.state.swap(NOTIFIED, Ordering::SeqCst) == PARKED && !self.wake_by_message() {
+            self.wake_by_eventfd();
         }
+    }
+
+    /// Sends a MSG_RING wake-up from this thread's own ring, if it has one that is not this
+    /// ring, both rings support it, and its lock is free (never re-entered). Returns whether
+    /// the message went out.
+    fn wake_by_message(&self) -> bool {
+        if !self.msg_ring {
+            return false;
+        }
+        let Some(mine) = CURRENT.with(|c| c.borrow().clone()) else {
+            return false;
+        };
+        // Same runtime only: a failed message is retried by looking the target up by index
+        // among this runtime's rings.
+        if !mine.msg_ring || std::ptr::eq(&*mine, self) || mine.runtime != self.runtime {
+            return false;
+        }
+        let Ok(mut local) = mine.local.try_lock() else {
+            return false;
+        };
+        let entry = opcode::MsgRingData::new(types::Fd(self.ring_fd), 0, MSG_WAKE_TOKEN, None)
+            .build()
+            .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+            .user_data(MSG_SENT_BASE + 8 * self.index as u64);
+        // SAFETY: a message refers to no memory; the target ring's fd stays open while its
+        // RingShared lives, and we hold an Arc to it through our caller.
+        if unsafe { local.push(&entry) }.is_err() {
+            return false;
+        }
+        // Sent now, not at the end of our round: the target is waiting.
+        match local.uring.submit() {
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
+    fn wake_by_eventfd(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        let n = unsafe {
+            libc::write(
+                self.eventfd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        // EAGAIN: the counter is saturated, so a wake-up is pending anyway.
+        debug_assert!(n == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN));
     }
 
     /// Moves other threads' requests into the submission queue (owner only).
@@ -446,13 +512,33 @@ impl RingShared {
         }
         let mut ready = std::mem::take(&mut local.backlog);
         local.reap(&mut ready);
+        let failed = std::mem::take(&mut local.failed_messages);
         drop(local);
+        if !failed.is_empty() {
+            self.retry_wakeups(&failed);
+        }
         dispatch(&ready);
         // Keep the allocation for the next round.
         ready.clear();
         let mut local = self.lock_local();
         if local.backlog.is_empty() {
             local.backlog = ready;
+        }
+    }
+
+    /// Wakes by eventfd the rings whose wake-up message failed.
+    fn retry_wakeups(&self, targets: &[usize]) {
+        let Ok(handle) = crate::runtime::Handle::try_current() else {
+            return;
+        };
+        for &index in targets {
+            if let Some(ring) = handle.shared.rings.get(index) {
+                tracing::debug!(
+                    target_ring = index,
+                    "MSG_RING wake-up failed; using the eventfd"
+                );
+                ring.wake_by_eventfd();
+            }
         }
     }
 
@@ -538,7 +624,12 @@ impl Local {
         for cqe in &mut cq {
             match cqe.user_data() {
                 WAKE_TOKEN => self.wake_armed = false,
-                CANCEL_TOKEN => {}
+                CANCEL_TOKEN | MSG_WAKE_TOKEN => {}
+                token @ MSG_SENT_BASE..4096 => {
+                    // A wake-up message failed (only failures post): retry by eventfd.
+                    self.failed_messages
+                        .push(((token - MSG_SENT_BASE) / 8) as usize);
+                }
                 user_data => {
                     self.in_flight -= 1;
                     out.push((user_data, cqe.result(), cqe.flags()));
