@@ -396,10 +396,7 @@ impl RingShared {
             return false;
         }
         // Sent now, not at the end of our round: the target is waiting.
-        match local.uring.submit() {
-            Ok(_) => true,
-            Err(_) => false,
-        }
+        local.uring.submit().is_ok()
     }
 
     fn wake_by_eventfd(&self) {
