@@ -217,6 +217,8 @@ fn model_runtime(workers: usize) -> Arc<Shared> {
             global_queue_interval: Some(61),
             slow_poll_threshold: None,
             start_paused: false,
+            on_task_panic: None,
+            unhandled_panic: crate::runtime::UnhandledPanic::Ignore,
         },
         crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
     )

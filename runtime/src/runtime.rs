@@ -28,6 +28,19 @@ enum Flavor {
     CurrentThread,
 }
 
+/// What a multi-thread or current-thread runtime does when a task panics and nobody awaits
+/// its `JoinHandle` (tokio has this for its current-thread flavour only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnhandledPanic {
+    /// Report it (see [`Builder::on_task_panic`]) and go on: asyncio's behaviour.
+    #[default]
+    Ignore,
+    /// Report it, then shut the runtime down: every worker stops, every task is cancelled,
+    /// and `block_on` (hence [`run`]) panics with the report instead of returning.
+    ShutdownRuntime,
+}
+
 /// Configures and builds a [`Runtime`].
 ///
 /// ```
@@ -51,12 +64,56 @@ pub struct Builder {
     debug: Option<bool>,
     slow_poll_threshold: Duration,
     start_paused: bool,
+    on_task_panic: Option<scheduler::TaskPanicHandler>,
+    unhandled_panic: UnhandledPanic,
 }
 
 impl Builder {
     /// A runtime with one worker thread per CPU that steal work from each other.
     pub fn new_multi_thread() -> Builder {
         Builder::with_flavor(Flavor::MultiThread)
+    }
+
+    /// Sets the handler for panics nobody observed (asyncio's `set_exception_handler`): it
+    /// is called once per task that panicked and whose `JoinHandle` was detached, or dropped
+    /// without being awaited, on the thread that drops the task's output. Panics whose
+    /// handles are awaited are not reported here: the awaiting code gets them. Without a
+    /// handler, each is logged through `tracing` at error level. A panic in the handler is
+    /// caught and logged.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use ringleader_runtime::runtime::Builder;
+    ///
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = seen.clone();
+    /// let rt = Builder::new_current_thread()
+    ///     .on_task_panic(move |panic| {
+    ///         assert_eq!(panic.message(), Some("boom"));
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()?;
+    /// rt.block_on(async {
+    ///     drop(ringleader_runtime::spawn(async { panic!("boom") }));
+    ///     ringleader_runtime::task::yield_now().await;
+    /// });
+    /// assert_eq!(seen.load(Ordering::SeqCst), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_task_panic(
+        mut self,
+        handler: impl Fn(&task::UnhandledTaskPanic<'_>) + Send + Sync + 'static,
+    ) -> Builder {
+        self.on_task_panic = Some(scheduler::TaskPanicHandler(std::sync::Arc::new(handler)));
+        self
+    }
+
+    /// What an unobserved task panic does to the runtime: see [`UnhandledPanic`]. Default
+    /// `Ignore`.
+    pub fn unhandled_panic(mut self, behaviour: UnhandledPanic) -> Builder {
+        self.unhandled_panic = behaviour;
+        self
     }
 
     /// Submission-queue entries of each worker's io_uring (rounded up to a power of two;
@@ -87,6 +144,8 @@ impl Builder {
             debug: None,
             slow_poll_threshold: Duration::from_millis(100),
             start_paused: false,
+            on_task_panic: None,
+            unhandled_panic: UnhandledPanic::Ignore,
         }
     }
 
@@ -218,6 +277,8 @@ impl Builder {
             global_queue_interval: self.global_queue_interval,
             slow_poll_threshold: debug.then_some(self.slow_poll_threshold),
             start_paused: self.start_paused,
+            on_task_panic: self.on_task_panic,
+            unhandled_panic: self.unhandled_panic,
         };
         let blocking = BlockingPool::new(
             self.max_blocking_threads,
@@ -321,7 +382,7 @@ impl Runtime {
             },
             Flavor::MultiThread => future,
         };
-        park_on_thread(future)
+        park_on_thread(&self.handle.shared, future)
     }
 
     /// Shuts down, waiting at most `timeout` for workers to finish their current polls.
@@ -376,7 +437,7 @@ impl Drop for Runtime {
 }
 
 /// Polls `future` on this thread, parking the thread between wake-ups.
-fn park_on_thread<F: Future>(future: F) -> F::Output {
+fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     struct ThreadWaker(std::sync::Arc<dyn Unpark>);
     impl Wake for ThreadWaker {
         fn wake(self: std::sync::Arc<Self>) {
@@ -390,7 +451,17 @@ fn park_on_thread<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(std::sync::Arc::new(ThreadWaker(parker.unparker())));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
+    struct Registered<'a>(&'a Shared, u64);
+    impl Drop for Registered<'_> {
+        fn drop(&mut self) {
+            self.0.remove_block_on(self.1);
+        }
+    }
+    let _registered = Registered(shared, shared.add_block_on(parker.unparker()));
     loop {
+        if shared.panic_shutdown_report().is_some() {
+            scheduler::panic_for_shutdown(shared);
+        }
         if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx)) {
             return out;
         }

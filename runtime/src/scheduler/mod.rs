@@ -74,6 +74,22 @@ pub(crate) struct Config {
     pub(crate) slow_poll_threshold: Option<Duration>,
     /// The clock starts paused (tests).
     pub(crate) start_paused: bool,
+    /// Called for panics nobody observed; `None`: log them.
+    pub(crate) on_task_panic: Option<TaskPanicHandler>,
+    /// Whether such a panic shuts the runtime down.
+    pub(crate) unhandled_panic: crate::runtime::UnhandledPanic,
+}
+
+/// The user's handler for unobserved task panics.
+#[derive(Clone)]
+pub(crate) struct TaskPanicHandler(
+    pub(crate) std::sync::Arc<dyn Fn(&crate::task::UnhandledTaskPanic<'_>) + Send + Sync + 'static>,
+);
+
+impl std::fmt::Debug for TaskPanicHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskPanicHandler(..)")
+    }
 }
 
 /// Ticks between checks for due timers while a worker is busy.
@@ -116,6 +132,11 @@ pub(crate) struct Shared {
     /// drive no core.
     #[cfg(not(ringleader_loom))]
     pub(crate) rings: Box<[std::sync::Arc<crate::driver::ring::RingShared>]>,
+    /// Set (with the report) when an unobserved panic shut the runtime down.
+    pub(crate) panic_shutdown: Mutex<Option<String>>,
+    /// Threads inside `block_on` on this runtime that drive no core, woken by a panic
+    /// shutdown.
+    block_on_waiters: Mutex<Vec<(u64, std::sync::Arc<dyn Unpark>)>>,
     /// Workers that have finished their shutdown work, for `shutdown_timeout`.
     exited: Mutex<usize>,
     exited_cv: Condvar,
@@ -230,6 +251,8 @@ impl Shared {
             config,
             stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
             cores: Mutex::new(cores),
+            panic_shutdown: Mutex::new(None),
+            block_on_waiters: Mutex::new(Vec::new()),
             #[cfg(not(ringleader_loom))]
             rings,
             exited: Mutex::new(0),
@@ -388,6 +411,55 @@ impl Schedule for Arc<Shared> {
 
     fn slow_poll_threshold(&self) -> Option<Duration> {
         self.config.slow_poll_threshold
+    }
+
+    fn unhandled_panic(&self, panic: &crate::task::UnhandledTaskPanic<'_>) {
+        match &self.config.on_task_panic {
+            Some(handler) => {
+                let call = std::panic::AssertUnwindSafe(|| (handler.0)(panic));
+                if std::panic::catch_unwind(call).is_err() {
+                    tracing::error!("the on_task_panic handler panicked; the panic was caught");
+                }
+            }
+            None => crate::task::log_unhandled_panic(panic),
+        }
+        if self.config.unhandled_panic == crate::runtime::UnhandledPanic::ShutdownRuntime {
+            self.shut_down_for_panic(panic.to_string());
+        }
+    }
+}
+
+impl Shared {
+    /// `UnhandledPanic::ShutdownRuntime`: records the first report, stops the workers and
+    /// wakes every `block_on`, which then panics with the report.
+    fn shut_down_for_panic(&self, report: String) {
+        {
+            let mut slot = lock(&self.panic_shutdown);
+            if slot.is_none() {
+                *slot = Some(report);
+            }
+        }
+        self.begin_shutdown();
+        for (_, waiter) in lock(&self.block_on_waiters).iter() {
+            waiter.unpark();
+        }
+    }
+
+    /// The report of the panic that shut the runtime down, if one did.
+    pub(crate) fn panic_shutdown_report(&self) -> Option<String> {
+        lock(&self.panic_shutdown).clone()
+    }
+
+    /// Registers a `block_on` thread's unparker; returns its key for `remove_block_on`.
+    pub(crate) fn add_block_on(&self, unpark: std::sync::Arc<dyn Unpark>) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.block_on_waiters).push((key, unpark));
+        key
+    }
+
+    pub(crate) fn remove_block_on(&self, key: u64) {
+        lock(&self.block_on_waiters).retain(|(k, _)| *k != key);
     }
 }
 
@@ -707,10 +779,13 @@ pub(crate) fn block_on_core<F: Future>(shared: &Arc<Shared>, future: F) -> Resul
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     let out = drive(shared, &mut core, |core, ctx| loop {
+        if ctx.shared.panic_shutdown_report().is_some() {
+            return None;
+        }
         if main.woken.swap(false, std::sync::atomic::Ordering::SeqCst) {
             if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx))
             {
-                return out;
+                return Some(out);
             }
         }
         let mut ran = 0;
@@ -730,7 +805,16 @@ pub(crate) fn block_on_core<F: Future>(shared: &Arc<Shared>, future: F) -> Resul
         }
     });
     shared.return_core(core);
-    Ok(out)
+    match out {
+        Some(out) => Ok(out),
+        None => panic_for_shutdown(shared),
+    }
+}
+
+/// `block_on`'s end when an unobserved task panic shut the runtime down.
+pub(crate) fn panic_for_shutdown(shared: &Shared) -> ! {
+    let report = shared.panic_shutdown_report().unwrap_or_default();
+    panic!("the runtime shut down on an unhandled task panic (UnhandledPanic::ShutdownRuntime): {report}")
 }
 
 /// Shutdown of a runtime whose cores are not driven by threads (current-thread flavour):

@@ -296,6 +296,20 @@ impl JoinError {
         }
     }
 
+    /// Runs `f` on the panic payload, if the task panicked.
+    pub(crate) fn with_panic_payload<R>(
+        &self,
+        f: impl FnOnce(&(dyn Any + Send)) -> R,
+    ) -> Option<R> {
+        match &self.repr {
+            Repr::Panic(payload) => {
+                let payload = payload.lock().unwrap_or_else(|e| e.into_inner());
+                Some(f(&**payload))
+            }
+            Repr::Cancelled(_) => None,
+        }
+    }
+
     /// The panic message, if the task panicked with a string.
     pub fn panic_message(&self) -> Option<String> {
         match &self.repr {

@@ -58,6 +58,70 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn slow_poll_threshold(&self) -> Option<std::time::Duration> {
         None
     }
+    /// A task panicked and nobody will read its JoinHandle.
+    fn unhandled_panic(&self, panic: &UnhandledTaskPanic<'_>) {
+        log_unhandled_panic(panic);
+    }
+}
+
+/// A panic in a task whose `JoinHandle` nobody awaited (asyncio's "Task exception was never
+/// retrieved"), as handed to [`Builder::on_task_panic`](crate::runtime::Builder::on_task_panic):
+/// the task was detached when it panicked, or its handle was dropped without being awaited.
+#[derive(Debug)]
+pub struct UnhandledTaskPanic<'a> {
+    pub(crate) id: Id,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) spawned_at: &'static Location<'static>,
+    pub(crate) payload: &'a (dyn std::any::Any + Send),
+}
+
+impl UnhandledTaskPanic<'_> {
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name
+    }
+    /// Where the task was spawned.
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.spawned_at
+    }
+    /// The panic payload (`resume_unwind` takes it from a `JoinError` instead).
+    pub fn payload(&self) -> &(dyn std::any::Any + Send) {
+        self.payload
+    }
+    /// The panic message, if the payload is a string.
+    pub fn message(&self) -> Option<&str> {
+        self.payload
+            .downcast_ref::<&'static str>()
+            .copied()
+            .or_else(|| self.payload.downcast_ref::<String>().map(String::as_str))
+    }
+}
+
+impl std::fmt::Display for UnhandledTaskPanic<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task {} ({}) spawned at {} panicked and nobody awaited its JoinHandle: {}",
+            self.id,
+            self.name.unwrap_or("unnamed"),
+            self.spawned_at,
+            self.message().unwrap_or("non-string panic payload"),
+        )
+    }
+}
+
+/// The default report of an unhandled panic: one error through tracing.
+pub(crate) fn log_unhandled_panic(panic: &UnhandledTaskPanic<'_>) {
+    tracing::error!(
+        task.id = panic.id.as_u64(),
+        task.name = panic.name.unwrap_or(""),
+        spawned_at = %panic.spawned_at,
+        "{panic}"
+    );
 }
 
 /// How a task finished, as seen by a done callback.

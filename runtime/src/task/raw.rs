@@ -478,7 +478,7 @@ fn complete<F: Future, S: Schedule>(
         cell.stage.with_mut(|stage| {
             // SAFETY: without JOIN_INTEREST nobody else touches the stage after completion.
             let old = std::mem::replace(unsafe { &mut *stage }, Stage::Consumed);
-            report_unobserved(header, &old);
+            report_unobserved(&cell.scheduler, header, &old);
             drop_caught(old);
         });
     } else if prev.has_join_waker() {
@@ -529,33 +529,30 @@ unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut ()) {
     });
 }
 
-unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
+unsafe fn drop_output<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: the caller holds a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
     cell.stage.with_mut(|stage| {
         // SAFETY: the handle saw COMPLETE with JOIN_INTEREST when dropping: the stage is ours.
         let old = std::mem::replace(unsafe { &mut *stage }, Stage::Consumed);
-        report_unobserved(&cell.header, &old);
+        report_unobserved(&cell.scheduler, &cell.header, &old);
         drop_caught(old);
     });
 }
 
 /// asyncio's "Task exception was never retrieved": a panic whose JoinHandle was dropped
-/// without reading it is logged when its output is dropped.
-fn report_unobserved<F: Future>(header: &Header, stage: &Stage<F>) {
+/// without reading it goes to the runtime's handler (by default, one error log) when its
+/// output is dropped.
+fn report_unobserved<F: Future, S: Schedule>(scheduler: &S, header: &Header, stage: &Stage<F>) {
     if let Stage::Finished(Err(err)) = stage {
-        if err.is_panic() {
-            tracing::error!(
-                task.id = header.id.as_u64(),
-                task.name = header.name.as_deref().unwrap_or(""),
-                spawned_at = %header.spawned_at,
-                "task {} ({}) spawned at {} panicked and nobody awaited its JoinHandle: {}",
-                header.id,
-                header.name.as_deref().unwrap_or("unnamed"),
-                header.spawned_at,
-                err.panic_message().unwrap_or_else(|| "non-string panic payload".into()),
-            );
-        }
+        err.with_panic_payload(|payload| {
+            scheduler.unhandled_panic(&super::UnhandledTaskPanic {
+                id: header.id,
+                name: header.name.as_deref(),
+                spawned_at: header.spawned_at,
+                payload,
+            })
+        });
     }
 }
 
