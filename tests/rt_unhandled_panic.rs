@@ -11,9 +11,12 @@ use ringleader::runtime::{Builder, UnhandledPanic};
 use ringleader::task;
 use support::DropCounter;
 
+/// A reported panic: the task's name and the panic message.
+type Report = (Option<String>, Option<String>);
+
 #[test]
 fn the_handler_sees_exactly_the_panics_nobody_awaited() {
-    let seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Report>>> = Arc::default();
     let sink = seen.clone();
     let rt = Builder::new_multi_thread()
         .worker_threads(2)
