@@ -28,7 +28,7 @@ pub use ringleader_sync as sync;
 /// Owned buffers for I/O: every read and write takes its buffer by value and gives it
 /// back, so a cancelled operation can never let the kernel write into freed memory.
 pub mod io {
-    pub use ringleader_io::{BufResult, IoBuf, IoBufMut, Slice};
+    pub use ringleader_io::{AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, Slice, TryIoError};
 }
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};

@@ -122,3 +122,23 @@ fn refused_connections_and_failed_binds_leak_no_fd() {
         assert_eq!(open_fds(), before);
     });
 }
+
+#[test]
+fn async_fds_dropped_with_a_poll_in_flight_leak_no_fd() {
+    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = rt2();
+    rt.block_on(async {
+        let before = open_fds();
+        for _ in 0..100 {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let fd = ringleader::io::AsyncFd::new(a).unwrap();
+            let res = ringleader::time::timeout(Duration::from_millis(1), fd.readable()).await;
+            assert!(
+                res.is_err(),
+                "nothing to read: the poll was in flight when cancelled"
+            );
+            drop((fd, b));
+        }
+        assert_eq!(open_fds(), before);
+    });
+}

@@ -49,8 +49,10 @@
 
 use std::io;
 
+pub use async_fd::{AsyncFd, ReadyGuard, TryIoError};
 pub use ringleader_runtime::driver::{IoBuf, IoBufMut, Slice};
 
+mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;

@@ -427,6 +427,10 @@ impl Runtime {
         let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         shared.blocking.shutdown(remaining);
         shared.drain_injector();
+        // The watchers' abort handles reference their tasks, which reference the runtime:
+        // break the cycle (the tasks themselves were cancelled with the rest).
+        #[cfg(not(ringleader_loom))]
+        crate::loom::lock(&shared.fd_watchers).clear();
     }
 }
 
@@ -614,6 +618,89 @@ impl Handle {
         f: impl FnOnce() + Send + 'static,
     ) -> CallbackHandle {
         callbacks::call_at(self, when, Box::new(f))
+    }
+
+    /// Calls `callback` on a worker whenever `fd` is readable, until
+    /// [`remove_reader`](Self::remove_reader) (asyncio's `loop.add_reader`). A reader already
+    /// registered for `fd` is replaced. Level-triggered, as asyncio's: a callback that leaves
+    /// data unread is called again (after other tasks had their turn).
+    ///
+    /// The fd is borrowed: keep it open until the reader is removed. If polling it fails (a
+    /// closed fd: `EBADF`) the reader is removed and the error logged.
+    #[cfg(not(ringleader_loom))]
+    pub fn add_reader(&self, fd: std::os::fd::RawFd, callback: impl FnMut() + Send + 'static) {
+        self.add_watcher(fd, false, Box::new(callback));
+    }
+
+    /// As [`add_reader`](Self::add_reader), for writability (asyncio's `loop.add_writer`).
+    #[cfg(not(ringleader_loom))]
+    pub fn add_writer(&self, fd: std::os::fd::RawFd, callback: impl FnMut() + Send + 'static) {
+        self.add_watcher(fd, true, Box::new(callback));
+    }
+
+    /// Stops the reader of `fd`; `true` if there was one. No callback starts after this
+    /// returns (one already running on another worker finishes).
+    #[cfg(not(ringleader_loom))]
+    pub fn remove_reader(&self, fd: std::os::fd::RawFd) -> bool {
+        self.remove_watcher(fd, false)
+    }
+
+    /// Stops the writer of `fd`; `true` if there was one.
+    #[cfg(not(ringleader_loom))]
+    pub fn remove_writer(&self, fd: std::os::fd::RawFd) -> bool {
+        self.remove_watcher(fd, true)
+    }
+
+    #[cfg(not(ringleader_loom))]
+    fn add_watcher(
+        &self,
+        fd: std::os::fd::RawFd,
+        write: bool,
+        mut callback: Box<dyn FnMut() + Send>,
+    ) {
+        use std::sync::atomic::AtomicBool as StdBool;
+        let active = std::sync::Arc::new(StdBool::new(true));
+        let events = if write { libc::POLLOUT } else { libc::POLLIN } as u32;
+        let shared = self.shared.clone();
+        let flag = active.clone();
+        let task = self.spawn(async move {
+            while flag.load(StdOrdering::Acquire) {
+                match crate::driver::ops::poll(fd, events).await {
+                    Ok(_) if flag.load(StdOrdering::Acquire) => callback(),
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(fd, %err, write, "polling a watched fd failed; its watcher is removed");
+                        let mut watchers = crate::loom::lock(&shared.fd_watchers);
+                        if watchers.get(&(fd, write)).is_some_and(|w| std::sync::Arc::ptr_eq(&w.0, &flag)) {
+                            watchers.remove(&(fd, write));
+                        }
+                        break;
+                    }
+                }
+                // Level-triggered: a callback that left the fd ready runs again, but only
+                // after other tasks had their turn.
+                crate::task::yield_now().await;
+            }
+        });
+        let previous = crate::loom::lock(&self.shared.fd_watchers)
+            .insert((fd, write), (active, task.abort_handle()));
+        if let Some((flag, abort)) = previous {
+            flag.store(false, StdOrdering::Release);
+            abort.abort();
+        }
+    }
+
+    #[cfg(not(ringleader_loom))]
+    fn remove_watcher(&self, fd: std::os::fd::RawFd, write: bool) -> bool {
+        let removed = crate::loom::lock(&self.shared.fd_watchers).remove(&(fd, write));
+        match removed {
+            Some((flag, abort)) => {
+                flag.store(false, StdOrdering::Release);
+                abort.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The live tasks of this runtime, by id (asyncio's `all_tasks`).

@@ -871,3 +871,33 @@ pub fn writev<B: IoBuf>(
         (res, bufs.into_iter().map(|b| b.0).collect())
     }
 }
+
+struct PollKind {
+    fd: RawFd,
+    events: u32,
+}
+
+// SAFETY: refers to no memory. The fd is a number the caller keeps open (the kernel takes
+// its own reference to the file when the entry is issued).
+unsafe impl OpKind for PollKind {
+    type Output = io::Result<u32>;
+
+    fn entry(&mut self) -> Entry {
+        opcode::PollAdd::new(types::Fd(self.fd), self.events).build()
+    }
+
+    fn complete(self, res: i32, _flags: u32) -> Self::Output {
+        result(res)
+    }
+
+    fn failed(self, err: io::Error) -> Self::Output {
+        Err(err)
+    }
+}
+
+/// Waits until `fd` has one of `events` (`libc::POLLIN`, `POLLOUT`...) and returns the
+/// events it has (single-shot `IORING_OP_POLL_ADD`). The fd is borrowed: keep it open while
+/// the future lives (dropping the future cancels the poll; polls touch no memory).
+pub fn poll(fd: RawFd, events: u32) -> impl std::future::Future<Output = io::Result<u32>> + Send {
+    Op::new(PollKind { fd, events })
+}

@@ -80,6 +80,16 @@ pub(crate) struct Config {
     pub(crate) unhandled_panic: crate::runtime::UnhandledPanic,
 }
 
+/// Watchers of fds for readability or writability.
+#[cfg(not(ringleader_loom))]
+pub(crate) type FdWatchers = std::collections::HashMap<
+    (std::os::fd::RawFd, bool),
+    (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        crate::task::AbortHandle,
+    ),
+>;
+
 /// The user's handler for unobserved task panics.
 #[derive(Clone)]
 pub(crate) struct TaskPanicHandler(
@@ -132,6 +142,10 @@ pub(crate) struct Shared {
     /// drive no core.
     #[cfg(not(ringleader_loom))]
     pub(crate) rings: Box<[std::sync::Arc<crate::driver::ring::RingShared>]>,
+    /// `Handle::add_reader` / `add_writer` watchers by (fd, is_writer): the flag that
+    /// stops new callbacks, and the watching task.
+    #[cfg(not(ringleader_loom))]
+    pub(crate) fd_watchers: Mutex<FdWatchers>,
     /// Set (with the report) when an unobserved panic shut the runtime down.
     pub(crate) panic_shutdown: Mutex<Option<String>>,
     /// Threads inside `block_on` on this runtime that drive no core, woken by a panic
@@ -251,6 +265,8 @@ impl Shared {
             config,
             stats: (0..num_cores).map(|_| CachePadded::default()).collect(),
             cores: Mutex::new(cores),
+            #[cfg(not(ringleader_loom))]
+            fd_watchers: Mutex::new(std::collections::HashMap::new()),
             panic_shutdown: Mutex::new(None),
             block_on_waiters: Mutex::new(Vec::new()),
             #[cfg(not(ringleader_loom))]
