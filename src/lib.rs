@@ -16,6 +16,15 @@
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
+//! - [`taskgroup`] is `asyncio.TaskGroup`, `timeout()`, `gather`, `wait`, `as_completed` and
+//!   `shield`, with Trio's cancel scopes: no task outlives its group.
+//! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
+//!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
+//!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`.
+//! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
+//!   `Barrier` and `Queue` (plus channels), usable under any executor.
+//! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
+//!   awaited.
 //! - [`#[ringleader::main]`](macro@main) makes `async fn main()` the program's entry point,
 //!   and [`#[ringleader::test]`](macro@test) makes an `async fn` a test, each on a runtime
 //!   built for it.
@@ -25,8 +34,9 @@ pub use ringleader_io::{fs, net};
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;
 
-/// Owned buffers for I/O: every read and write takes its buffer by value and gives it
-/// back, so a cancelled operation can never let the kernel write into freed memory.
+/// Owned buffers for I/O (every read and write takes its buffer by value and gives it
+/// back, so a cancelled operation can never let the kernel write into freed memory), and
+/// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)).
 pub mod io {
     pub use ringleader_io::{AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, Slice, TryIoError};
 }
