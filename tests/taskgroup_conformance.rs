@@ -674,3 +674,38 @@ fn cancelled_outside_any_scope_never_resolves_and_is_cancelled_is_false() {
         assert!(r.is_none());
     });
 }
+
+/// asyncio's `timeout(0)` and Trio's `move_on_after(0)`: cancellation is delivered where the
+/// body waits, so a body that never suspends completes with its value even though its
+/// deadline has passed, and one that waits is cancelled there.
+#[test]
+fn an_expired_deadline_cancels_at_the_first_wait_not_before_the_body_runs() {
+    paused().block_on(async {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let out = timeout(Duration::ZERO, async move {
+            r.store(true, Ordering::SeqCst);
+            5
+        })
+        .await;
+        assert_eq!(out, Ok(5));
+        assert!(ran.load(Ordering::SeqCst));
+
+        let reached_after_wait = Arc::new(AtomicBool::new(false));
+        let r = reached_after_wait.clone();
+        let out = move_on_after(Duration::ZERO, async move {
+            sleep(Duration::from_millis(1)).await;
+            r.store(true, Ordering::SeqCst);
+        })
+        .await;
+        assert_eq!(out, None);
+        assert!(!reached_after_wait.load(Ordering::SeqCst));
+        // The body still sees its (expired) deadline while it runs.
+        let seen = timeout(Duration::ZERO, async {
+            ringleader::taskgroup::current_deadline()
+        })
+        .await
+        .unwrap();
+        assert!(seen.is_some_and(|d| d <= Instant::now()));
+    });
+}

@@ -794,10 +794,25 @@ impl<F: Future> Future for ScopeFuture<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let this = &mut *self;
-        let node = match &this.node {
-            Some(node) => node.clone(),
-            None => this.start(),
+        let (node, first_poll) = match &this.node {
+            Some(node) => (node.clone(), false),
+            None => (this.start(), true),
         };
+        // First poll: run the body before arming the deadline timer or registering for
+        // cancellation, so a body that finishes without waiting costs neither (the common
+        // `timeout` around a ready future). Trio's and asyncio's semantics agree: a body
+        // that never suspends completes even if its deadline has already passed, since
+        // cancellation is only delivered where it waits.
+        let mut body_polled = false;
+        if first_poll && !node.is_cancelled() {
+            if let Some(future) = this.future.as_mut() {
+                if let Poll::Ready(out) = enter(&node, || future.as_mut().poll(cx)) {
+                    this.finish();
+                    return Poll::Ready(Some(out));
+                }
+                body_polled = true;
+            }
+        }
         // Arm (or re-arm, after set_deadline) the deadline timer.
         if let Some(deadline) = node.own_deadline() {
             if !node.is_cancelled() {
@@ -819,6 +834,20 @@ impl<F: Future> Future for ScopeFuture<F> {
         } else {
             // Be woken on cancellation (explicit, inherited, or a moved deadline).
             node.keep_registered(&mut this.waiter, cx.waker());
+            if body_polled {
+                // Cancelled between the body's poll and our registration: no waiter will
+                // wake us for it, so handle it now.
+                if node.is_cancelled() {
+                    if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+                        return out;
+                    }
+                }
+                return Poll::Pending;
+            }
+        }
+        if body_polled {
+            // The body was polled this time already; the cancellation above decides.
+            return Poll::Pending;
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Pending;
