@@ -88,6 +88,34 @@ trait Server {
     fn addr(&self) -> SocketAddr;
 }
 
+/// CPU time (user + system, in clock ticks) used so far by this process's threads whose
+/// name starts with `prefix`: the server's threads, whatever the wall clock says. On a
+/// shared machine the wall-clock throughput moves with other load; CPU per message much
+/// less.
+fn thread_cpu_ticks(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ... utime stime: fields 14 and 15, counted after the comm.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// Clock ticks per second (USER_HZ).
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
 // ---------------------------------------------------------------- ringleader
 
 struct RingleaderServer {
@@ -226,7 +254,11 @@ struct HandOffServer {
 }
 
 impl HandOffServer {
-    fn start(conns: usize, serve: fn(Vec<StdStream>)) -> (HandOffServer, mpsc::Receiver<()>) {
+    fn start(
+        conns: usize,
+        name: &'static str,
+        serve: fn(Vec<StdStream>),
+    ) -> (HandOffServer, mpsc::Receiver<()>) {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().unwrap();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -241,7 +273,12 @@ impl HandOffServer {
             let threads: Vec<_> = per_thread
                 .into_iter()
                 .filter(|v| !v.is_empty())
-                .map(|v| std::thread::spawn(move || serve(v)))
+                .map(|v| {
+                    std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || serve(v))
+                        .unwrap()
+                })
                 .collect();
             ready_tx.send(()).unwrap();
             for t in threads {
@@ -394,7 +431,7 @@ fn monoio_serve(conns: Vec<StdStream>) {
 fn run<S>(
     c: &mut Criterion,
     (conns, size): (usize, usize),
-    name: &str,
+    (name, threads): (&str, &str),
     (server, addr, ready): (S, SocketAddr, Option<mpsc::Receiver<()>>),
 ) {
     let mut client = Client::connect(addr, conns, size);
@@ -402,14 +439,20 @@ fn run<S>(
         ready.recv().expect("server threads");
     }
     client.rounds(1);
+    let (cpu0, msgs0) = (thread_cpu_ticks(threads), client.messages);
     let mut group = c.benchmark_group(format!("echo/{conns}x{size}"));
     group.throughput(Throughput::Elements(conns as u64));
     group.bench_function(BenchmarkId::from_parameter(name), |b| {
         b.iter_custom(|iters| client.rounds(iters))
     });
     group.finish();
-    if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
-        eprintln!("echo/{conns}x{size}/{name}: {} messages", client.messages);
+    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / ticks_per_sec();
+    let msgs = client.messages - msgs0;
+    if msgs > 0 {
+        eprintln!(
+            "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message ({msgs} messages, {cpu:.2} s)",
+            cpu * 1e6 / msgs as f64
+        );
     }
     // Closing the connections ends the server's connection tasks and threads.
     drop(client);
@@ -422,16 +465,21 @@ fn echo(c: &mut Criterion) {
             let shape = (conns, size);
             let s = RingleaderServer::start();
             let addr = s.addr();
-            run(c, shape, "ringleader", (s, addr, None));
+            run(c, shape, ("ringleader", "ringleader-work"), (s, addr, None));
             let s = TokioServer::start();
             let addr = s.addr();
-            run(c, shape, "tokio", (s, addr, None));
-            let (s, ready) = HandOffServer::start(conns, bare_uring_serve);
+            run(c, shape, ("tokio", "tokio-rt-worker"), (s, addr, None));
+            let (s, ready) = HandOffServer::start(conns, "bare-uring-srv", bare_uring_serve);
             let addr = s.addr();
-            run(c, shape, "bare_uring", (s, addr, Some(ready)));
-            let (s, ready) = HandOffServer::start(conns, monoio_serve);
+            run(
+                c,
+                shape,
+                ("bare_uring", "bare-uring-srv"),
+                (s, addr, Some(ready)),
+            );
+            let (s, ready) = HandOffServer::start(conns, "monoio-srv", monoio_serve);
             let addr = s.addr();
-            run(c, shape, "monoio", (s, addr, Some(ready)));
+            run(c, shape, ("monoio", "monoio-srv"), (s, addr, Some(ready)));
         }
     }
 }
