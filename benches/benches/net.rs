@@ -1,0 +1,495 @@
+//! Echo over loopback (issue #4): the shape of monoio's and glommio's ping-pong benchmarks,
+//! with 1, 10 and 100 connections and 64 B / 4 KiB messages.
+//!
+//! Guards: ringleader's io_uring driver on the socket path (submit once per round, wake-ups,
+//! completions reaching tasks a worker may have stolen) against tokio's epoll reactor, monoio
+//! (one io_uring runtime per thread, no stealing) and `bare_uring`, an echo loop written
+//! directly on the `io-uring` crate with no runtime: one ring per core thread, COOP_TASKRUN.
+//! The bare ring is the ceiling; the issue's targets are ≥ 1.3× tokio at 100 connections and
+//! ≥ 0.85× the bare ring.
+//!
+//! The load generator is the same for every server and owes nothing to the runtime under
+//! test: 2 plain std threads with blocking sockets (connection `i` belongs to thread
+//! `i % 2`). One criterion iteration is one round: each thread writes one message on each of
+//! its connections, then reads each echo back in full. So a round has `conns` messages in
+//! flight, and criterion's throughput is messages per second. Every server runs on 2
+//! threads, on the same 2 cores as the clients.
+//!
+//! Placement: ringleader and tokio accept on one listener and spawn a task per connection
+//! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
+//! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
+//! SO_REUSEPORT hashing only gives by luck; so they get the best-case placement.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::os::fd::IntoRawFd;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const THREADS: usize = 2;
+/// Server read buffer (every server).
+const BUF: usize = 4096;
+
+/// The runtime-independent client: `conns` blocking connections split over 2 threads.
+struct Client {
+    per_thread: Vec<Vec<StdStream>>,
+    size: usize,
+    /// Messages echoed so far (for the `RINGLEADER_BENCH_METRICS` report).
+    messages: u64,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr, conns: usize, size: usize) -> Client {
+        let mut per_thread: Vec<Vec<StdStream>> = (0..THREADS).map(|_| Vec::new()).collect();
+        for i in 0..conns {
+            let s = StdStream::connect(addr).expect("connect");
+            s.set_nodelay(true).unwrap();
+            per_thread[i % THREADS].push(s);
+        }
+        per_thread.retain(|v| !v.is_empty());
+        Client {
+            per_thread,
+            size,
+            messages: 0,
+        }
+    }
+
+    /// `n` rounds on every connection; returns the elapsed time.
+    fn rounds(&mut self, n: u64) -> Duration {
+        let size = self.size;
+        self.messages += n * self.per_thread.iter().map(|v| v.len() as u64).sum::<u64>();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for conns in &mut self.per_thread {
+                s.spawn(move || {
+                    let out = vec![0xA5u8; size];
+                    let mut back = vec![0u8; size];
+                    for _ in 0..n {
+                        for c in conns.iter_mut() {
+                            c.write_all(&out).expect("client write");
+                        }
+                        for c in conns.iter_mut() {
+                            c.read_exact(&mut back).expect("client read");
+                        }
+                    }
+                    assert_eq!(back[size - 1], 0xA5);
+                });
+            }
+        });
+        start.elapsed()
+    }
+}
+
+/// A server under test: it runs until dropped after its clients closed.
+trait Server {
+    fn addr(&self) -> SocketAddr;
+}
+
+/// CPU time (user + system, in clock ticks) used so far by this process's threads whose
+/// name starts with `prefix`: the server's threads, whatever the wall clock says. On a
+/// shared machine the wall-clock throughput moves with other load; CPU per message much
+/// less.
+fn thread_cpu_ticks(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ... utime stime: fields 14 and 15, counted after the comm.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// Clock ticks per second (USER_HZ).
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+// ---------------------------------------------------------------- ringleader
+
+struct RingleaderServer {
+    addr: SocketAddr,
+    _rt: ringleader::runtime::Runtime,
+}
+
+impl RingleaderServer {
+    fn start() -> RingleaderServer {
+        use ringleader::net::TcpListener;
+        let rt = ringleader::runtime::Builder::new_multi_thread()
+            .worker_threads(THREADS)
+            .build()
+            .expect("ringleader runtime");
+        let listener = rt.block_on(async {
+            TcpListener::builder()
+                .backlog(1024)
+                .bind("127.0.0.1:0")
+                .await
+                .expect("bind")
+        });
+        let addr = listener.local_addr().unwrap();
+        drop(rt.handle().spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                stream.set_nodelay(true).unwrap();
+                drop(ringleader::spawn(async move {
+                    let mut buf = Vec::with_capacity(BUF);
+                    loop {
+                        let (res, b) = stream.read(buf).await;
+                        match res {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let (res, b) = stream.write_all(b).await;
+                        if res.is_err() {
+                            return;
+                        }
+                        buf = b;
+                    }
+                }));
+            }
+        }));
+        RingleaderServer { addr, _rt: rt }
+    }
+}
+
+impl Drop for RingleaderServer {
+    fn drop(&mut self) {
+        // RINGLEADER_BENCH_METRICS=1: the scheduler's counters, to relate polls, parks (each
+        // park is at least one io_uring_enter) and steals to the messages echoed.
+        if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
+            let m = self._rt.handle().metrics();
+            for w in 0..m.num_workers() {
+                eprintln!(
+                    "  ringleader worker {w} ({}): polls {} parks {} steals {} (ops {}) lifo_hits {}",
+                    m.io_ring_flags(w).unwrap_or("no ring"),
+                    m.worker_poll_count(w),
+                    m.worker_park_count(w),
+                    m.worker_steal_count(w),
+                    m.worker_steal_operations(w),
+                    m.worker_lifo_hits(w),
+                );
+            }
+        }
+    }
+}
+
+impl Server for RingleaderServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+// ---------------------------------------------------------------- tokio
+
+struct TokioServer {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl TokioServer {
+    fn start() -> TokioServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(THREADS)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let listener = rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.set_reuseaddr(true).unwrap();
+            sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            sock.listen(1024).unwrap()
+        });
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; BUF];
+                    loop {
+                        let n = match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TokioServer { addr, _rt: rt }
+    }
+}
+
+impl Server for TokioServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+// ------------------------------------- servers handed accepted sockets (bare_uring, monoio)
+
+/// A std listener whose accepted sockets go round-robin to `THREADS` server threads, each
+/// started by `serve` with its connections once all `conns` are accepted.
+struct HandOffServer {
+    addr: SocketAddr,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HandOffServer {
+    fn start(
+        conns: usize,
+        name: &'static str,
+        serve: fn(Vec<StdStream>),
+    ) -> (HandOffServer, mpsc::Receiver<()>) {
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let acceptor = std::thread::spawn(move || {
+            let mut per_thread: Vec<Vec<StdStream>> = (0..THREADS).map(|_| Vec::new()).collect();
+            for i in 0..conns {
+                let (s, _) = listener.accept().expect("accept");
+                s.set_nodelay(true).unwrap();
+                s.set_nonblocking(true).unwrap();
+                per_thread[i % THREADS].push(s);
+            }
+            let threads: Vec<_> = per_thread
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || serve(v))
+                        .unwrap()
+                })
+                .collect();
+            ready_tx.send(()).unwrap();
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+        (
+            HandOffServer {
+                addr,
+                threads: vec![acceptor],
+            },
+            ready_rx,
+        )
+    }
+}
+
+impl Server for HandOffServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HandOffServer {
+    fn drop(&mut self) {
+        // Called after the client is dropped: every connection sees EOF and its thread ends.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The ceiling: one io_uring (COOP_TASKRUN) per thread, recv → send → recv per connection.
+fn bare_uring_serve(conns: Vec<StdStream>) {
+    use io_uring::{opcode, types, IoUring};
+    let mut ring: IoUring = IoUring::builder()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(256)
+        .expect("io_uring");
+    struct Conn {
+        fd: i32,
+        buf: Vec<u8>,
+        len: usize,
+        sent: usize,
+    }
+    let mut conns: Vec<Conn> = conns
+        .into_iter()
+        .map(|s| Conn {
+            fd: s.into_raw_fd(),
+            buf: vec![0u8; BUF],
+            len: 0,
+            sent: 0,
+        })
+        .collect();
+    // user_data: index * 2 (+1 for a send).
+    let recv = |c: &mut Conn, i: usize| {
+        opcode::Recv::new(types::Fd(c.fd), c.buf.as_mut_ptr(), BUF as u32)
+            .build()
+            .user_data((i * 2) as u64)
+    };
+    let send = |c: &Conn, i: usize| {
+        // SAFETY: `sent < len <= BUF`.
+        let ptr = unsafe { c.buf.as_ptr().add(c.sent) };
+        opcode::Send::new(types::Fd(c.fd), ptr, (c.len - c.sent) as u32)
+            .build()
+            .user_data((i * 2 + 1) as u64)
+    };
+    let mut open = conns.len();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let e = recv(c, i);
+        // SAFETY: the buffer and fd live until the loop below ends with every connection
+        // closed (no entry in flight).
+        unsafe { ring.submission().push(&e).expect("sq") };
+    }
+    let mut ready = Vec::with_capacity(256);
+    while open > 0 {
+        ring.submit_and_wait(1).expect("submit_and_wait");
+        ready.clear();
+        ready.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(ud, res) in &ready {
+            let i = (ud / 2) as usize;
+            let c = &mut conns[i];
+            let e = if ud % 2 == 0 {
+                if res <= 0 {
+                    // SAFETY: our fd, nothing in flight on it.
+                    unsafe { libc::close(c.fd) };
+                    open -= 1;
+                    continue;
+                }
+                c.len = res as usize;
+                c.sent = 0;
+                send(c, i)
+            } else {
+                if res < 0 {
+                    panic!("send: {}", std::io::Error::from_raw_os_error(-res));
+                }
+                c.sent += res as usize;
+                if c.sent < c.len {
+                    send(c, i)
+                } else {
+                    recv(c, i)
+                }
+            };
+            // SAFETY: as above; at most one entry per connection is in flight, so the
+            // queue (256) never overflows with ≤ 100 connections per ring.
+            unsafe { ring.submission().push(&e).expect("sq") };
+        }
+    }
+}
+
+/// monoio: one runtime per thread, a task per connection.
+fn monoio_serve(conns: Vec<StdStream>) {
+    use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(256)
+        .build()
+        .expect("monoio runtime");
+    rt.block_on(async move {
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|s| {
+                let mut stream = monoio::net::TcpStream::from_std(s).expect("from_std");
+                monoio::spawn(async move {
+                    let mut buf = Vec::with_capacity(BUF);
+                    loop {
+                        let (res, b) = stream.read(buf).await;
+                        match res {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let (res, b) = stream.write_all(b).await;
+                        if res.is_err() {
+                            return;
+                        }
+                        buf = b;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+    });
+}
+
+// ---------------------------------------------------------------- the benchmark
+
+/// Connects the client, waits for a hand-off server to hold every connection (`ready`),
+/// checks one round of echoes, then times rounds.
+fn run<S>(
+    c: &mut Criterion,
+    (conns, size): (usize, usize),
+    (name, threads): (&str, &str),
+    (server, addr, ready): (S, SocketAddr, Option<mpsc::Receiver<()>>),
+) {
+    let mut client = Client::connect(addr, conns, size);
+    if let Some(ready) = ready {
+        ready.recv().expect("server threads");
+    }
+    client.rounds(1);
+    let (cpu0, msgs0) = (thread_cpu_ticks(threads), client.messages);
+    let mut group = c.benchmark_group(format!("echo/{conns}x{size}"));
+    group.throughput(Throughput::Elements(conns as u64));
+    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+        b.iter_custom(|iters| client.rounds(iters))
+    });
+    group.finish();
+    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / ticks_per_sec();
+    let msgs = client.messages - msgs0;
+    if msgs > 0 {
+        eprintln!(
+            "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message ({msgs} messages, {cpu:.2} s)",
+            cpu * 1e6 / msgs as f64
+        );
+    }
+    // Closing the connections ends the server's connection tasks and threads.
+    drop(client);
+    drop(server);
+}
+
+fn echo(c: &mut Criterion) {
+    for conns in [1usize, 10, 100] {
+        for size in [64usize, 4096] {
+            let shape = (conns, size);
+            let s = RingleaderServer::start();
+            let addr = s.addr();
+            run(c, shape, ("ringleader", "ringleader-work"), (s, addr, None));
+            let s = TokioServer::start();
+            let addr = s.addr();
+            run(c, shape, ("tokio", "tokio-rt-worker"), (s, addr, None));
+            let (s, ready) = HandOffServer::start(conns, "bare-uring-srv", bare_uring_serve);
+            let addr = s.addr();
+            run(
+                c,
+                shape,
+                ("bare_uring", "bare-uring-srv"),
+                (s, addr, Some(ready)),
+            );
+            let (s, ready) = HandOffServer::start(conns, "monoio-srv", monoio_serve);
+            let addr = s.addr();
+            run(c, shape, ("monoio", "monoio-srv"), (s, addr, Some(ready)));
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    targets = echo
+}
+criterion_main!(benches);
