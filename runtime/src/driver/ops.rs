@@ -148,11 +148,78 @@ unsafe impl<B: IoBuf> OpKind for SendKind<B> {
 }
 
 /// Sends on a socket (never raising SIGPIPE).
+///
+/// Tries a non-blocking `send(2)` first: a socket with room in its buffer (the usual case
+/// for a reply) completes in the same poll, without a ring round trip and a second wake-up
+/// of the task; only a full buffer goes through the ring.
 pub fn send<B: IoBuf>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
-    Op::new(SendKind { fd, buf })
+    SendFuture {
+        state: SendState::Start(Some(SendKind { fd, buf })),
+    }
+}
+
+struct SendFuture<B: IoBuf> {
+    state: SendState<B>,
+}
+
+enum SendState<B: IoBuf> {
+    Start(Option<SendKind<B>>),
+    Ring(Op<SendKind<B>>),
+}
+
+// Nothing is pinned structurally: the buffer moves into the op's heap cell when submitted.
+impl<B: IoBuf> Unpin for SendFuture<B> {}
+
+impl<B: IoBuf> std::future::Future for SendFuture<B> {
+    type Output = (io::Result<usize>, B);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let SendState::Start(kind) = &mut this.state {
+            // An immediate completion spends budget, so a task that only ever sends still
+            // yields to others.
+            let progress = std::task::ready!(ringleader_coop::poll_proceed(cx));
+            let Some(kind) = kind.take() else {
+                panic!("a send was polled after it completed");
+            };
+            let len = kind.buf.bytes_init();
+            // SAFETY: send(2) reads `len` initialised bytes of the buffer, which we own for
+            // the duration of the call; the fd is kept open by `kind.fd`.
+            let n = unsafe {
+                libc::send(
+                    kind.fd.as_raw_fd(),
+                    kind.buf.stable_ptr().cast(),
+                    len,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                progress.made_progress();
+                return Poll::Ready((Ok(n as usize), kind.buf));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                    this.state = SendState::Ring(Op::new(kind));
+                }
+                _ => {
+                    progress.made_progress();
+                    return Poll::Ready((Err(err), kind.buf));
+                }
+            }
+        }
+        match &mut this.state {
+            SendState::Ring(op) => std::pin::Pin::new(op).poll(cx),
+            SendState::Start(_) => unreachable!("moved to the ring above"),
+        }
+    }
 }
 
 struct RecvKind<B> {
