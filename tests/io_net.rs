@@ -189,7 +189,7 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[test]
-fn operations_from_block_on_and_blocking_threads_are_handed_to_a_worker() {
+fn operations_from_block_on_and_blocking_pool_threads_complete() {
     let rt = rt2();
     // block_on's own thread drives no worker on a multi-thread runtime.
     rt.block_on(async {

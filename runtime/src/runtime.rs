@@ -451,10 +451,21 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
             self.0.unpark()
         }
     }
-    let mut parker = ThreadParker::new();
+    // A ring of this thread's own when one can be set up: its I/O completes where it
+    // waits; otherwise a condvar, with I/O handed to a worker's ring.
+    #[cfg(not(ringleader_loom))]
+    let ring_parker = crate::driver::ring::block_on_parker();
+    #[cfg(not(ringleader_loom))]
+    let _ring = crate::driver::ring::set_current(ring_parker.as_ref().and_then(|p| p.ring()));
+    #[cfg(not(ringleader_loom))]
+    let mut parker: Box<dyn Park> = match ring_parker {
+        Some(p) => Box::new(p),
+        None => Box::new(ThreadParker::new()),
+    };
+    #[cfg(ringleader_loom)]
+    let mut parker: Box<dyn Park> = Box::new(ThreadParker::new());
     let waker = Waker::from(std::sync::Arc::new(ThreadWaker(parker.unparker())));
     let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
     struct Registered<'a>(&'a Shared, u64);
     impl Drop for Registered<'_> {
         fn drop(&mut self) {
@@ -462,15 +473,22 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
         }
     }
     let _registered = Registered(shared, shared.add_block_on(parker.unparker()));
-    loop {
-        if shared.panic_shutdown_report().is_some() {
-            scheduler::panic_for_shutdown(shared);
+    let out = {
+        let mut future = pin!(future);
+        loop {
+            if shared.panic_shutdown_report().is_some() {
+                scheduler::panic_for_shutdown(shared);
+            }
+            if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx))
+            {
+                break out;
+            }
+            parker.park(None);
         }
-        if let Poll::Ready(out) = ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx)) {
-            return out;
-        }
-        parker.park(None);
-    }
+    };
+    // The future is gone: submit the cancellations its dropped operations queued.
+    parker.maintain();
+    out
 }
 
 /// A cloneable reference to a runtime: spawn onto it from any thread, or enter its context.

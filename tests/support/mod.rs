@@ -58,8 +58,23 @@ pub fn rss_kib() -> usize {
         .expect("VmRSS line")
 }
 
-/// Open file descriptors of this process, from /proc/self/fd.
+/// Open file descriptors of this process, from /proc/self/fd, not counting runtimes' own
+/// rings and eventfds (a thread's `block_on` ring is created on its first `block_on` and
+/// closed when the thread exits, which for a finished test's thread may be at any moment).
 pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            target != "anon_inode:[io_uring]" && target != "anon_inode:[eventfd]"
+        })
+        .count()
+}
+
+/// Every open file descriptor of this process, rings and eventfds included.
+pub fn open_fds_all() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("read /proc/self/fd")
         .count()

@@ -644,6 +644,45 @@ fn dispatch(ready: &[(u64, i32, u32)]) {
     }
 }
 
+/// The ring of a thread that drives no core but waits in `block_on` (a multi-thread
+/// runtime's caller): created on the thread's first `block_on`, kept for the thread's life
+/// so its operations complete on a ring it waits on itself instead of being handed to a
+/// worker, and drained (cancel, then wait) when the thread exits. `None` if no ring can be
+/// set up: the caller then parks on a condvar and hands its operations to a worker.
+pub(crate) fn block_on_parker() -> Option<RingParker> {
+    struct OwnRing(Arc<RingShared>);
+    impl Drop for OwnRing {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    thread_local! {
+        static OWN: RefCell<Option<OwnRing>> = const { RefCell::new(None) };
+    }
+    OWN.try_with(|own| {
+        let mut own = own.borrow_mut();
+        if own.is_none() {
+            let config = RingConfig {
+                entries: 64,
+                // Never SINGLE_ISSUER: shutdown may run in the thread-exit destructor.
+                single_thread: false,
+                // A runtime id no worker ring has: wake-ups to and from it use the eventfd.
+                runtime: usize::MAX,
+            };
+            match RingShared::new(usize::MAX, config) {
+                Ok(ring) => *own = Some(OwnRing(ring)),
+                Err(err) => {
+                    tracing::debug!(%err, "no ring for a block_on thread; using a worker's");
+                    return None;
+                }
+            }
+        }
+        own.as_ref().map(|r| RingParker::new(r.0.clone()))
+    })
+    .ok()
+    .flatten()
+}
+
 /// The parker of a core with a ring: parking is waiting on the ring.
 pub(crate) struct RingParker {
     ring: Arc<RingShared>,
