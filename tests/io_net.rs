@@ -326,7 +326,11 @@ fn dropping_a_pending_read_cancels_it_and_the_socket_stays_usable() {
         // Data written after the cancellation is read by the next read.
         let (res, _) = b.write_all(b"after".to_vec()).await;
         res.unwrap();
-        let (res, buf) = a.read_exact(Vec::with_capacity(5)).await;
+        // Bounded, so a lost wake-up or swallowed data fails the test instead of hanging it.
+        let (res, buf) =
+            ringleader::time::timeout(Duration::from_secs(10), a.read_exact(Vec::with_capacity(5)))
+                .await
+                .expect("the data written after the cancellation reaches the next read");
         res.unwrap();
         assert_eq!(buf, b"after");
     });

@@ -343,6 +343,11 @@ impl RingShared {
             if let Err(err) = unsafe { local.push(&entry) } {
                 tracing::debug!(%err, "io_uring cancel could not be queued");
             }
+            // Submitted now, not at the end of the round: until the kernel sees it, a
+            // cancelled read can still take data that arrives meanwhile (the next read's).
+            if let Err(err) = local.uring.submit() {
+                tracing::trace!(%err, "io_uring cancel submission deferred to the next round");
+            }
         } else if let Err(err) = self.remote_request(Request::Cancel(target)) {
             // The ring is shutting down: it cancels everything in flight anyway.
             tracing::trace!(%err, "cancel after ring shutdown");
