@@ -37,10 +37,12 @@ fn offset(pos: Option<u64>) -> u64 {
     pos.unwrap_or(u64::MAX)
 }
 
+/// A read into the start of a buffer: `read(2)` at a position, or `recv(2)` on a socket.
 struct ReadKind<B> {
     fd: SharedFd,
     buf: B,
     pos: Option<u64>,
+    socket: bool,
 }
 
 // SAFETY: the entry points into `buf`'s stable memory, within its capacity; `fd` is kept.
@@ -48,15 +50,16 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
     type Output = (io::Result<usize>, B);
 
     fn entry(&mut self) -> Entry {
-        let len = self.buf.bytes_total();
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
         let ptr = self.buf.stable_mut_ptr();
-        opcode::Read::new(
-            types::Fd(self.fd.as_raw_fd()),
-            ptr,
-            len.min(u32::MAX as usize) as u32,
-        )
-        .offset(offset(self.pos))
-        .build()
+        let fd = types::Fd(self.fd.as_raw_fd());
+        if self.socket {
+            opcode::Recv::new(fd, ptr, len).build()
+        } else {
+            opcode::Read::new(fd, ptr, len)
+                .offset(offset(self.pos))
+                .build()
+        }
     }
 
     fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
@@ -83,7 +86,12 @@ pub fn read<B: IoBufMut>(
     buf: B,
     pos: Option<u64>,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
-    Op::new(ReadKind { fd, buf, pos })
+    Op::new(ReadKind {
+        fd,
+        buf,
+        pos,
+        socket: false,
+    })
 }
 
 struct WriteKind<B> {
@@ -222,48 +230,17 @@ impl<B: IoBuf> std::future::Future for SendFuture<B> {
     }
 }
 
-struct RecvKind<B> {
-    fd: SharedFd,
-    buf: B,
-}
-
-// SAFETY: the entry points into `buf`'s spare, stable memory; `fd` is kept.
-unsafe impl<B: IoBufMut> OpKind for RecvKind<B> {
-    type Output = (io::Result<usize>, B);
-
-    fn entry(&mut self) -> Entry {
-        let len = self.buf.bytes_total();
-        let ptr = self.buf.stable_mut_ptr();
-        opcode::Recv::new(
-            types::Fd(self.fd.as_raw_fd()),
-            ptr,
-            len.min(u32::MAX as usize) as u32,
-        )
-        .build()
-    }
-
-    fn complete(mut self, res: i32, _flags: u32) -> Self::Output {
-        match result(res) {
-            Ok(n) => {
-                // SAFETY: the kernel wrote the first `n` bytes.
-                unsafe { self.buf.set_init(n as usize) };
-                (Ok(n as usize), self.buf)
-            }
-            Err(e) => (Err(e), self.buf),
-        }
-    }
-
-    fn failed(self, err: io::Error) -> Self::Output {
-        (Err(err), self.buf)
-    }
-}
-
 /// Receives from a socket into the start of `buf`, as [`read`].
 pub fn recv<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
-    Op::new(RecvKind { fd, buf })
+    Op::new(ReadKind {
+        fd,
+        buf,
+        pos: None,
+        socket: true,
+    })
 }
 
 struct AcceptKind {
