@@ -13,8 +13,10 @@
 //!
 //! # Which ring an operation uses
 //! On a worker (or the current-thread flavour's `block_on`), the worker's own ring: the entry
-//! is pushed without a syscall and submitted at the end of the round. On any other thread
-//! inside the runtime (a multi-thread runtime's `block_on` caller, the blocking pool), the
+//! is pushed without a syscall and submitted at the end of the round. A multi-thread
+//! runtime's `block_on` caller gets a ring of its own (created on its first `block_on`, kept
+//! for the thread's life, drained when the thread exits) and waits on it. On any other
+//! thread inside the runtime (the blocking pool, a thread that entered the runtime), the
 //! entry is handed to one worker's ring (the same one for every operation of that thread, so
 //! they stay in order) through that ring's request queue, and the worker is woken. The
 //! completion wakes the future's task wherever it runs now: a task stolen by another worker
