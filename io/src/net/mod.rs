@@ -3,6 +3,108 @@
 //! Every socket is non-blocking and close-on-exec, owns its fd through a shared handle (see
 //! the crate docs), and converts from and into its std counterpart.
 
+/// The reading, writing and shutdown methods every stream type has, over its `fd` field
+/// (a `SharedFd`): one definition for TCP and Unix streams.
+macro_rules! stream_io_methods {
+    () => {
+        /// Reads into `buf` (from its start): `Ok(0)` is end of stream.
+        ///
+        /// # Errors
+        /// The socket's error (`ConnectionReset`...).
+        ///
+        /// # Cancel safety
+        /// Not cancel safe: a dropped read may have consumed bytes, lost with its buffer.
+        pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+            ops::recv(self.fd.clone(), buf).await
+        }
+
+        /// Reads until `buf` is full (its capacity).
+        ///
+        /// # Errors
+        /// `UnexpectedEof` if the stream ends first (the bytes read are in the buffer).
+        ///
+        /// # Cancel safety
+        /// Not cancel safe, as [`read`](Self::read).
+        pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+            let fd = &self.fd;
+            $crate::fd::read_exact(buf, |b, _| ops::recv(fd.clone(), b)).await
+        }
+
+        /// Reads until end of stream, appending to `buf`; gives the number of bytes appended.
+        ///
+        /// # Errors
+        /// The socket's error; the bytes read so far stay in the buffer.
+        ///
+        /// # Cancel safety
+        /// Not cancel safe, as [`read`](Self::read).
+        pub async fn read_to_end(&self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+            let fd = &self.fd;
+            $crate::fd::read_to_end(buf, |b, _| ops::recv(fd.clone(), b)).await
+        }
+
+        /// Reads into several buffers in order (readv): each is filled from its start, the
+        /// next only once the previous is full.
+        ///
+        /// # Errors
+        /// As [`read`](Self::read).
+        ///
+        /// # Cancel safety
+        /// Not cancel safe, as [`read`](Self::read).
+        pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+            ops::readv(self.fd.clone(), bufs, None).await
+        }
+
+        /// Writes some of `buf`'s bytes; returns how many.
+        ///
+        /// # Errors
+        /// `BrokenPipe` if the peer closed (never a SIGPIPE), `ConnectionReset`...
+        ///
+        /// # Cancel safety
+        /// Not cancel safe: a dropped write may have sent some bytes.
+        pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+            ops::send(self.fd.clone(), buf).await
+        }
+
+        /// Writes every byte of `buf`.
+        ///
+        /// # Errors
+        /// As [`write`](Self::write); `WriteZero` if the socket accepts nothing.
+        ///
+        /// # Cancel safety
+        /// Not cancel safe: an unknown prefix may have been sent.
+        pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+            let fd = &self.fd;
+            $crate::fd::write_all(buf, |b, _| ops::send(fd.clone(), b)).await
+        }
+
+        /// Writes the bytes of several buffers in order with one call (sendmsg); returns how
+        /// many were written in all.
+        ///
+        /// # Errors
+        /// As [`write`](Self::write).
+        ///
+        /// # Cancel safety
+        /// Not cancel safe, as [`write`](Self::write).
+        pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+            ops::writev(self.fd.clone(), bufs, None, true).await
+        }
+
+        /// Shuts down the read, write or both halves (`write_eof` is `Shutdown::Write`).
+        ///
+        /// # Errors
+        /// `NotConnected` if the socket is not connected.
+        pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+            let how = match how {
+                std::net::Shutdown::Read => libc::SHUT_RD,
+                std::net::Shutdown::Write => libc::SHUT_WR,
+                std::net::Shutdown::Both => libc::SHUT_RDWR,
+            };
+            ops::shutdown(self.fd.clone(), how).await
+        }
+    };
+}
+pub(crate) use stream_io_methods;
+
 mod addr;
 mod tcp;
 mod udp;

@@ -12,7 +12,7 @@ use ringleader_runtime::driver::{ops, IoBuf, IoBufMut, SharedFd, SockAddrBuf};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use super::tcp::{close, in_use};
-use crate::{fd, BufResult};
+use crate::BufResult;
 
 fn sock_addr(path: &Path) -> io::Result<(SockAddrBuf, SockAddr)> {
     let bytes = path.as_os_str().as_bytes();
@@ -115,6 +115,8 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
+    super::stream_io_methods!();
+
     /// Connects to the listener at `path`.
     ///
     /// # Errors
@@ -143,92 +145,6 @@ impl UnixStream {
                 fd: Arc::new(b.into()),
             },
         ))
-    }
-
-    /// Reads into `buf`; `Ok(0)` is end of stream.
-    ///
-    /// # Errors
-    /// The socket's error.
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: a dropped read may have consumed bytes.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        ops::recv(self.fd.clone(), buf).await
-    }
-
-    /// Reads until `buf` is full.
-    ///
-    /// # Errors
-    /// `UnexpectedEof` if the stream ends first.
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        let fd = &self.fd;
-        fd::read_exact(buf, |b, _| ops::recv(fd.clone(), b)).await
-    }
-
-    /// Reads to end of stream, appending to `buf`.
-    ///
-    /// # Errors
-    /// The socket's error.
-    pub async fn read_to_end(&self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
-        let fd = &self.fd;
-        fd::read_to_end(buf, |b, _| ops::recv(fd.clone(), b)).await
-    }
-
-    /// Writes some of `buf`.
-    ///
-    /// # Errors
-    /// `BrokenPipe` if the peer closed (never a SIGPIPE).
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: a dropped write may have sent bytes.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(self.fd.clone(), buf).await
-    }
-
-    /// Reads into several buffers in order (readv): each is filled from its start, the
-    /// next only once the previous is full.
-    ///
-    /// # Errors
-    /// As [`read`](Self::read).
-    ///
-    /// # Cancel safety
-    /// Not cancel safe, as [`read`](Self::read).
-    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        ops::readv(self.fd.clone(), bufs, None).await
-    }
-
-    /// Writes the bytes of several buffers in order with one call (sendmsg); returns how
-    /// many were written in all.
-    ///
-    /// # Errors
-    /// As [`write`](Self::write).
-    ///
-    /// # Cancel safety
-    /// Not cancel safe, as [`write`](Self::write).
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        ops::writev(self.fd.clone(), bufs, None, true).await
-    }
-
-    /// Writes all of `buf`.
-    ///
-    /// # Errors
-    /// As [`write`](Self::write).
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let fd = &self.fd;
-        fd::write_all(buf, |b, _| ops::send(fd.clone(), b)).await
-    }
-
-    /// Shuts down one or both directions.
-    ///
-    /// # Errors
-    /// `NotConnected` if not connected.
-    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        let how = match how {
-            std::net::Shutdown::Read => libc::SHUT_RD,
-            std::net::Shutdown::Write => libc::SHUT_WR,
-            std::net::Shutdown::Both => libc::SHUT_RDWR,
-        };
-        ops::shutdown(self.fd.clone(), how).await
     }
 
     /// The peer's path, if it has one.
