@@ -709,3 +709,117 @@ fn an_expired_deadline_cancels_at_the_first_wait_not_before_the_body_runs() {
         assert!(seen.is_some_and(|d| d <= Instant::now()));
     });
 }
+
+// A scope whose body finishes on its first poll builds no node (the fast path of
+// `timeout(d, ready)`); these check that whatever asks for the scope during that first poll
+// still finds it, linked to the right parent, through any number of such scopes.
+
+#[test]
+fn the_deadline_inside_nested_timeouts_is_the_earliest_on_the_first_poll() {
+    paused().block_on(async {
+        let start = Instant::now();
+        let seen = timeout(Duration::from_secs(5), async {
+            timeout(Duration::from_secs(3600), async {
+                ringleader::taskgroup::current_deadline()
+            })
+            .await
+        })
+        .await;
+        let deadline = seen.unwrap().unwrap().expect("a deadline applies");
+        assert_eq!(deadline - start, Duration::from_secs(5));
+    });
+}
+
+#[test]
+fn an_outer_cancel_reaches_cancelled_two_timeouts_down() {
+    rt().block_on(async {
+        let outer = CancelScope::new();
+        let stopper = outer.clone();
+        let reason = outer.run(async move {
+            timeout(Duration::from_secs(3600), async move {
+                move_on_after(Duration::from_secs(3600), async move {
+                    let waiting = cancelled();
+                    // Cancelled while the inner scopes are still on their first poll's
+                    // lazy path: `cancelled()` above must have linked them to `outer`.
+                    stopper.cancel(CancelReason::explicit("stop"));
+                    waiting.await
+                })
+                .await
+            })
+            .await
+        });
+        let out = reason.await;
+        // The outer scope's own cancel caught it; the inner future saw the reason inherited
+        // through both scopes before it was dropped (or it is dropped: either way, None).
+        assert!(out.is_none());
+        assert!(outer.cancelled_caught());
+        assert_eq!(
+            outer.cancel_reason().unwrap().root_cause(),
+            &CancelReason::explicit("stop")
+        );
+    });
+}
+
+#[test]
+fn cancelled_inside_nested_timeouts_reports_the_inherited_reason() {
+    rt().block_on(async {
+        let outer = CancelScope::new().with_grace_period(Duration::from_secs(10));
+        let stopper = outer.clone();
+        let seen = Arc::new(Mutex::new(None));
+        let seen_in = seen.clone();
+        let run = outer.run(async move {
+            timeout(Duration::from_secs(3600), async move {
+                timeout(Duration::from_secs(3600), async move {
+                    ringleader::spawn(async move {
+                        sleep(Duration::from_millis(5)).await;
+                        stopper.cancel(CancelReason::explicit("stop"));
+                    });
+                    let reason = cancelled().await;
+                    *seen_in.lock().unwrap() = Some(reason);
+                })
+                .await
+            })
+            .await
+        });
+        // Within the grace period the body finished its cleanup, so the run completed.
+        let _ = run.await;
+        let reason = seen.lock().unwrap().clone().expect("cancelled() resolved");
+        assert!(matches!(reason, CancelReason::ParentCancelled(_)), "{reason:?}");
+        assert_eq!(reason.root_cause(), &CancelReason::explicit("stop"));
+    });
+}
+
+#[test]
+fn a_group_opened_inside_a_timeout_is_cancelled_by_its_deadline() {
+    paused().block_on(async {
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let out = timeout(Duration::from_secs(10), async move {
+            task_group(|tg| async move {
+                tg.spawn(async move {
+                    sleep(Duration::from_secs(3600)).await;
+                    flag.store(true, Ordering::SeqCst);
+                    Ok::<_, BoxError>(())
+                })?;
+                Ok::<_, BoxError>(())
+            })
+            .await
+        })
+        .await;
+        assert!(out.is_err(), "the deadline cancelled the group");
+        assert!(!finished.load(Ordering::SeqCst), "the child was dropped");
+    });
+}
+
+#[test]
+fn is_cancelled_inside_a_timeout_under_a_cancelled_scope_is_true_at_once() {
+    rt().block_on(async {
+        let outer = CancelScope::new().with_grace_period(Duration::from_secs(10));
+        outer.cancel(CancelReason::explicit("early"));
+        let seen = outer
+            .run(async { timeout(Duration::from_secs(3600), async { is_cancelled() }).await })
+            .await;
+        // The grace period lets the body run to its end; it saw the inherited cancel.
+        assert_eq!(seen, Some(Ok(true)));
+    });
+}

@@ -24,7 +24,7 @@ use ringleader_runtime::time::Instant;
 
 use crate::error::{BoxError, ChildError, ErrorGroup};
 use crate::group::{task_group, ChildResult, GroupConfig, Policy};
-use crate::scope::CancelScope;
+use crate::scope::{run_private, CancelScope};
 
 /// Runs every future as a child of a fail-fast group and returns their values in order.
 ///
@@ -374,25 +374,19 @@ impl std::error::Error for Elapsed {}
 /// # Cancel safety
 /// Dropping the returned future drops `future`.
 pub async fn timeout<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
-    CancelScope::new()
-        .with_timeout(d)
-        .run(future)
-        .await
-        .ok_or(Elapsed)
+    run_private(Some(d), None, future).await.ok_or(Elapsed)
 }
 
 /// [`timeout`] with an absolute deadline.
 pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    CancelScope::new()
-        .with_deadline(deadline)
-        .run(future)
+    run_private(None, Some(deadline), future)
         .await
         .ok_or(Elapsed)
 }
 
 /// Trio's `move_on_after`: `None` if the deadline passes first.
 pub async fn move_on_after<F: Future>(d: Duration, future: F) -> Option<F::Output> {
-    CancelScope::new().with_timeout(d).run(future).await
+    run_private(Some(d), None, future).await
 }
 
 /// Trio's `fail_after`: the same as [`timeout`].

@@ -382,35 +382,113 @@ impl ScopeNode {
     }
 }
 
-tg_thread_local! {
-    /// The scope whose future is being polled on this thread.
-    static CURRENT: Cell<Option<*const ScopeNode>> = const { Cell::new(None) };
+/// What is current on this thread while a scope's future is polled.
+#[derive(Clone, Copy)]
+enum Frame {
+    /// A node, kept alive by the caller of [`enter`] for the whole call.
+    Node(*const ScopeNode),
+    /// A cancel scope on its first poll that has no node yet (see [`LazyScope`]).
+    Lazy(*const LazyScope),
 }
 
-/// Makes `node` current while `f` runs (one poll), restoring the previous scope after.
-pub(crate) fn enter<R>(node: &Arc<ScopeNode>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<*const ScopeNode>);
+tg_thread_local! {
+    /// The scope whose future is being polled on this thread.
+    static CURRENT: Cell<Option<Frame>> = const { Cell::new(None) };
+}
+
+/// A cancel scope's first poll, before it has a node. Most scopes around a ready future
+/// (`timeout(d, ready)`) finish on that poll without anything inside asking for their scope;
+/// those never build a node. Whatever does ask ([`current`]: `cancelled()`, a group opened
+/// inside, `is_cancelled()`) materialises the node, and its parent's if that is lazy too,
+/// exactly as an eager start would have built it. Lives on the stack of the poll that set
+/// it current.
+struct LazyScope {
+    /// What was current when the scope started (its parent).
+    parent: Option<Frame>,
+    location: &'static Location<'static>,
+    deadline: Option<Instant>,
+    node: std::cell::OnceCell<Arc<ScopeNode>>,
+}
+
+impl LazyScope {
+    fn node(&self) -> Arc<ScopeNode> {
+        self.node
+            .get_or_init(|| {
+                let parent = self.parent.map(resolve);
+                let node = ScopeNode::new_child_of_kind(
+                    parent.as_ref(),
+                    false,
+                    NodeKind::CancelScope,
+                    Some(self.location),
+                    None,
+                );
+                node.set_deadline(self.deadline);
+                node
+            })
+            .clone()
+    }
+}
+
+/// The node of `frame`, materialising a lazy one.
+fn resolve(frame: Frame) -> Arc<ScopeNode> {
+    match frame {
+        Frame::Node(ptr) => {
+            // SAFETY: CURRENT (and a lazy scope's `parent`, copied from it) holds a node
+            // pointer only while `enter` runs, and `enter`'s caller holds an Arc to that node
+            // for the whole call, so the node is alive; incrementing the count before
+            // building a second Arc from the pointer keeps the counts balanced.
+            unsafe {
+                Arc::increment_strong_count(ptr);
+                Arc::from_raw(ptr)
+            }
+        }
+        Frame::Lazy(ptr) => {
+            // SAFETY: a lazy scope is current only while `enter_frame` runs inside the poll
+            // whose stack holds it, and every frame above it on this thread (whose `parent`
+            // may point at it) is current within that same call; so it is alive here.
+            unsafe { &*ptr }.node()
+        }
+    }
+}
+
+/// Whether `frame` is cancelled, without materialising anything: a lazy scope that has no
+/// node yet cannot have been cancelled itself, so it answers for its parent.
+fn frame_is_cancelled(frame: Frame) -> bool {
+    match frame {
+        Frame::Node(_) => resolve(frame).is_cancelled(),
+        Frame::Lazy(ptr) => {
+            // SAFETY: as in `resolve`.
+            let lazy = unsafe { &*ptr };
+            match lazy.node.get() {
+                Some(node) => node.is_cancelled(),
+                None => lazy.parent.is_some_and(frame_is_cancelled),
+            }
+        }
+    }
+}
+
+/// Makes `frame` current while `f` runs (one poll), restoring the previous scope after.
+fn enter_frame<R>(frame: Frame, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Frame>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0;
             let _ = CURRENT.try_with(|c| c.set(previous));
         }
     }
-    let previous = CURRENT.with(|c| c.replace(Some(Arc::as_ptr(node))));
+    let previous = CURRENT.with(|c| c.replace(Some(frame)));
     let _restore = Restore(previous);
     f()
 }
 
-/// The current scope, if code is running inside one.
+/// Makes `node` current while `f` runs (one poll), restoring the previous scope after.
+pub(crate) fn enter<R>(node: &Arc<ScopeNode>, f: impl FnOnce() -> R) -> R {
+    enter_frame(Frame::Node(Arc::as_ptr(node)), f)
+}
+
+/// The current scope, if code is running inside one (materialising a lazy one).
 pub(crate) fn current() -> Option<Arc<ScopeNode>> {
-    let ptr = CURRENT.try_with(|c| c.get()).ok().flatten()?;
-    // SAFETY: CURRENT holds a pointer only while `enter` runs, and `enter`'s caller holds an
-    // Arc to that node for the whole call, so the node is alive; incrementing the count
-    // before building a second Arc from the pointer keeps the counts balanced.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Some(Arc::from_raw(ptr))
-    }
+    CURRENT.try_with(|c| c.get()).ok().flatten().map(resolve)
 }
 
 /// Whether the scope (task group or cancel scope) the caller runs in has been cancelled.
@@ -684,25 +762,58 @@ impl CancelScope {
     /// Dropping the returned future drops `future`.
     #[track_caller]
     pub fn run<F: Future>(&self, future: F) -> ScopeFuture<F> {
-        ScopeFuture {
-            location: Location::caller(),
-            scope: self.clone(),
-            future: Some(Box::pin(future)),
-            node: None,
-            waiter: None,
-            shield_parent: None,
-            timer: None,
-            grace_timer: None,
+        ScopeFuture::new(
+            Some(self.clone()),
+            self.inner.shield,
+            self.inner.timeout,
+            self.inner.grace,
+            future,
+        )
+    }
+}
+
+/// A scope that nobody else can reach (`timeout`, `move_on_after`...): no [`CancelScope`]
+/// is allocated for it, and a body that completes on its first poll builds no node.
+#[track_caller]
+pub(crate) fn run_private<F: Future>(
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    future: F,
+) -> ScopeFuture<F> {
+    let mut fut = ScopeFuture::new(None, false, timeout, Duration::ZERO, future);
+    fut.state.deadline = deadline;
+    fut
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`CancelScope::run`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct ScopeFuture<F> {
+        state: ScopeState,
+        // Inline, so a scope costs no allocation for its body; `None` once finished.
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for ScopeFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Drop the inner future first: it is still "inside" the shield while it drops.
+            this.state.finish(this.future);
         }
     }
 }
 
-/// The future returned by [`CancelScope::run`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct ScopeFuture<F> {
-    scope: CancelScope,
+/// Everything of a [`ScopeFuture`] but its body.
+struct ScopeState {
+    /// The scope handle shared with the user; `None` for a private scope.
+    scope: Option<CancelScope>,
+    shield: bool,
+    timeout: Option<Duration>,
+    /// A private scope's absolute deadline (a shared scope keeps its own).
+    deadline: Option<Instant>,
+    grace: Duration,
     location: &'static Location<'static>,
-    future: Option<Pin<Box<F>>>,
     node: Option<Arc<ScopeNode>>,
     /// Our waker's key in the node's waiter list.
     waiter: Option<usize>,
@@ -713,8 +824,49 @@ pub struct ScopeFuture<F> {
 }
 
 impl<F> ScopeFuture<F> {
-    fn finish(&mut self) {
-        self.future = None;
+    #[track_caller]
+    fn new(
+        scope: Option<CancelScope>,
+        shield: bool,
+        timeout: Option<Duration>,
+        grace: Duration,
+        future: F,
+    ) -> ScopeFuture<F> {
+        ScopeFuture {
+            state: ScopeState {
+                scope,
+                shield,
+                timeout,
+                deadline: None,
+                grace,
+                location: Location::caller(),
+                node: None,
+                waiter: None,
+                shield_parent: None,
+                timer: None,
+                grace_timer: None,
+            },
+            future: Some(future),
+        }
+    }
+}
+
+/// Polls the body, if it is still there, with `frame` current.
+fn poll_body<F: Future>(
+    future: Pin<&mut Option<F>>,
+    frame: Frame,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    match future.as_pin_mut() {
+        Some(future) => enter_frame(frame, || future.poll(cx)),
+        None => Poll::Pending,
+    }
+}
+
+impl ScopeState {
+    /// Drops the body, then leaves the node and the shield count.
+    fn finish<F>(&mut self, mut future: Pin<&mut Option<F>>) {
+        future.set(None);
         if let (Some(node), Some(key)) = (&self.node, self.waiter.take()) {
             node.deregister(key);
         }
@@ -722,105 +874,171 @@ impl<F> ScopeFuture<F> {
             parent.shield_ended();
         }
     }
-}
 
-impl<F: Future> ScopeFuture<F> {
+    /// The deadline fixed at entry: the scope's absolute one, or `timeout` from now,
+    /// whichever is earlier. A shared scope records it, so `deadline()` reads it back.
+    fn entry_deadline(&self) -> Option<Instant> {
+        let absolute = match &self.scope {
+            Some(scope) => *lock(&scope.inner.deadline),
+            None => self.deadline,
+        };
+        let Some(timeout) = self.timeout else {
+            return absolute;
+        };
+        let relative = Instant::now() + timeout;
+        let deadline = Some(absolute.map_or(relative, |a| a.min(relative)));
+        if let Some(scope) = &self.scope {
+            *lock(&scope.inner.deadline) = deadline;
+        }
+        deadline
+    }
+
+    /// Whether a cancel was asked for before the scope started.
+    fn cancel_pending(&self) -> bool {
+        self.scope
+            .as_ref()
+            .is_some_and(|s| lock(&s.inner.pending_cancel).is_some())
+    }
+
     /// Our node is cancelled. `Ready(output)` if the future was just dropped for our own
     /// cancellation; `Pending` to go on polling it: while the grace period or a shield holds
     /// the drop off, and for an enclosing scope's cancellation, which is that scope's to
     /// enforce (its grace period lets our future clean up; then it drops us).
-    fn on_cancelled(
+    fn on_cancelled<F, T>(
         &mut self,
         node: &Arc<ScopeNode>,
+        future: Pin<&mut Option<F>>,
         cx: &mut Context<'_>,
-    ) -> Poll<Poll<Option<F::Output>>> {
+    ) -> Poll<Poll<Option<T>>> {
         if matches!(node.reason(), Some(CancelReason::ParentCancelled(_))) {
             return Poll::Pending;
         }
         if node
-            .poll_drop(self.scope.inner.grace, &mut self.grace_timer, cx)
+            .poll_drop(self.grace, &mut self.grace_timer, cx)
             .is_pending()
         {
             return Poll::Pending;
         }
-        self.finish();
-        self.scope.inner.caught.store(true, Ordering::Release);
+        self.finish(future);
+        if let Some(scope) = &self.scope {
+            scope.inner.caught.store(true, Ordering::Release);
+        }
         Poll::Ready(Poll::Ready(None))
     }
-}
 
-impl<F> Drop for ScopeFuture<F> {
-    fn drop(&mut self) {
-        // Drop the inner future first: it is still "inside" the shield while it drops.
-        self.future = None;
-        self.finish();
-    }
-}
-
-impl<F: Future> ScopeFuture<F> {
+    /// Builds the node eagerly (a shielded scope, a pending cancel, a cancelled parent).
     fn start(&mut self) -> Arc<ScopeNode> {
         let parent = current();
         let node = ScopeNode::new_child_of_kind(
             parent.as_ref(),
-            self.scope.inner.shield,
+            self.shield,
             NodeKind::CancelScope,
             Some(self.location),
             None,
         );
-        if self.scope.inner.shield {
+        if self.shield {
             if let Some(parent) = &parent {
                 parent.shield_started();
                 self.shield_parent = Some(parent.clone());
             }
         }
-        let mut deadline = *lock(&self.scope.inner.deadline);
-        if let Some(timeout) = self.scope.inner.timeout {
-            let d = Instant::now() + timeout;
-            deadline = Some(deadline.map_or(d, |e| e.min(d)));
-            *lock(&self.scope.inner.deadline) = deadline;
-        }
-        node.set_deadline(deadline);
-        *lock(&self.scope.inner.node) = Some(node.clone());
-        if let Some(reason) = lock(&self.scope.inner.pending_cancel).take() {
-            node.cancel(reason);
+        node.set_deadline(self.entry_deadline());
+        self.adopt(&node);
+        node
+    }
+
+    /// Makes `node` this scope's: published to the shared scope, which may have parked a
+    /// cancel before it existed.
+    fn adopt(&mut self, node: &Arc<ScopeNode>) {
+        if let Some(scope) = &self.scope {
+            *lock(&scope.inner.node) = Some(node.clone());
+            if let Some(reason) = lock(&scope.inner.pending_cancel).take() {
+                node.cancel(reason);
+            }
         }
         self.node = Some(node.clone());
-        node
+    }
+
+    /// The first poll of an unshielded scope whose parent is not cancelled: runs the body
+    /// under a [`LazyScope`], so a body that finishes at once builds no node. `Err` if the
+    /// body is pending: the scope then has its node (built now if nothing inside asked).
+    fn first_poll_lazy<F: Future>(
+        &mut self,
+        parent: Option<Frame>,
+        mut future: Pin<&mut Option<F>>,
+        cx: &mut Context<'_>,
+    ) -> Result<F::Output, Arc<ScopeNode>> {
+        let lazy = LazyScope {
+            parent,
+            location: self.location,
+            deadline: self.entry_deadline(),
+            node: std::cell::OnceCell::new(),
+        };
+        if let Poll::Ready(out) = poll_body(future.as_mut(), Frame::Lazy(&lazy), cx) {
+            self.finish(future);
+            return Ok(out);
+        }
+        // Built under the same parent an eager start would have used (still current).
+        let node = lazy.node();
+        if let Some(scope) = &self.scope {
+            // `set_deadline` during that poll reached only the shared scope.
+            node.set_deadline(*lock(&scope.inner.deadline));
+        }
+        self.adopt(&node);
+        Err(node)
     }
 }
 
 impl<F: Future> Future for ScopeFuture<F> {
     type Output = Option<F::Output>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        let this = &mut *self;
-        let (node, first_poll) = match &this.node {
-            Some(node) => (node.clone(), false),
-            None => (this.start(), true),
-        };
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        let state = this.state;
+        let mut future = this.future;
         // First poll: run the body before arming the deadline timer or registering for
         // cancellation, so a body that finishes without waiting costs neither (the common
         // `timeout` around a ready future). Trio's and asyncio's semantics agree: a body
         // that never suspends completes even if its deadline has already passed, since
         // cancellation is only delivered where it waits.
         let mut body_polled = false;
-        if first_poll && !node.is_cancelled() {
-            if let Some(future) = this.future.as_mut() {
-                if let Poll::Ready(out) = enter(&node, || future.as_mut().poll(cx)) {
-                    this.finish();
-                    return Poll::Ready(Some(out));
+        let node = match &state.node {
+            Some(node) => node.clone(),
+            None => {
+                let parent = CURRENT.try_with(|c| c.get()).ok().flatten();
+                if !state.shield
+                    && !state.cancel_pending()
+                    && !parent.is_some_and(frame_is_cancelled)
+                {
+                    match state.first_poll_lazy(parent, future.as_mut(), cx) {
+                        Ok(out) => return Poll::Ready(Some(out)),
+                        Err(node) => {
+                            body_polled = true;
+                            node
+                        }
+                    }
+                } else {
+                    let node = state.start();
+                    if !node.is_cancelled() && future.is_some() {
+                        let frame = Frame::Node(Arc::as_ptr(&node));
+                        if let Poll::Ready(out) = poll_body(future.as_mut(), frame, cx) {
+                            state.finish(future);
+                            return Poll::Ready(Some(out));
+                        }
+                        body_polled = true;
+                    }
+                    node
                 }
-                body_polled = true;
             }
-        }
+        };
         // Arm (or re-arm, after set_deadline) the deadline timer.
         if let Some(deadline) = node.own_deadline() {
             if !node.is_cancelled() {
-                let rearm = this.timer.as_ref().is_none_or(|(d, _)| *d != deadline);
+                let rearm = state.timer.as_ref().is_none_or(|(d, _)| *d != deadline);
                 if rearm {
-                    this.timer = Some((deadline, Box::pin(sleep_until(deadline))));
+                    state.timer = Some((deadline, Box::pin(sleep_until(deadline))));
                 }
-                if let Some((_, timer)) = &mut this.timer {
+                if let Some((_, timer)) = &mut state.timer {
                     if timer.as_mut().poll(cx).is_ready() {
                         node.cancel(CancelReason::Deadline);
                     }
@@ -828,40 +1046,38 @@ impl<F: Future> Future for ScopeFuture<F> {
             }
         }
         if node.is_cancelled() {
-            if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+            if let Poll::Ready(out) = state.on_cancelled(&node, future.as_mut(), cx) {
                 return out;
             }
         } else {
             // Be woken on cancellation (explicit, inherited, or a moved deadline).
-            node.keep_registered(&mut this.waiter, cx.waker());
+            node.keep_registered(&mut state.waiter, cx.waker());
             if body_polled {
                 // Cancelled between the body's poll and our registration: no waiter will
                 // wake us for it, so handle it now.
                 if node.is_cancelled() {
-                    if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+                    if let Poll::Ready(out) = state.on_cancelled(&node, future.as_mut(), cx) {
                         return out;
                     }
                 }
                 return Poll::Pending;
             }
         }
-        if body_polled {
-            // The body was polled this time already; the cancellation above decides.
+        if body_polled || future.is_none() {
+            // The body was polled this time already (the cancellation above decides), or
+            // it is gone.
             return Poll::Pending;
         }
-        let Some(future) = this.future.as_mut() else {
-            return Poll::Pending;
-        };
-        match enter(&node, || future.as_mut().poll(cx)) {
+        match poll_body(future.as_mut(), Frame::Node(Arc::as_ptr(&node)), cx) {
             Poll::Ready(out) => {
-                this.finish();
+                state.finish(future);
                 Poll::Ready(Some(out))
             }
             Poll::Pending => {
                 // Cancelled during the poll (or before we could register): arrange the
                 // drop now, since no node waiter will wake us for it.
                 if node.is_cancelled() {
-                    if let Poll::Ready(out) = this.on_cancelled(&node, cx) {
+                    if let Poll::Ready(out) = state.on_cancelled(&node, future, cx) {
                         return out;
                     }
                 }
