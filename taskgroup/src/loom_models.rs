@@ -388,12 +388,12 @@ fn cancel_scope_polled_by_two_wakers_vs_cancel() {
     // then under another (moved to another task): the cancel must wake the current one.
     loom::model(|| {
         let scope = CancelScope::new();
-        let mut fut = scope.run(async {
+        let mut fut = Box::pin(scope.run(async {
             cancelled().await;
             std::future::pending::<()>().await;
-        });
+        }));
         block_on(std::future::poll_fn(|cx| {
-            assert!(Pin::new(&mut fut).poll(cx).is_pending());
+            assert!(fut.as_mut().poll(cx).is_pending());
             Poll::Ready(())
         }));
         let s = scope.clone();
