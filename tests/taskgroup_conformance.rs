@@ -770,10 +770,10 @@ fn cancelled_inside_nested_timeouts_reports_the_inherited_reason() {
         let run = outer.run(async move {
             timeout(Duration::from_secs(3600), async move {
                 timeout(Duration::from_secs(3600), async move {
-                    ringleader::spawn(async move {
+                    drop(ringleader::spawn(async move {
                         sleep(Duration::from_millis(5)).await;
                         stopper.cancel(CancelReason::explicit("stop"));
-                    });
+                    }));
                     let reason = cancelled().await;
                     *seen_in.lock().unwrap() = Some(reason);
                 })
