@@ -784,7 +784,10 @@ fn cancelled_inside_nested_timeouts_reports_the_inherited_reason() {
         // Within the grace period the body finished its cleanup, so the run completed.
         let _ = run.await;
         let reason = seen.lock().unwrap().clone().expect("cancelled() resolved");
-        assert!(matches!(reason, CancelReason::ParentCancelled(_)), "{reason:?}");
+        assert!(
+            matches!(reason, CancelReason::ParentCancelled(_)),
+            "{reason:?}"
+        );
         assert_eq!(reason.root_cause(), &CancelReason::explicit("stop"));
     });
 }

@@ -201,3 +201,27 @@ fn sleep_outside_a_runtime_panics_with_a_clear_message() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("inside a ringleader runtime"), "{msg}");
 }
+
+#[ringleader::test(start_paused = true)]
+async fn a_timeout_counts_from_its_first_poll_and_timeout_at_from_its_instant() {
+    let start = Instant::now();
+    let relative = timeout(Duration::from_secs(10), std::future::pending::<()>());
+    let absolute = time::timeout_at(
+        start + Duration::from_secs(12),
+        std::future::pending::<()>(),
+    );
+    // Neither is polled for 5 s.
+    sleep(Duration::from_secs(5)).await;
+    assert!(absolute.await.is_err());
+    assert_eq!(Instant::now() - start, Duration::from_secs(12));
+    assert!(relative.await.is_err());
+    // First polled at 12 s, so it elapsed at 22 s, not at 10 s.
+    assert_eq!(Instant::now() - start, Duration::from_secs(22));
+}
+
+#[ringleader::test(start_paused = true)]
+async fn a_timeout_around_a_ready_future_returns_its_value_even_with_a_zero_duration() {
+    assert_eq!(timeout(Duration::ZERO, async { 7 }).await.ok(), Some(7));
+    let out = timeout(Duration::ZERO, sleep(Duration::from_millis(1))).await;
+    assert!(out.is_err(), "a zero timeout elapses at the first wait");
+}

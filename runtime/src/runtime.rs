@@ -553,6 +553,18 @@ impl Handle {
             .ok_or(TryCurrentError(()))
     }
 
+    /// Runs `f` with the handle of the runtime whose context this thread is in, borrowed
+    /// (no reference count is touched: hot paths such as `sleep` on a `block_on` thread).
+    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
+        let mut f = Some(f);
+        let out = CURRENT.try_with(|c| (f.take().expect("called once"))(c.borrow().as_ref()));
+        match out {
+            Ok(out) => out,
+            // The thread-local is being destroyed: no context.
+            Err(_) => (f.take().expect("called once"))(None),
+        }
+    }
+
     /// Enters this runtime's context on the calling thread: [`spawn`](crate::spawn) and
     /// [`Handle::current`] refer to it until the guard drops.
     pub fn enter(&self) -> EnterGuard {

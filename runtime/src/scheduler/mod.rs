@@ -197,10 +197,9 @@ pub(crate) fn with_current_shared<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) 
     let done = with_worker(|w| w.map(|w| (f.take().expect("called once"))(Some(&w.shared))));
     match done {
         Some(out) => out,
-        None => {
-            let handle = crate::runtime::Handle::try_current().ok();
-            (f.take().expect("called once"))(handle.as_ref().map(|h| &h.shared))
-        }
+        None => crate::runtime::Handle::with_current(|handle| {
+            (f.take().expect("called once"))(handle.map(|h| &h.shared))
+        }),
     }
 }
 

@@ -376,29 +376,40 @@ impl From<Elapsed> for std::io::Error {
 /// Runs `future` for at most `duration` (asyncio's `wait_for`): `Err(Elapsed)` and the
 /// future dropped if it has not finished by then.
 ///
+/// The duration counts from the first poll (when the timeout is awaited, as asyncio's
+/// `wait_for` starts timing when it runs). A future that finishes on that first poll costs
+/// no timer at all.
+///
 /// For timeouts that nest with task groups and cancel scopes, use
 /// `ringleader::taskgroup::timeout`, built on cancel scopes.
 ///
 /// # Panics
-/// Outside a runtime.
+/// When polled outside a runtime.
 ///
 /// # Cancel safety
 /// As cancel safe as `future`.
-#[track_caller]
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
         future: Some(future),
-        sleep: sleep(duration),
+        when: When::After(duration),
+        sleep: None,
     }
 }
 
 /// [`timeout`] with an absolute deadline.
-#[track_caller]
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout {
         future: Some(future),
-        sleep: sleep_until(deadline),
+        when: When::At(deadline),
+        sleep: None,
     }
+}
+
+/// A timeout's deadline: relative until the first poll fixes it.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    After(Duration),
+    At(Instant),
 }
 
 pin_project_lite::pin_project! {
@@ -408,15 +419,15 @@ pin_project_lite::pin_project! {
         // An `Option` so the inner future is dropped as soon as the deadline passes.
         #[pin]
         future: Option<F>,
-        sleep: Sleep,
+        when: When,
+        // Created only once the future has to wait.
+        sleep: Option<Sleep>,
     }
 }
 
 impl<F> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timeout")
-            .field("deadline", &self.sleep.deadline())
-            .finish()
+        f.debug_struct("Timeout").field("when", &self.when).finish()
     }
 }
 
@@ -424,6 +435,15 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let deadline = match *this.when {
+            When::At(deadline) => deadline,
+            When::After(duration) => {
+                let now = Instant::now();
+                let deadline = now.checked_add(duration).unwrap_or(now + FAR_FUTURE);
+                *this.when = When::At(deadline);
+                deadline
+            }
+        };
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(Elapsed(())));
         };
@@ -433,7 +453,7 @@ impl<F: Future> Future for Timeout<F> {
         }
         // The deadline is checked without the budget: a timeout must fire even when the
         // inner future exhausted it. (`Sleep` is `Unpin`.)
-        let sleep = this.sleep;
+        let sleep = this.sleep.get_or_insert_with(|| sleep_until(deadline));
         let fired = ringleader_coop::unconstrained(|| Pin::new(&mut *sleep).poll(cx).is_ready());
         if fired {
             this.future.set(None);
