@@ -4,11 +4,13 @@
 //! non-zero if anything does not behave as it says.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringleader::runtime::Builder;
+use ringleader::sync::Queue;
 use ringleader::taskgroup::{dump_tree, scoped, task_group, timeout, BoxError, GroupConfig};
-use ringleader::{task, time};
+use ringleader::{fs, task, time};
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -160,6 +162,60 @@ async fn tour() -> Result<(), String> {
     check(
         printed.contains("group \"crawler\"") && printed.contains("\"parse\""),
         "the dump shows the group under its task, with its children",
+    )?;
+
+    println!("11. a queue pipeline: producer, two workers, join (asyncio.Queue)");
+    let jobs = Arc::new(Queue::<u64>::new(4));
+    let results = Arc::new(Queue::<u64>::unbounded());
+    let total = task_group(|tg| {
+        let (jobs, results) = (jobs.clone(), results.clone());
+        async move {
+            for worker in 0..2 {
+                let (jobs, results) = (jobs.clone(), results.clone());
+                tg.spawn_named(format!("worker-{worker}"), async move {
+                    // Until the queue is shut down (Python 3.13's QueueShutDown).
+                    while let Ok(n) = jobs.get().await {
+                        results.put_nowait(n * n).map_err(|_| "results full")?;
+                        jobs.task_done()?;
+                    }
+                    Ok::<_, BoxError>(())
+                })?;
+            }
+            // put() waits while the queue holds 4 items: backpressure on the producer.
+            for n in 1..=100 {
+                jobs.put(n).await.map_err(|_| "jobs shut down")?;
+            }
+            jobs.join().await; // every job was taken and marked done
+            jobs.shutdown(false);
+            let mut total = 0;
+            while let Ok(square) = results.get_nowait() {
+                total += square;
+            }
+            Ok::<_, BoxError>(total)
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("  sum of squares 1..=100 computed by two workers: {total}");
+    check(total == 338_350, "every job went through exactly once")?;
+
+    println!("12. files through the ring (aiofiles-style, but io_uring)");
+    let dir = std::env::temp_dir().join(format!("ringleader-tour-{}", std::process::id()));
+    fs::create_dir_all(&dir).await.map_err(|e| e.to_string())?;
+    let path = dir.join("notes.txt");
+    let text = "written by the tour\nread back through io_uring\n";
+    fs::write(&path, text).await.map_err(|e| e.to_string())?;
+    let back = fs::read_to_string(&path).await.map_err(|e| e.to_string())?;
+    let size = fs::metadata(&path).await.map_err(|e| e.to_string())?.len();
+    fs::remove_dir_all(&dir).await.map_err(|e| e.to_string())?;
+    check(
+        back == text && size == text.len() as u64,
+        "the file reads back byte for byte",
+    )?;
+    let missing = fs::read(dir.join("gone")).await;
+    check(
+        missing.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+        "a missing file is a NotFound error, not a panic",
     )?;
     Ok(())
 }
