@@ -17,6 +17,12 @@
 //!   loses, a spawner claimed it and a token is on its way, which it waits for.
 //! - With no idle thread and fewer than `max_threads` alive, the spawner starts a thread.
 //!   At the cap, the job waits in the queue for the next thread that finishes a job.
+//! - A thread leaving (keep-alive expired) decrements `alive`, then re-checks the queue
+//!   (again a SeqCst fence on both sides: a Dekker pair with the spawner's push-then-read of
+//!   `alive`). A spawner that counted it as alive at the cap, and so started nobody, queued
+//!   a job this re-check sees; the thread then takes its slot back and stays. Without this,
+//!   a job pushed while the last thread at the cap was leaving would wait forever (loom
+//!   model `a_job_pushed_while_the_last_thread_leaves_is_run`).
 //!
 //! Shutdown: queued jobs that never started are cancelled through the registry (their
 //! closures dropped unrun); the runtime then waits for running jobs up to its shutdown
@@ -28,9 +34,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::Steal;
 
-use crate::loom::{fence, lock, Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{fence, lock, Arc, AtomicBool, AtomicUsize, Condvar, Injector, Mutex, Ordering};
 use crate::runtime::Handle;
 use crate::scheduler::Shared;
 use crate::task::{Notified, RawTask, Schedule, Task};
@@ -48,6 +54,9 @@ pub(crate) struct BlockingPool {
     exited_cv: Condvar,
     shutdown: AtomicBool,
     thread_name: String,
+    /// Under loom, the pool's threads are loom threads that a model must join.
+    #[cfg(ringleader_loom)]
+    pub(crate) model_threads: Mutex<Vec<crate::loom::thread::JoinHandle<()>>>,
 }
 
 impl BlockingPool {
@@ -68,6 +77,8 @@ impl BlockingPool {
             exited_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
             thread_name,
+            #[cfg(ringleader_loom)]
+            model_threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -116,6 +127,21 @@ impl BlockingPool {
         }
     }
 
+    #[cfg(ringleader_loom)]
+    fn start_thread(&self, shared: &Arc<Shared>) -> io::Result<()> {
+        let shared = shared.clone();
+        let thread = crate::loom::thread::spawn(move || {
+            let handle = Handle {
+                shared: shared.clone(),
+            };
+            let _enter = handle.enter();
+            shared.blocking.run_thread();
+        });
+        lock(&self.model_threads).push(thread);
+        Ok(())
+    }
+
+    #[cfg(not(ringleader_loom))]
     fn start_thread(&self, shared: &Arc<Shared>) -> io::Result<()> {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -202,6 +228,7 @@ impl BlockingPool {
                 continue;
             }
             if self.shutdown.load(Ordering::SeqCst) {
+                self.alive.fetch_sub(1, Ordering::SeqCst);
                 break;
             }
             self.idle.fetch_add(1, Ordering::SeqCst);
@@ -221,13 +248,36 @@ impl BlockingPool {
                 *tokens -= 1;
                 continue;
             }
-            if !self.wait_for_token() {
+            if !self.wait_for_token() && self.leave() {
                 break;
             }
         }
-        self.alive.fetch_sub(1, Ordering::SeqCst);
         let _guard = lock(&self.wakeups);
         self.exited_cv.notify_all();
+    }
+
+    /// Gives up this thread's slot in `alive`. Returns false if it took the slot back
+    /// instead, because a job arrived that no other thread may serve (see the protocol).
+    fn leave(&self) -> bool {
+        self.alive.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() || self.shutdown.load(Ordering::SeqCst) {
+            return true;
+        }
+        let mut alive = self.alive.load(Ordering::SeqCst);
+        while alive < self.max_threads {
+            match self.alive.compare_exchange_weak(
+                alive,
+                alive + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return false,
+                Err(actual) => alive = actual,
+            }
+        }
+        // The pool is full again: those threads serve the queue.
+        true
     }
 
     /// Stops idle threads and waits up to `timeout` (None: no bound) for busy ones.

@@ -26,6 +26,34 @@ mod imp {
 
     /// Capacities shrink under loom so that models reach overflow paths.
     pub(crate) const MODEL_SCALE: bool = true;
+
+    /// crossbeam's `Injector` under loom: a loom mutex around a deque, with the same
+    /// methods. crossbeam's own atomics are invisible to loom, so a task handed over through
+    /// the real one would look like an unsynchronised access to the model; this stand-in
+    /// makes the hand-off's happens-before explicit while the protocol around it (counts,
+    /// fences, tokens) is the real code.
+    pub(crate) struct Injector<T>(Mutex<std::collections::VecDeque<T>>);
+
+    impl<T> Injector<T> {
+        pub(crate) fn new() -> Self {
+            Injector(Mutex::new(std::collections::VecDeque::new()))
+        }
+        pub(crate) fn push(&self, value: T) {
+            lock(&self.0).push_back(value);
+        }
+        pub(crate) fn steal(&self) -> crossbeam_deque::Steal<T> {
+            match lock(&self.0).pop_front() {
+                Some(value) => crossbeam_deque::Steal::Success(value),
+                None => crossbeam_deque::Steal::Empty,
+            }
+        }
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.0).is_empty()
+        }
+        pub(crate) fn len(&self) -> usize {
+            lock(&self.0).len()
+        }
+    }
 }
 
 #[cfg(not(ringleader_loom))]
@@ -67,6 +95,8 @@ mod imp {
 
     /// Capacities shrink under loom so that models reach overflow paths.
     pub(crate) const MODEL_SCALE: bool = false;
+
+    pub(crate) use crossbeam_deque::Injector;
 }
 
 pub(crate) use imp::*;

@@ -206,6 +206,13 @@ fn unpark_is_never_lost() {
 }
 
 fn model_runtime(workers: usize) -> Arc<Shared> {
+    model_runtime_with(
+        workers,
+        crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
+    )
+}
+
+fn model_runtime_with(workers: usize, pool: crate::blocking::BlockingPool) -> Arc<Shared> {
     let parkers: Vec<Box<dyn Park>> = (0..workers)
         .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
         .collect();
@@ -220,7 +227,7 @@ fn model_runtime(workers: usize) -> Arc<Shared> {
             on_task_panic: None,
             unhandled_panic: crate::runtime::UnhandledPanic::Ignore,
         },
-        crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
+        pool,
     )
 }
 
@@ -481,5 +488,58 @@ fn a_completion_racing_a_poll_is_never_lost() {
         assert_eq!(counts[1].load(Ordering::SeqCst), 0);
         drop(cell);
         assert_eq!(counts[2].load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A runtime whose blocking pool has `cap` threads at most and no keep-alive, so a thread
+/// leaves as soon as it finds no work: the race with a spawner at the cap.
+fn model_runtime_with_blocking_cap(cap: usize) -> Arc<Shared> {
+    model_runtime_with(
+        1,
+        crate::blocking::BlockingPool::new(cap, std::time::Duration::ZERO, "blocking".into()),
+    )
+}
+
+#[test]
+fn a_job_pushed_while_the_last_thread_leaves_is_run() {
+    loom::model(|| {
+        let shared = model_runtime_with_blocking_cap(1);
+        let handle = crate::runtime::Handle {
+            shared: shared.clone(),
+        };
+        // The first job starts the pool's only thread; it runs the job, finds the queue
+        // empty and leaves at once (no keep-alive), racing the second spawn.
+        let first = handle.spawn_blocking(|| 1usize);
+        let second = handle.spawn_blocking(|| 2usize);
+        assert_eq!(loom::future::block_on(first).unwrap(), 1);
+        assert_eq!(loom::future::block_on(second).unwrap(), 2);
+        assert!(shared.blocking.shutdown(None));
+        let threads = std::mem::take(&mut *lock(&shared.blocking.model_threads));
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn an_idle_thread_claimed_by_a_spawner_runs_the_job_and_counts_stay_balanced() {
+    loom::model(|| {
+        let shared = model_runtime_with_blocking_cap(2);
+        let handle = crate::runtime::Handle {
+            shared: shared.clone(),
+        };
+        let first = handle.spawn_blocking(|| 1usize);
+        assert_eq!(loom::future::block_on(first).unwrap(), 1);
+        // The thread may be idle, leaving, or gone: a spawn from another thread must be
+        // served in every case.
+        let h = handle.clone();
+        let spawner = thread::spawn(move || loom::future::block_on(h.spawn_blocking(|| 2usize)));
+        assert_eq!(spawner.join().unwrap().unwrap(), 2);
+        assert!(shared.blocking.shutdown(None));
+        let threads = std::mem::take(&mut *lock(&shared.blocking.model_threads));
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(shared.blocking.num_busy(), 0);
     });
 }
