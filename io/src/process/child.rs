@@ -339,3 +339,72 @@ async fn join3<A: Future, B: Future, C: Future>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::super::reaper;
+    use super::super::Command;
+
+    #[test]
+    fn the_poll_fallback_waits_and_reaps() {
+        ringleader_runtime::run(async {
+            let mut child = Command::shell("exit 5").spawn().unwrap();
+            let status = reaper::wait_by_poll(&child.pidfd).await.unwrap();
+            assert_eq!(status.code(), Some(5));
+            // Reaped: a second non-blocking wait finds no child.
+            let err = ringleader_runtime::driver::ops_process::waitid_nohang(
+                std::os::fd::AsRawFd::as_raw_fd(&*child.pidfd),
+            )
+            .unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ECHILD));
+            child.status = Some(status);
+
+            let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+            child.start_kill().unwrap();
+            let status = reaper::wait_by_poll(&child.pidfd).await.unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+            child.status = Some(status);
+        });
+    }
+
+    #[test]
+    fn waitid_through_the_ring_is_used_where_the_kernel_has_it() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().unwrap().parse().unwrap();
+        let minor: u32 = parts.next().unwrap().parse().unwrap();
+        ringleader_runtime::run(async {
+            let status = Command::shell("exit 4").status().await.unwrap();
+            assert_eq!(status.code(), Some(4));
+        });
+        if (major, minor) >= (6, 7) {
+            assert!(
+                reaper::uses_waitid(),
+                "kernel {major}.{minor} has IORING_OP_WAITID"
+            );
+        }
+    }
+
+    #[test]
+    fn a_child_dropped_outside_a_runtime_is_reaped_by_a_later_spawn() {
+        let rt = ringleader_runtime::runtime::Runtime::new().unwrap();
+        let child = rt.block_on(async { Command::new("/bin/true").spawn().unwrap() });
+        let pid = child.id().unwrap();
+        // No runtime here: the child goes to the orphan list (unless it has exited and is
+        // reaped on the spot).
+        drop(child);
+        let mut gone = false;
+        for _ in 0..1000 {
+            // What every spawn does first.
+            reaper::sweep();
+            if reaper::orphans() == 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(gone, "{pid} was not reaped");
+    }
+}

@@ -16,7 +16,7 @@
 //!     assert_eq!(out.stdout, b"HELLO");
 //!     assert!(out.status.success());
 //!
-//!     // asyncio.create_subprocess_shell("echo $0 >&2; exit 3", stderr=PIPE)
+//!     // asyncio.create_subprocess_shell("echo oops >&2; exit 3", stdout=PIPE, stderr=PIPE)
 //!     let out = Command::shell("echo oops >&2; exit 3").output().await?;
 //!     assert_eq!(out.stderr, b"oops\n");
 //!     assert_eq!(out.status.code(), Some(3));

@@ -139,6 +139,12 @@ pub(super) fn sweep() {
     }
 }
 
+/// Whether waits have gone through `IORING_OP_WAITID` (for tests).
+#[cfg(test)]
+pub(super) fn uses_waitid() -> bool {
+    WAITID.load(Ordering::Relaxed) == SUPPORTED
+}
+
 /// How many orphans wait for the sweep (for tests).
 #[cfg(test)]
 pub(super) fn orphans() -> usize {
