@@ -356,3 +356,35 @@ fn children_leave_no_fd_behind() {
         assert_eq!(now, before, "fds leaked by 50 children");
     });
 }
+
+#[test]
+fn a_child_left_in_a_shut_down_runtime_is_killed_and_reaped_by_a_later_spawn() {
+    let _serial = serial();
+    let rt = rt2();
+    let pid = rt.block_on(async {
+        let mut child = Command::new("sleep")
+            .arg("1000")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        // A task waits for it; the runtime shuts down under it, dropping the child.
+        drop(ringleader::spawn(async move {
+            let _ = child.wait().await;
+        }));
+        ringleader::task::yield_now().await;
+        pid
+    });
+    drop(rt);
+    // Killed at the drop; reaped by the sweep every spawn starts with.
+    rt2().block_on(async {
+        for _ in 0..1000 {
+            if reaped(pid) {
+                break;
+            }
+            Command::new("/bin/true").status().await.unwrap();
+            ringleader::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(reaped(pid), "sleep {pid} was left behind");
+    });
+}

@@ -408,3 +408,14 @@ mod tests {
         assert!(gone, "{pid} was not reaped");
     }
 }
+
+/// `Child` and the pipes can be shared between tasks and threads.
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Child>();
+    is::<ChildStdin>();
+    is::<ChildStdout>();
+    is::<ChildStderr>();
+    is::<super::Command>();
+}

@@ -34,7 +34,7 @@ use ringleader_runtime::runtime::Handle;
 
 /// A wait in progress, kept by its [`Child`](super::Child) across cancelled `wait` calls (a
 /// wait that reaps must not be lost: the kernel gives the status once).
-pub(super) type WaitFuture = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send>>;
+pub(super) type WaitFuture = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + Sync>>;
 
 /// Whether `IORING_OP_WAITID` works here: not yet known, yes, or no (poll the pidfd).
 static WAITID: AtomicU8 = AtomicU8::new(UNKNOWN);

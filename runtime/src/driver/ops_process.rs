@@ -82,6 +82,10 @@ unsafe impl OpKind for WaitIdKind {
 // written by the kernel, never dereferenced here).
 unsafe impl Send for WaitIdKind {}
 
+// SAFETY: as for Send: a shared reference gives only reads of plain data (no interior
+// mutability), so the future holding the kind can be shared.
+unsafe impl Sync for WaitIdKind {}
+
 /// Waits for the child behind `pidfd` to exit and reaps it (`IORING_OP_WAITID` with
 /// `P_PIDFD`, `WEXITED`), giving its exit status.
 ///
