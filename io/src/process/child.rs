@@ -340,6 +340,17 @@ async fn join3<A: Future, B: Future, C: Future>(
     .await
 }
 
+/// `Child` and the pipes can be shared between tasks and threads.
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Child>();
+    is::<ChildStdin>();
+    is::<ChildStdout>();
+    is::<ChildStderr>();
+    is::<super::Command>();
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
@@ -407,15 +418,4 @@ mod tests {
         }
         assert!(gone, "{pid} was not reaped");
     }
-}
-
-/// `Child` and the pipes can be shared between tasks and threads.
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Child>();
-    is::<ChildStdin>();
-    is::<ChildStdout>();
-    is::<ChildStderr>();
-    is::<super::Command>();
 }
