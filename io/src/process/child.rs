@@ -381,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn waitid_through_the_ring_is_used_where_the_kernel_has_it() {
+    fn waitid_through_the_ring_is_used_where_the_kernel_has_it_and_the_poll_fallback_works() {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
         let major: u32 = parts.next().unwrap().parse().unwrap();
@@ -396,6 +396,27 @@ mod tests {
                 "kernel {major}.{minor} has IORING_OP_WAITID"
             );
         }
+        // The whole API on the fallback, as on kernels without the opcode. The switch is
+        // process-wide, but both paths work, so tests running meanwhile do not mind.
+        reaper::force_poll(true);
+        ringleader_runtime::run(async {
+            let status = Command::shell("exit 6").status().await.unwrap();
+            assert_eq!(status.code(), Some(6));
+            let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+            assert_eq!(child.try_wait().unwrap(), None);
+            assert_eq!(child.kill().await.unwrap().signal(), Some(libc::SIGKILL));
+            let out = Command::new("cat")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+                .communicate(Some(b"fallback".to_vec()))
+                .await
+                .unwrap();
+            assert_eq!(out.stdout, b"fallback");
+        });
+        assert!(!reaper::uses_waitid());
+        reaper::force_poll(false);
     }
 
     #[test]

@@ -145,6 +145,12 @@ pub(super) fn uses_waitid() -> bool {
     WAITID.load(Ordering::Relaxed) == SUPPORTED
 }
 
+/// Forces the poll fallback (`true`), or forgets what was learnt (`false`), for tests.
+#[cfg(test)]
+pub(super) fn force_poll(on: bool) {
+    WAITID.store(if on { UNSUPPORTED } else { UNKNOWN }, Ordering::Relaxed);
+}
+
 /// How many orphans wait for the sweep (for tests).
 #[cfg(test)]
 pub(super) fn orphans() -> usize {
