@@ -176,6 +176,28 @@ fn a_dropped_wait_is_resumed_by_the_next() {
         child.start_kill().unwrap();
         let status = child.wait().await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+
+        // A wait dropped in flight that then reaps the child: try_wait finds its status.
+        let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+        {
+            let mut wait = std::pin::pin!(child.wait());
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(wait.as_mut().poll(cx).is_ready())
+            })
+            .await;
+            assert!(!polled, "sleep 1000 exited at once");
+        }
+        child.start_kill().unwrap();
+        let mut status = None;
+        for _ in 0..1000 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            ringleader::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+        assert_eq!(child.wait().await.unwrap(), status.unwrap());
     });
 }
 
