@@ -267,6 +267,10 @@ fn output_captures_stdout_and_stderr_separately_with_the_exit_code() {
             Command::new("/bin/false").status().await.unwrap().code(),
             Some(1)
         );
+        // A child killed by a signal it sent itself.
+        let status = Command::shell("kill -TERM $$").status().await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(status.code(), None);
     });
 }
 
