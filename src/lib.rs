@@ -21,6 +21,9 @@
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
 //!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
 //!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`.
+//! - [`process`] is `asyncio.create_subprocess_exec` / `create_subprocess_shell`
+//!   ([`process::Command`], [`process::Command::shell`]): pipes on the ring, `communicate`,
+//!   and waits through the child's pidfd with no thread per child.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
 //!   `Barrier` and `Queue` (plus channels), usable under any executor.
 //! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
@@ -30,6 +33,7 @@
 //!   built for it.
 #![forbid(unsafe_code)]
 
+pub use ringleader_io::process;
 pub use ringleader_io::{fs, net};
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;

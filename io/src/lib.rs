@@ -1,5 +1,5 @@
-//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, and files,
-//! all completed on the worker's io_uring.
+//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, files, and
+//! subprocesses' pipes and waits, all completed on the worker's io_uring.
 //!
 //! ```
 //! use ringleader_io::net::{TcpListener, TcpStream};
@@ -56,6 +56,7 @@ mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;
+pub mod process;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either
 /// way.
