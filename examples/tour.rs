@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ringleader::process::{Command, Stdio};
 use ringleader::runtime::Builder;
 use ringleader::sync::Queue;
 use ringleader::taskgroup::{dump_tree, scoped, task_group, timeout, BoxError, GroupConfig};
@@ -216,6 +217,28 @@ async fn tour() -> Result<(), String> {
     check(
         missing.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
         "a missing file is a NotFound error, not a panic",
+    )?;
+
+    println!("13. a subprocess, its output read through the ring (create_subprocess_exec)");
+    let mut child = Command::new("tr")
+        .args(["a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let out = child
+        .communicate(Some(b"shouting through a pipe".to_vec()))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("  tr replied: {}", String::from_utf8_lossy(&out.stdout));
+    check(
+        out.status.success() && out.stdout == b"SHOUTING THROUGH A PIPE",
+        "communicate wrote stdin, read stdout and reaped the child (pidfd wait, no thread)",
+    )?;
+    let missing = Command::new("/no/such/program").spawn();
+    check(
+        missing.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+        "a missing program is NotFound",
     )?;
     Ok(())
 }
