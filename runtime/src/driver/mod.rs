@@ -7,6 +7,8 @@
 //! - [`ops`]: each operation as a function returning a future; the future owns the
 //!   operation's buffers, fds and addresses, and if it is dropped while the kernel still uses
 //!   them the driver keeps them until the completion (see `op.rs` for the protocol).
+//! - [`ops_process`]: waiting for a child through its pidfd (`IORING_OP_WAITID`, and the
+//!   non-blocking `waitid` the poll fallback uses).
 //! - ring.rs: the per-worker ring: submission once per scheduler round, parking in one
 //!   `io_uring_enter` bounded by the next timer, wake-ups from other threads by eventfd,
 //!   shutdown that cancels and waits.
