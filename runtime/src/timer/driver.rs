@@ -41,10 +41,17 @@ pub(crate) struct TimerEntry {
 }
 
 impl TimerEntry {
+    #[cfg_attr(not(ringleader_loom), allow(dead_code))]
     pub(crate) fn new() -> Arc<TimerEntry> {
+        TimerEntry::with_waker(None)
+    }
+
+    /// An entry that already holds the waker of the task filing it (no lock taken: nobody
+    /// else can see the entry yet).
+    pub(crate) fn with_waker(waker: Option<Waker>) -> Arc<TimerEntry> {
         Arc::new(TimerEntry {
             state: AtomicU8::new(IDLE),
-            waker: Mutex::new(None),
+            waker: Mutex::new(waker),
         })
     }
 

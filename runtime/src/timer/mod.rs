@@ -251,8 +251,7 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let shard = scheduler::current_worker_index(&this.shared).unwrap_or(time.external_shard());
-        let entry = TimerEntry::new();
-        entry.set_waker(cx.waker());
+        let entry = TimerEntry::with_waker(Some(cx.waker().clone()));
         let (filed, earlier) = time.register(shard, deadline_ms, entry.clone());
         if earlier && shard == time.external_shard() {
             // Every worker may be parked past this deadline: have one recompute its timeout.
