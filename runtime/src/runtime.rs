@@ -126,6 +126,12 @@ impl Builder {
 
     /// A runtime that runs every task on the thread that calls [`Runtime::block_on`], and
     /// runs nothing while no thread is inside `block_on`.
+    ///
+    /// Tasks run in the order they became ready, as on asyncio's event loop: tasks start in
+    /// the order they were spawned, and a task woken by another runs after the tasks that
+    /// were already ready. (The LIFO slot, which the multi-thread flavour uses to run a
+    /// just-woken task next for cache locality, is off here; see
+    /// [`disable_lifo_slot`](Builder::disable_lifo_slot).)
     pub fn new_current_thread() -> Builder {
         Builder::with_flavor(Flavor::CurrentThread)
     }
@@ -137,7 +143,8 @@ impl Builder {
             thread_name: "ringleader-worker".to_owned(),
             thread_stack_size: None,
             io_ring_entries: 256,
-            lifo_slot: true,
+            // FIFO order on one thread, as asyncio's loop; locality across many.
+            lifo_slot: flavor == Flavor::MultiThread,
             global_queue_interval: None,
             max_blocking_threads: 512,
             thread_keep_alive: Duration::from_secs(10),
@@ -203,7 +210,8 @@ impl Builder {
         self
     }
 
-    /// Turns off the LIFO slot: woken tasks always go to the back of the local queue.
+    /// Turns off the LIFO slot of the multi-thread flavour: woken tasks always go to the back
+    /// of the local queue. (The current-thread flavour never uses it.)
     pub fn disable_lifo_slot(mut self) -> Builder {
         self.lifo_slot = false;
         self

@@ -36,6 +36,9 @@ struct Entry<T> {
 struct Level {
     occupied: u64,
     heads: [Option<usize>; SLOTS as usize],
+    /// Each slot's list is FIFO (appended at the tail), so timers due in the same
+    /// millisecond fire in the order they were filed, as asyncio's do.
+    tails: [Option<usize>; SLOTS as usize],
 }
 
 /// A timing wheel holding values of type `T` keyed by a deadline in ms.
@@ -65,6 +68,7 @@ impl<T> Wheel<T> {
             levels: [Level {
                 occupied: 0,
                 heads: [None; SLOTS as usize],
+                tails: [None; SLOTS as usize],
             }; LEVELS],
             entries: Slab::new(),
         }
@@ -94,18 +98,19 @@ impl<T> Wheel<T> {
         let deadline = self.entries[key].deadline.max(self.elapsed);
         let level = level_for(self.elapsed, deadline);
         let slot = slot_for(self.elapsed, deadline, level);
-        let head = self.levels[level].heads[slot];
+        let tail = self.levels[level].tails[slot];
         {
             let entry = &mut self.entries[key];
             entry.level = level as u8;
             entry.slot = slot as u8;
-            entry.prev = None;
-            entry.next = head;
+            entry.prev = tail;
+            entry.next = None;
         }
-        if let Some(h) = head {
-            self.entries[h].prev = Some(key);
+        match tail {
+            Some(t) => self.entries[t].next = Some(key),
+            None => self.levels[level].heads[slot] = Some(key),
         }
-        self.levels[level].heads[slot] = Some(key);
+        self.levels[level].tails[slot] = Some(key);
         self.levels[level].occupied |= 1 << slot;
     }
 
@@ -118,8 +123,9 @@ impl<T> Wheel<T> {
             Some(p) => self.entries[p].next = next,
             None => self.levels[level].heads[slot] = next,
         }
-        if let Some(n) = next {
-            self.entries[n].prev = prev;
+        match next {
+            Some(n) => self.entries[n].prev = prev,
+            None => self.levels[level].tails[slot] = prev,
         }
         if self.levels[level].heads[slot].is_none() {
             self.levels[level].occupied &= !(1 << slot);
@@ -181,6 +187,7 @@ impl<T> Wheel<T> {
             self.elapsed = self.elapsed.max(when);
             // Take the whole slot, then expire or re-file each entry.
             let mut cursor = self.levels[level].heads[slot].take();
+            self.levels[level].tails[slot] = None;
             self.levels[level].occupied &= !(1 << slot);
             while let Some(key) = cursor {
                 cursor = self.entries[key].next;
@@ -276,5 +283,26 @@ mod tests {
         assert_eq!(out.len(), 1);
         wheel.poll_expired(500 + MAX_SPAN * 3, |v| out.push(v));
         assert_eq!(out, vec!["past", "far"]);
+    }
+
+    #[test]
+    fn equal_deadlines_expire_in_insertion_order_even_after_cascading() {
+        let mut wheel = Wheel::new(0);
+        // Filed far ahead (a higher level), then near (level 0 once time has moved), all
+        // due at the same millisecond: they must come out in filing order.
+        for i in 0..5u64 {
+            wheel.insert(5_000, i);
+        }
+        let mut out = Vec::new();
+        wheel.poll_expired(4_990, |v| out.push(v));
+        assert!(out.is_empty());
+        for i in 5..10u64 {
+            wheel.insert(5_000, i);
+        }
+        // Removing from the middle and the ends keeps the rest in order.
+        let k = wheel.insert(5_000, 99);
+        assert_eq!(wheel.remove(k), Some(99));
+        wheel.poll_expired(5_000, |v| out.push(v));
+        assert_eq!(out, (0..10).collect::<Vec<_>>());
     }
 }
