@@ -21,6 +21,10 @@
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
 //!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
 //!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`.
+//! - [`streams`] is asyncio's streams: `open_connection` / `start_server` with a
+//!   `StreamReader` (`readline`, `readuntil`, `readexactly`, limits) and a `StreamWriter`
+//!   (`write` + `drain` with water marks), a `Server` whose handlers run in its own task
+//!   group, `copy` / `copy_bidirectional`, and the futures-io adapter `Compat`.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
 //!   `Barrier` and `Queue` (plus channels), usable under any executor.
 //! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
@@ -30,7 +34,7 @@
 //!   built for it.
 #![forbid(unsafe_code)]
 
-pub use ringleader_io::{fs, net};
+pub use ringleader_io::{fs, net, streams};
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;
 

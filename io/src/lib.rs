@@ -1,5 +1,6 @@
 //! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, and files,
-//! all completed on the worker's io_uring.
+//! all completed on the worker's io_uring; and asyncio's streams and servers over them
+//! ([`streams`]).
 //!
 //! ```
 //! use ringleader_io::net::{TcpListener, TcpStream};
@@ -56,6 +57,7 @@ mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;
+pub mod streams;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either
 /// way.
