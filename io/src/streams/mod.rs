@@ -212,7 +212,7 @@ pub(crate) fn local_addr_of(fd: &SharedFd, family: Family) -> io::Result<StreamA
 
 /// Connects to `host:port` over TCP (asyncio's `open_connection`) and gives the stream's
 /// reader and writer. `host` is an IP literal or a name, resolved on the blocking pool;
-/// each resolved address is tried in turn.
+/// each resolved address is tried in turn. `TCP_NODELAY` is set, as asyncio does.
 ///
 /// # Errors
 /// The last address's connect error (`ConnectionRefused`, ...) or the resolver's.
@@ -221,6 +221,9 @@ pub(crate) fn local_addr_of(fd: &SharedFd, family: Family) -> io::Result<StreamA
 /// Dropping it abandons the attempt; the half-open socket is closed.
 pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
     let stream = TcpStream::connect((host, port)).await?;
+    // As asyncio's transports: small writes (a request line) leave at once. A failure
+    // leaves Nagle on, which is slower, not wrong.
+    let _ = stream.set_nodelay(true);
     Ok(split(stream))
 }
 

@@ -73,6 +73,9 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
+                // As asyncio's transports: small writes (a line, a reply) leave at once.
+                // A failure leaves Nagle on, which is slower, not wrong.
+                let _ = s.set_nodelay(true);
                 Ok((s.fd, Family::Inet, StreamAddr::Inet(addr)))
             }
             Listener::Unix(l) => {
