@@ -530,9 +530,22 @@ fn unix_server_serves_and_removes_its_socket_file() {
         // A stale socket file does not stop a new server.
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         drop(listener);
-        let again = start_unix_server(echo_lines, &path).await.unwrap();
+        // A handler may return `()` too.
+        let again = start_unix_server(
+            |reader: StreamReader, writer: StreamWriter| async move {
+                writer.write(b"hi\n");
+                drop(reader);
+            },
+            &path,
+        )
+        .await
+        .unwrap();
+        let (mut reader, _writer) = open_unix_connection(&path).await.unwrap();
+        assert_eq!(reader.readline().await.unwrap(), b"hi\n");
+        assert_eq!(reader.readline().await.unwrap(), b"");
         again.close();
         again.wait_closed().await;
+        assert_eq!(again.stats().completed, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }

@@ -285,6 +285,9 @@ impl fmt::Debug for Server {
 /// # Errors
 /// The resolver's error, or the first address's bind error (`AddrInUse`,
 /// `PermissionDenied`...); `Other` outside a ringleader runtime.
+///
+/// # Cancel safety
+/// Dropping it before it returns closes the listeners bound so far; nothing was served.
 pub async fn start_server<H, Fut>(handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
 where
     H: Fn(StreamReader, StreamWriter) -> Fut + Send + Sync + 'static,
@@ -314,6 +317,9 @@ where
 /// # Errors
 /// The bind error (`AddrInUse` if a non-socket file is there, `InvalidInput` if the path is
 /// too long...); `Other` outside a ringleader runtime.
+///
+/// # Cancel safety
+/// It completes in its first poll (binding a Unix socket does not wait).
 pub async fn start_unix_server<H, Fut>(handler: H, path: impl AsRef<Path>) -> io::Result<Server>
 where
     H: Fn(StreamReader, StreamWriter) -> Fut + Send + Sync + 'static,

@@ -222,23 +222,34 @@ impl StreamWriter {
     /// after [`write_eof`](Self::write_eof) or [`close`](Self::close) is dropped and makes
     /// `drain` fail with `BrokenPipe`.
     pub fn write(&self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
+        self.write_all_of(std::iter::once(data));
+    }
+
+    /// Appends every buffer under one lock; spawns the flush task if none runs.
+    fn write_all_of<'a>(&self, bufs: impl IntoIterator<Item = &'a [u8]>) {
         let spawn = {
             let mut st = self.lock();
-            if st.error.is_some() {
+            let start = st.buf.len();
+            for data in bufs {
+                if data.is_empty() {
+                    continue;
+                }
+                if st.error.is_some() {
+                    return;
+                }
+                if st.closing || st.eof_requested {
+                    st.fail(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "write after close() or write_eof()",
+                    ));
+                    st.wake_all();
+                    return;
+                }
+                st.buf.extend_from_slice(data);
+            }
+            if st.buf.len() == start {
                 return;
             }
-            if st.closing || st.eof_requested {
-                st.fail(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "write after close() or write_eof()",
-                ));
-                st.wake_all();
-                return;
-            }
-            st.buf.extend_from_slice(data);
             if st.size() > st.high {
                 st.paused = true;
             }
@@ -263,15 +274,14 @@ impl StreamWriter {
         }
     }
 
-    /// Writes each buffer in turn (asyncio's `writelines`).
+    /// Writes each buffer in turn (asyncio's `writelines`), under one lock.
     pub fn writelines<I>(&self, lines: I)
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        for line in lines {
-            self.write(line.as_ref());
-        }
+        let lines: Vec<I::Item> = lines.into_iter().collect();
+        self.write_all_of(lines.iter().map(AsRef::as_ref));
     }
 
     /// Waits until the write buffer is at or below the low-water mark if it rose above the
