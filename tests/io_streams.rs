@@ -308,6 +308,17 @@ fn a_cancelled_read_loses_no_bytes() {
         writer.write(b" line\n");
         assert_eq!(reader.readline().await.unwrap(), b"first line\n");
         assert_eq!(reader.readline().await.unwrap(), b"second line\n");
+
+        // Bytes buffered before a cancelled call stay readable at once, while the receive
+        // it started is still in flight.
+        writer.write(b"abc");
+        assert!(timeout(Duration::from_millis(5), reader.readexactly(10))
+            .await
+            .is_err());
+        let got = timeout(LIMIT, reader.read(3)).await.unwrap().unwrap();
+        assert_eq!(got, b"abc");
+        writer.write(b"defg\n");
+        assert_eq!(reader.readline().await.unwrap(), b"defg\n");
     });
 }
 

@@ -3,13 +3,15 @@
 //! [`Compat`](super::Compat).
 //!
 //! # Protocol
-//! The unread bytes are `buf[pos..]`. To get more, [`RecvBuf::poll_fill`] moves `buf` into a
-//! receive operation on its spare capacity (`buf.slice(len..len + n)`), boxes the future and
-//! keeps it in `inflight`. While it is in flight `buf` is an empty placeholder and
-//! [`data`](RecvBuf::data) is empty; the bytes are inside the operation. When the operation
-//! completes, on whichever poll sees it, `buf` comes back with the new bytes appended. So a
-//! caller that stops polling (its future was dropped) loses nothing: the next `poll_fill`
-//! polls the same operation.
+//! The unread bytes are `buf[pos..]`. To get more, [`RecvBuf::poll_fill`] starts a receive
+//! and keeps its boxed future in `inflight`, so a caller that stops polling (its future was
+//! dropped) loses nothing: the next `poll_fill` polls the same operation. Two modes:
+//! - **direct**, when nothing is unread: `buf` itself is lent to the receive (on its spare
+//!   capacity) and comes back with the bytes in place; no copy. Meanwhile `buf` is an empty
+//!   placeholder, which is right: there is nothing to read.
+//! - **side**, when bytes are unread: the receive gets `rx`, a second buffer, and its bytes
+//!   are appended to `buf` on completion. The unread bytes stay readable meanwhile, so a
+//!   read after a cancelled one is served from them at once.
 
 use std::future::Future;
 use std::io;
@@ -26,10 +28,14 @@ pub(crate) const CHUNK: usize = 16 * 1024;
 
 pub(crate) struct RecvBuf {
     fd: SharedFd,
-    /// `buf[pos..]` is unread. Empty placeholder while a receive is in flight.
+    /// `buf[pos..]` is unread. An empty placeholder while a direct receive is in flight.
     buf: Vec<u8>,
     pos: usize,
+    /// The side receive's buffer, kept for reuse.
+    rx: Vec<u8>,
     inflight: Option<RecvFuture>,
+    /// The receive in flight was given `buf` itself.
+    direct: bool,
     eof: bool,
 }
 
@@ -39,7 +45,9 @@ impl RecvBuf {
             fd,
             buf: Vec::new(),
             pos: 0,
+            rx: Vec::new(),
             inflight: None,
+            direct: false,
             eof: false,
         }
     }
@@ -48,9 +56,9 @@ impl RecvBuf {
         &self.fd
     }
 
-    /// The unread bytes (none while a receive is in flight: they are inside it).
+    /// The unread bytes.
     pub(crate) fn data(&self) -> &[u8] {
-        if self.inflight.is_some() {
+        if self.inflight.is_some() && self.direct {
             return &[];
         }
         &self.buf[self.pos..]
@@ -64,6 +72,9 @@ impl RecvBuf {
     /// Drops the first `n` unread bytes.
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.data().len());
+        if n == 0 {
+            return;
+        }
         self.pos += n;
         if self.pos == self.buf.len() {
             self.pos = 0;
@@ -80,7 +91,7 @@ impl RecvBuf {
     }
 
     /// Receives at most `want` (at least 1) more bytes into the buffer: `Ok(0)` at end of
-    /// stream. The buffer then holds at most `data().len() + want` bytes.
+    /// stream. The unread bytes then number at most `data().len() + want`.
     pub(crate) fn poll_fill(
         &mut self,
         cx: &mut Context<'_>,
@@ -92,31 +103,53 @@ impl RecvBuf {
                     return Poll::Ready(Ok(0));
                 }
                 let want = want.max(1);
-                // The spare room this receive should have: what the caller wants, up to a
-                // chunk, or up to the buffer's size for large reads (so a big readexactly
-                // grows the buffer geometrically, not a chunk at a time).
-                let goal = want.min(CHUNK.max(self.buf.len()));
-                // Make room: move the unread bytes to the front when the tail is short.
-                if self.pos > 0 && self.buf.capacity() - self.buf.len() < goal {
-                    self.buf.drain(..self.pos);
+                let unread = self.buf.len() - self.pos;
+                // The room this receive gets: what the caller wants, up to a chunk, or up
+                // to the unread size for large reads (so a big readexactly grows
+                // geometrically, not a chunk at a time).
+                let goal = want.min(CHUNK.max(unread));
+                if unread == 0 {
+                    self.buf.clear();
                     self.pos = 0;
+                    if self.buf.capacity() < goal {
+                        // Exact: callers rely on the buffer holding at most `data + want`.
+                        self.buf.reserve_exact(goal);
+                    }
+                    let n = want.min(self.buf.capacity());
+                    let buf = std::mem::take(&mut self.buf);
+                    self.direct = true;
+                    self.inflight = Some(Box::pin(ops::recv(self.fd.clone(), buf.slice(0..n))));
+                } else {
+                    let mut rx = std::mem::take(&mut self.rx);
+                    rx.clear();
+                    if rx.capacity() < goal {
+                        rx.reserve_exact(goal);
+                    }
+                    let n = want.min(rx.capacity());
+                    self.direct = false;
+                    self.inflight = Some(Box::pin(ops::recv(self.fd.clone(), rx.slice(0..n))));
                 }
-                if self.buf.capacity() - self.buf.len() < goal {
-                    // Exact: callers rely on the buffer holding at most `data + want`.
-                    self.buf.reserve_exact(goal);
-                }
-                let len = self.buf.len();
-                let n = want.min(self.buf.capacity() - len);
-                let buf = std::mem::take(&mut self.buf);
-                let slice = buf.slice(len..len + n);
-                self.inflight = Some(Box::pin(ops::recv(self.fd.clone(), slice)));
             }
             let Some(op) = self.inflight.as_mut() else {
                 unreachable!("set above");
             };
             let (res, slice) = ready!(op.as_mut().poll(cx));
             self.inflight = None;
-            self.buf = slice.into_inner();
+            let received = slice.into_inner();
+            if self.direct {
+                self.buf = received;
+            } else {
+                if let Ok(n) = res {
+                    if self.pos > 0 {
+                        self.buf.drain(..self.pos);
+                        self.pos = 0;
+                    }
+                    // Exact: keeps the memory bound (at most `data + want`).
+                    self.buf.reserve_exact(n);
+                    self.buf.extend_from_slice(&received[..n]);
+                }
+                self.rx = received;
+            }
             match res {
                 Ok(0) => {
                     self.eof = true;
@@ -129,8 +162,8 @@ impl RecvBuf {
         }
     }
 
-    /// Capacity of the buffer (for memory bounds in tests and docs).
+    /// Bytes allocated for receiving (the buffer and the side buffer), for memory bounds.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.capacity() + self.rx.capacity()
     }
 }
