@@ -44,9 +44,12 @@
 //!   receive in flight belongs to the reader, not to the call: a call dropped mid-way
 //!   (a timeout, a `select`) loses no byte, the next call picks the receive up.
 //! - A [`StreamWriter`] is asyncio's transport plus writer: [`write`](StreamWriter::write)
-//!   is synchronous, sends at once what the socket takes and buffers the rest, which a
-//!   background flush sends on; [`drain`](StreamWriter::drain) waits while the buffer is
-//!   above the high-water mark, until it is at or below the low-water mark.
+//!   is synchronous and buffers; a background flush sends the buffer as soon as the
+//!   writing task yields, so writes made in one go leave in one send.
+//!   [`drain`](StreamWriter::drain) waits while the buffer is above the high-water mark,
+//!   until it is at or below the low-water mark, and reports a send error. Methods take
+//!   `&self`: share a writer in an `Arc` to write from several tasks.
+//! - `TCP_NODELAY` is set on every TCP stream made here, as asyncio does.
 //! - A [`Server`] runs each connection's handler as a task of the server's own task group
 //!   (supervised: a failing or panicking handler is counted and logged, the others go on).
 
