@@ -362,6 +362,15 @@ impl Server {
         let handler = Arc::new(handler);
         let bg = shared.clone();
         drop(runtime.spawn(async move {
+            // Marks the server done however the task ends: finished, or dropped by a
+            // runtime shutting down (so `wait_closed` never waits for a task that is gone).
+            struct Finish(Arc<ServerShared>);
+            impl Drop for Finish {
+                fn drop(&mut self) {
+                    self.0.finish();
+                }
+            }
+            let _finish = Finish(bg.clone());
             let group = bg.clone();
             let res = GroupConfig::new()
                 .name("server")
@@ -381,7 +390,6 @@ impl Server {
                     tracing::error!("server task group failed: {errors}");
                 }
             }
-            bg.finish();
         }));
         Ok(Server {
             owner: Arc::new(Owner { shared }),

@@ -445,9 +445,35 @@ fn lock(shared: &Shared) -> Guard<'_> {
 
 /// The flush task (see the module's protocol).
 async fn flush(shared: Arc<Shared>) {
+    // If the task is dropped mid-way (the runtime shutting down), the buffer can no longer
+    // be sent: record that, so `drain`, `flush` and `wait_closed` report it, not wait.
+    struct Abandoned<'a>(&'a Shared, bool);
+    impl Drop for Abandoned<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                return;
+            }
+            let mut st = lock(self.0);
+            st.flushing = false;
+            st.in_flight = 0;
+            st.fail(io::Error::other(
+                "the runtime shut down before the buffer was sent",
+            ));
+            if st.closing {
+                st.closed = true;
+            }
+            st.wake_all();
+        }
+    }
+    let mut guard = Abandoned(&shared, false);
+    flush_rounds(&shared).await;
+    guard.1 = true;
+}
+
+async fn flush_rounds(shared: &Arc<Shared>) {
     loop {
         let chunk = {
-            let mut st = lock(&shared);
+            let mut st = lock(shared);
             if st.error.is_some() || st.buf.is_empty() {
                 st.flushing = false;
                 st.paused = false;
@@ -465,7 +491,7 @@ async fn flush(shared: Arc<Shared>) {
         };
         let fd = &shared.fd;
         let (res, mut chunk) = crate::fd::write_all(chunk, |b, _| ops::send(fd.clone(), b)).await;
-        let mut st = lock(&shared);
+        let mut st = lock(shared);
         st.in_flight = 0;
         if let Err(e) = res {
             st.fail(e);
