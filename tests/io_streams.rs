@@ -747,3 +747,25 @@ fn futures_io_adapter_survives_a_full_socket_and_keeps_byte_order() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_runtime_shutdown_releases_the_waiters_of_writers_and_servers() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let rt = rt2();
+    let (server, writer) = rt.block_on(async {
+        let server = start_server(echo_lines, "127.0.0.1:0").await.unwrap();
+        let (_reader, writer) = split(UnixStream::from_std(a).unwrap());
+        // More than the socket holds, and nobody reads: the flush task is still sending
+        // when the runtime goes.
+        writer.write(&vec![0u8; 8 << 20]);
+        sleep(Duration::from_millis(10)).await;
+        (server, writer)
+    });
+    drop(rt);
+    rt2().block_on(async {
+        let flushed = timeout(LIMIT, writer.flush()).await.expect("no hang");
+        assert!(flushed.is_err(), "the unsent buffer is reported");
+        timeout(LIMIT, server.wait_closed()).await.expect("no hang");
+    });
+    drop(b);
+}
