@@ -769,3 +769,23 @@ fn a_runtime_shutdown_releases_the_waiters_of_writers_and_servers() {
     });
     drop(b);
 }
+
+#[test]
+fn start_server_on_a_host_name_binds_each_of_its_addresses() {
+    rt2().block_on(async {
+        let server = start_server(echo_lines, "localhost:0").await.unwrap();
+        assert!(!server.local_addrs().is_empty());
+        for addr in server.local_addrs() {
+            let addr = addr.as_inet().unwrap();
+            assert!(addr.ip().is_loopback());
+            let (mut reader, writer) = open_connection(&addr.ip().to_string(), addr.port())
+                .await
+                .unwrap();
+            writer.write(b"hello\n");
+            assert_eq!(reader.readline().await.unwrap(), b"hello\n");
+            writer.close();
+        }
+        server.close();
+        server.wait_closed().await;
+    });
+}

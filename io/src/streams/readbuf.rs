@@ -148,7 +148,10 @@ impl RecvBuf {
                     self.buf.reserve_exact(n);
                     self.buf.extend_from_slice(&received[..n]);
                 }
-                self.rx = received;
+                // A side buffer grown for one large read is not kept.
+                if received.capacity() <= 4 * CHUNK {
+                    self.rx = received;
+                }
             }
             match res {
                 Ok(0) => {

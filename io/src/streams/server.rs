@@ -280,7 +280,8 @@ impl fmt::Debug for Server {
 ///
 /// Port 0 picks a free port (per address, if several); read it from
 /// [`Server::local_addrs`]. IPv6 sockets are bound v6-only, so `"localhost"` can bind both
-/// `::1` and `127.0.0.1` on one port.
+/// `::1` and `127.0.0.1` on one port. As in asyncio, an address whose family the host has
+/// not enabled is skipped if another one binds.
 ///
 /// # Errors
 /// The resolver's error, or the first address's bind error (`AddrInUse`,
@@ -301,10 +302,25 @@ where
         }
     }
     let mut listeners = Vec::with_capacity(addrs.len());
+    let mut skipped = None;
     for a in addrs {
-        listeners.push(Listener::Tcp(
-            TcpListener::builder().only_v6(true).bind(a).await?,
-        ));
+        match TcpListener::builder().only_v6(true).bind(a).await {
+            Ok(l) => listeners.push(Listener::Tcp(l)),
+            // As asyncio: an address family the host has not enabled (no IPv6 for
+            // "localhost"'s ::1) is skipped, as long as another address binds.
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrNotAvailable
+                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+            {
+                tracing::debug!("start_server: skipping {a}: {e}");
+                skipped = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(skipped
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")));
     }
     Server::start(listeners, handler, None)
 }
