@@ -24,6 +24,10 @@
 //! - [`process`] is `asyncio.create_subprocess_exec` / `create_subprocess_shell`
 //!   ([`process::Command`], [`process::Command::shell`]): pipes on the ring, `communicate`,
 //!   and waits through the child's pidfd with no thread per child.
+//! - [`streams`] is asyncio's streams: `open_connection` / `start_server` with a
+//!   `StreamReader` (`readline`, `readuntil`, `readexactly`, limits) and a `StreamWriter`
+//!   (`write` + `drain` with water marks), a `Server` whose handlers run in its own task
+//!   group, `copy` / `copy_bidirectional`, and the futures-io adapter `Compat`.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
 //!   `Barrier` and `Queue` (plus channels), usable under any executor.
 //! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
@@ -33,8 +37,7 @@
 //!   built for it.
 #![forbid(unsafe_code)]
 
-pub use ringleader_io::process;
-pub use ringleader_io::{fs, net};
+pub use ringleader_io::{fs, net, process, streams};
 pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
 pub use ringleader_sync as sync;
 

@@ -1,5 +1,6 @@
 //! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, files, and
-//! subprocesses' pipes and waits, all completed on the worker's io_uring.
+//! subprocesses' pipes and waits, all completed on the worker's io_uring; and asyncio's
+//! streams and servers over them ([`streams`]).
 //!
 //! ```
 //! use ringleader_io::net::{TcpListener, TcpStream};
@@ -57,6 +58,7 @@ mod fd;
 pub mod fs;
 pub mod net;
 pub mod process;
+pub mod streams;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either
 /// way.

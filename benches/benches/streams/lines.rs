@@ -1,5 +1,202 @@
-//! (filled in by the issue #7 work: see streams.rs)
+//! `lines`: a line echo server over loopback. Guards the streams layer (issue #7):
+//! `start_server` + `StreamReader::readline` + `StreamWriter::write` + `drain` against
+//! tokio's `TcpListener` + `BufReader::read_until` + `BufWriter::write_all`, flushed
+//! whenever the reader's buffer is empty (before a read that may wait). That is tokio's
+//! best shape for a line server: one send per batch of received lines, which is what
+//! ringleader's writer does on its own (its flush runs when the handler task yields). A
+//! tokio server that flushes after every line is ~20x slower here (one send per line).
+//!
+//! The client owes nothing to either runtime: 2 std threads with blocking sockets, 10
+//! connections (connection `i` belongs to thread `i % 2`). One criterion iteration is one
+//! round: each thread writes a batch of 100 lines of 64 bytes on each of its connections
+//! (one `write_all` per batch), then reads each batch's echo back in full. Throughput is
+//! lines per second. Both servers run on 2 worker threads.
 
-use criterion::Criterion;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream as StdStream};
+use std::time::{Duration, Instant};
 
-pub(crate) fn bench(_c: &mut Criterion) {}
+use criterion::{Criterion, Throughput};
+
+const THREADS: usize = 2;
+const CONNS: usize = 10;
+const LINES: usize = 100;
+const LINE: usize = 64;
+
+struct Client {
+    per_thread: Vec<Vec<StdStream>>,
+    batch: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let mut per_thread: Vec<Vec<StdStream>> = (0..THREADS).map(|_| Vec::new()).collect();
+        for i in 0..CONNS {
+            let s = StdStream::connect(addr).expect("connect");
+            s.set_nodelay(true).unwrap();
+            per_thread[i % THREADS].push(s);
+        }
+        let mut batch = Vec::with_capacity(LINES * LINE);
+        for l in 0..LINES {
+            let mut line = vec![b'a' + (l % 26) as u8; LINE - 1];
+            line.push(b'\n');
+            batch.extend_from_slice(&line);
+        }
+        Client { per_thread, batch }
+    }
+
+    fn rounds(&mut self, n: u64) -> Duration {
+        let batch = &self.batch;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for conns in &mut self.per_thread {
+                s.spawn(move || {
+                    let mut back = vec![0u8; batch.len()];
+                    for _ in 0..n {
+                        for c in conns.iter_mut() {
+                            c.write_all(batch).expect("client write");
+                        }
+                        for c in conns.iter_mut() {
+                            c.read_exact(&mut back).expect("client read");
+                        }
+                    }
+                    assert!(back == *batch, "the echo differs");
+                });
+            }
+        });
+        start.elapsed()
+    }
+}
+
+fn ringleader_server() -> (ringleader::runtime::Runtime, ringleader::streams::Server) {
+    use ringleader::streams::{start_server, StreamReader, StreamWriter};
+    let rt = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .build()
+        .expect("ringleader runtime");
+    let server = rt.block_on(async {
+        start_server(
+            |mut reader: StreamReader, writer: StreamWriter| async move {
+                loop {
+                    let line = reader.readline().await?;
+                    if line.is_empty() {
+                        return std::io::Result::Ok(());
+                    }
+                    writer.write(&line);
+                    writer.drain().await?;
+                }
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .expect("start_server")
+    });
+    (rt, server)
+}
+
+fn tokio_server() -> (tokio::runtime::Runtime, SocketAddr) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let listener = rt.block_on(async {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+    });
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            // asyncio (and so ringleader's streams) sets TCP_NODELAY; so does this server.
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (read, write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let mut writer = BufWriter::new(write);
+                let mut line = Vec::with_capacity(LINE);
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if writer.write_all(&line).await.is_err() {
+                        return;
+                    }
+                    if reader.buffer().is_empty() && writer.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (rt, addr)
+}
+
+/// CPU time (user + system, in clock ticks) used so far by this process's threads whose
+/// name starts with `prefix` (the server's workers): steadier than wall-clock time on a
+/// shared machine.
+fn thread_cpu_ticks(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ... utime stime: fields 14 and 15, counted after the comm.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
+    let mut client = Client::connect(addr);
+    client.rounds(1);
+    let cpu0 = thread_cpu_ticks(threads);
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut group = c.benchmark_group("lines");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+        .throughput(Throughput::Elements((CONNS * LINES) as u64));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rounds.fetch_add(iters, std::sync::atomic::Ordering::Relaxed);
+            client.rounds(iters)
+        })
+    });
+    group.finish();
+    // SAFETY: sysconf has no preconditions.
+    let hz = (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64;
+    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / hz;
+    let lines = rounds.load(std::sync::atomic::Ordering::Relaxed) * (CONNS * LINES) as u64;
+    if lines > 0 {
+        eprintln!(
+            "lines/{name}: server CPU {:.0} ns/line ({lines} lines, {cpu:.2} s)",
+            cpu * 1e9 / lines as f64
+        );
+    }
+}
+
+pub(crate) fn bench(c: &mut Criterion) {
+    let (rt, server) = ringleader_server();
+    let addr = server.local_addrs()[0].as_inet().expect("a TCP server");
+    run(c, "ringleader", "ringleader-work", addr);
+    rt.block_on(server.shutdown(Duration::from_secs(1)));
+    drop(rt);
+
+    let (rt, addr) = tokio_server();
+    run(c, "tokio", "tokio-rt-worker", addr);
+    drop(rt);
+}

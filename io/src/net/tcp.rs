@@ -101,7 +101,7 @@ impl TcpListenerBuilder {
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl TcpListener {
@@ -222,7 +222,7 @@ pub(crate) fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
 /// owned halves for two tasks.
 #[derive(Debug)]
 pub struct TcpStream {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl TcpStream {

@@ -45,7 +45,7 @@ fn path_of(addr: io::Result<SockAddr>) -> io::Result<Option<PathBuf>> {
 /// A Unix stream listener.
 #[derive(Debug)]
 pub struct UnixListener {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl UnixListener {
@@ -111,7 +111,7 @@ impl UnixListener {
 /// A Unix stream connection.
 #[derive(Debug)]
 pub struct UnixStream {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl UnixStream {

@@ -1,0 +1,352 @@
+//! asyncio's `StreamReader` over a socket's receive side.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use ringleader_runtime::driver::SharedFd;
+
+use super::error::{IncompleteReadError, LimitOverrunError, ReadError};
+use super::readbuf::{RecvBuf, CHUNK};
+use super::{local_addr_of, peer_addr_of, Family, StreamAddr};
+
+/// The default limit of [`StreamReader::readuntil`] and [`readline`](StreamReader::readline):
+/// 64 KiB, as asyncio's.
+pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// The receiving side of a stream (asyncio's `StreamReader`), from [`open_connection`],
+/// [`start_server`]'s handler or [`split`].
+///
+/// Every method takes from the reader's buffer first and receives more only when that
+/// cannot serve it.
+///
+/// # Cancel safety
+/// Every read method is cancel safe: the receive in flight belongs to the reader, so a call
+/// dropped before it finished (a timeout, a `select`) loses no byte; the bytes it would have
+/// returned stay buffered for the next call.
+///
+/// # Memory
+/// [`readuntil`](Self::readuntil), [`readline`](Self::readline) and [`lines`](Self::lines)
+/// never buffer more than the limit plus the separator's length: a peer sending an endless
+/// line gets a [`LimitOverrunError`], not the process's memory.
+/// [`readexactly(n)`](Self::readexactly) buffers up to `n` bytes, by design.
+///
+/// [`open_connection`]: super::open_connection
+/// [`start_server`]: super::start_server
+/// [`split`]: super::split
+pub struct StreamReader {
+    buf: RecvBuf,
+    family: Family,
+    limit: usize,
+}
+
+impl fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("buffered", &self.buf.data().len())
+            .field("eof", &self.buf.eof())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+/// Where a separator search stands: bytes before `scanned` cannot start a separator.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    scanned: usize,
+}
+
+fn find(haystack: &[u8], sep: &[u8]) -> Option<usize> {
+    if sep.len() == 1 {
+        memchr::memchr(sep[0], haystack)
+    } else {
+        memchr::memmem::find(haystack, sep)
+    }
+}
+
+impl StreamReader {
+    pub(crate) fn new(fd: SharedFd, family: Family) -> StreamReader {
+        StreamReader {
+            buf: RecvBuf::new(fd),
+            family,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+
+    /// The limit of [`readuntil`](Self::readuntil) and [`readline`](Self::readline).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets the limit (asyncio's `limit=` argument); at least 1.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+    }
+
+    /// How many received bytes are buffered, not yet read out.
+    pub fn buffered(&self) -> usize {
+        self.buf.data().len()
+    }
+
+    /// The buffer's allocated size in bytes (bounded by the limit plus one receive for
+    /// line reads; see the type's docs).
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Whether the stream has ended and the buffer is empty (asyncio's `at_eof()`).
+    pub fn at_eof(&self) -> bool {
+        self.buf.eof() && self.buf.data().is_empty()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected` once the connection is gone.
+    pub fn peer_addr(&self) -> io::Result<StreamAddr> {
+        peer_addr_of(self.buf.fd(), self.family)
+    }
+
+    /// This end's address.
+    ///
+    /// # Errors
+    /// The `getsockname` error.
+    pub fn local_addr(&self) -> io::Result<StreamAddr> {
+        local_addr_of(self.buf.fd(), self.family)
+    }
+
+    /// Reads up to `n` bytes: what is buffered, or else what one receive brings. Empty at
+    /// end of stream (and for `n == 0`).
+    ///
+    /// # Errors
+    /// The socket's error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn read(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        poll_fn(|cx| loop {
+            let have = self.buf.data().len();
+            if have > 0 {
+                return Poll::Ready(Ok(self.buf.take(n)));
+            }
+            if self.buf.eof() {
+                return Poll::Ready(Ok(Vec::new()));
+            }
+            std::task::ready!(self.buf.poll_fill(cx, n.max(CHUNK)))?;
+        })
+        .await
+    }
+
+    /// Reads until end of stream (asyncio's `read(-1)`).
+    ///
+    /// # Errors
+    /// The socket's error; what was read stays buffered.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        poll_fn(|cx| loop {
+            if self.buf.eof() {
+                let n = self.buf.data().len();
+                return Poll::Ready(Ok(self.buf.take(n)));
+            }
+            std::task::ready!(self.buf.poll_fill(cx, usize::MAX))?;
+        })
+        .await
+    }
+
+    /// Reads exactly `n` bytes.
+    ///
+    /// # Errors
+    /// [`ReadError::IncompleteRead`] if the stream ends first, carrying the bytes read (they
+    /// are taken out of the buffer); [`ReadError::Io`] for the socket's error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>, ReadError> {
+        poll_fn(|cx| loop {
+            let have = self.buf.data().len();
+            if have >= n {
+                return Poll::Ready(Ok(self.buf.take(n)));
+            }
+            if self.buf.eof() {
+                let partial = self.buf.take(have);
+                return Poll::Ready(Err(ReadError::IncompleteRead(IncompleteReadError {
+                    partial,
+                    expected: Some(n),
+                })));
+            }
+            std::task::ready!(self.buf.poll_fill(cx, n - have))?;
+        })
+        .await
+    }
+
+    /// Reads through the next `b"\n"` (included). At end of stream gives what remains
+    /// (empty once nothing does), as asyncio's `readline()`.
+    ///
+    /// # Errors
+    /// [`ReadError::LimitOverrun`] if no newline comes within the limit. As asyncio's
+    /// `readline` (and unlike [`readuntil`](Self::readuntil)), the overlong line's buffered
+    /// part is then discarded (through its newline, if that was buffered), so the next
+    /// call starts after it. [`ReadError::Io`] for the socket's error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn readline(&mut self) -> Result<Vec<u8>, ReadError> {
+        let mut scan = Scan::default();
+        poll_fn(|cx| self.poll_readline(cx, &mut scan)).await
+    }
+
+    fn poll_readline(
+        &mut self,
+        cx: &mut Context<'_>,
+        scan: &mut Scan,
+    ) -> Poll<Result<Vec<u8>, ReadError>> {
+        match std::task::ready!(self.poll_readuntil(cx, b"\n", scan)) {
+            Ok(line) => Poll::Ready(Ok(line)),
+            Err(ReadError::IncompleteRead(e)) => Poll::Ready(Ok(e.partial)),
+            Err(ReadError::LimitOverrun(e)) => {
+                *scan = Scan::default();
+                let data = self.buf.data();
+                let through = if data.get(e.consumed) == Some(&b'\n') {
+                    e.consumed + 1
+                } else {
+                    data.len()
+                };
+                self.buf.consume(through);
+                Poll::Ready(Err(ReadError::LimitOverrun(e)))
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Reads through the next `separator` (included), as asyncio's `readuntil`.
+    ///
+    /// # Errors
+    /// - [`ReadError::LimitOverrun`] if the separator is not within the limit (the data
+    ///   before the separator would be longer than the limit): the data stays buffered, so
+    ///   the caller can read it out with [`read`](Self::read) or
+    ///   [`readexactly`](Self::readexactly), or raise the limit and call again.
+    /// - [`ReadError::IncompleteRead`] if the stream ends before a separator, carrying
+    ///   what remained (taken out of the buffer).
+    /// - [`ReadError::Io`]: the socket's error, or `InvalidInput` for an empty separator.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn readuntil(&mut self, separator: &[u8]) -> Result<Vec<u8>, ReadError> {
+        if separator.is_empty() {
+            return Err(ReadError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the separator is empty",
+            )));
+        }
+        let mut scan = Scan::default();
+        poll_fn(|cx| self.poll_readuntil(cx, separator, &mut scan)).await
+    }
+
+    fn poll_readuntil(
+        &mut self,
+        cx: &mut Context<'_>,
+        sep: &[u8],
+        scan: &mut Scan,
+    ) -> Poll<Result<Vec<u8>, ReadError>> {
+        loop {
+            let data = self.buf.data();
+            let len = data.len();
+            let from = scan.scanned.min(len);
+            if let Some(i) = find(&data[from..], sep) {
+                let at = from + i;
+                if at > self.limit {
+                    return Poll::Ready(Err(ReadError::LimitOverrun(LimitOverrunError {
+                        consumed: at,
+                        limit: self.limit,
+                    })));
+                }
+                *scan = Scan::default();
+                return Poll::Ready(Ok(self.buf.take(at + sep.len())));
+            }
+            // No separator starts before here (one may straddle the end).
+            let offset = (len + 1).saturating_sub(sep.len());
+            scan.scanned = offset;
+            if offset > self.limit {
+                return Poll::Ready(Err(ReadError::LimitOverrun(LimitOverrunError {
+                    consumed: offset,
+                    limit: self.limit,
+                })));
+            }
+            if self.buf.eof() {
+                *scan = Scan::default();
+                let partial = self.buf.take(len);
+                return Poll::Ready(Err(ReadError::IncompleteRead(IncompleteReadError {
+                    partial,
+                    expected: None,
+                })));
+            }
+            // Never receive past the point where the overrun shows: at most the limit plus
+            // the separator is buffered.
+            let want = (self.limit + sep.len()).saturating_sub(len).max(1);
+            std::task::ready!(self.buf.poll_fill(cx, want))?;
+        }
+    }
+
+    /// The lines of the stream, as asyncio's `async for line in reader`: each item is
+    /// [`readline`](Self::readline)'s (newline included; the last line may lack one); the
+    /// stream ends at end of stream.
+    ///
+    /// ```
+    /// # use ringleader_io::streams::split;
+    /// # use ringleader_io::net::UnixStream;
+    /// use futures_core::Stream;
+    /// # ringleader_runtime::run(async {
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (mut reader, _w) = split(a);
+    /// let (_r, writer) = split(b);
+    /// writer.write(b"one\ntwo\n");
+    /// writer.close();
+    /// writer.wait_closed().await?;
+    /// let mut lines = reader.lines();
+    /// let mut got = Vec::new();
+    /// while let Some(line) = std::future::poll_fn(|cx| {
+    ///     std::pin::Pin::new(&mut lines).poll_next(cx)
+    /// })
+    /// .await
+    /// {
+    ///     got.push(line?);
+    /// }
+    /// assert_eq!(got, [b"one\n".to_vec(), b"two\n".to_vec()]);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub fn lines(&mut self) -> Lines<'_> {
+        Lines {
+            reader: self,
+            scan: Scan::default(),
+        }
+    }
+}
+
+/// The lines of a [`StreamReader`], from [`StreamReader::lines`]: a
+/// [`Stream`](futures_core::Stream) of `Result<Vec<u8>, ReadError>`.
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct Lines<'a> {
+    reader: &'a mut StreamReader,
+    scan: Scan,
+}
+
+impl Stream for Lines<'_> {
+    type Item = Result<Vec<u8>, ReadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match std::task::ready!(this.reader.poll_readline(cx, &mut this.scan)) {
+            Ok(line) if line.is_empty() => Poll::Ready(None),
+            other => Poll::Ready(Some(other)),
+        }
+    }
+}
