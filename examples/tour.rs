@@ -9,9 +9,22 @@ use std::time::{Duration, Instant};
 
 use ringleader::process::{Command, Stdio};
 use ringleader::runtime::Builder;
+use ringleader::streams::{open_connection, start_server, StreamReader, StreamWriter};
 use ringleader::sync::Queue;
-use ringleader::taskgroup::{dump_tree, scoped, task_group, timeout, BoxError, GroupConfig};
+use ringleader::taskgroup::{
+    dump_tree, gather, scoped, task_group, timeout, BoxError, GroupConfig,
+};
 use ringleader::{fs, task, time};
+
+/// One client of step 14: connects, sends a line, reads the reply.
+async fn line_client(i: usize, port: u16) -> Result<String, BoxError> {
+    let (mut reader, writer) = open_connection("127.0.0.1", port).await?;
+    writer.write(format!("hello from client {i}\n").as_bytes());
+    writer.drain().await?;
+    let reply = String::from_utf8(reader.readline().await?.to_vec())?;
+    writer.close();
+    Ok(reply)
+}
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -239,6 +252,56 @@ async fn tour() -> Result<(), String> {
     check(
         missing.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
         "a missing program is NotFound",
+    )?;
+
+    println!("14. a line server in a task group; clients gathered under a timeout");
+    println!("    (start_server, open_connection, readline/drain, gather, wait_for)");
+    let (replies, served) = task_group(|tg| async move {
+        // Trio's nursery.start: the body goes on once the server listens.
+        let server = tg
+            .start(|ready| async move {
+                let server = start_server(
+                    |mut reader: StreamReader, writer: StreamWriter| async move {
+                        loop {
+                            let line = reader.readline().await?;
+                            if line.is_empty() {
+                                return std::io::Result::Ok(()); // the client hung up
+                            }
+                            writer.write(&line.to_ascii_uppercase());
+                            writer.drain().await?;
+                        }
+                    },
+                    "127.0.0.1:0",
+                )
+                .await?;
+                ready.started(server.clone());
+                // Until the body closes it; then every handler is waited for.
+                server.serve_forever().await?;
+                server.wait_closed().await;
+                Ok::<_, BoxError>(())
+            })
+            .await?;
+        let port = server.local_addrs()[0].as_inet().ok_or("no port")?.port();
+        let clients: Vec<_> = (0..10).map(|i| line_client(i, port)).collect();
+        let replies = timeout(Duration::from_secs(10), gather(clients)).await??;
+        server.close();
+        Ok::<_, BoxError>((replies, server))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("  client 7 got back: {}", replies[7].trim_end());
+    check(
+        replies.len() == 10
+            && replies
+                .iter()
+                .enumerate()
+                .all(|(i, r)| *r == format!("HELLO FROM CLIENT {i}\n")),
+        "each client got its own line back, upper-cased, in gather's order",
+    )?;
+    let stats = served.stats();
+    check(
+        stats.accepted == 10 && stats.failed == 0 && stats.panicked == 0,
+        "the server's task group ran one handler per connection, none failed",
     )?;
     Ok(())
 }
