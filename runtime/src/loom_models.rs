@@ -523,7 +523,9 @@ fn a_job_pushed_while_the_last_thread_leaves_is_run() {
 
 #[test]
 fn an_idle_thread_claimed_by_a_spawner_runs_the_job_and_counts_stay_balanced() {
-    loom::model(|| {
+    // Main, spawner and up to two pool threads: a preemption bound of 1 (see
+    // `model_three_threads`) keeps it to seconds.
+    model_three_threads(|| {
         let shared = model_runtime_with_blocking_cap(2);
         let handle = crate::runtime::Handle {
             shared: shared.clone(),
