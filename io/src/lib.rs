@@ -56,6 +56,7 @@ mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;
+pub mod signal;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either
 /// way.
