@@ -41,7 +41,10 @@ pub use ringleader_sync as sync;
 /// back, so a cancelled operation can never let the kernel write into freed memory), and
 /// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)).
 pub mod io {
-    pub use ringleader_io::{AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, Slice, TryIoError};
+    pub use ringleader_io::{
+        sendfile, AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, SendfileTarget, Slice,
+        TryIoError,
+    };
 }
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};

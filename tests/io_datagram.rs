@@ -78,7 +78,9 @@ fn udp_local_and_remote_together_connect_both_ways() {
         assert_eq!(&buf[..res.unwrap()], b"hello");
         // A connected socket ignores datagrams from others.
         let stranger = udp_local().await;
-        let (res, _) = stranger.send_to(b"spam".to_vec(), a.local_addr().unwrap()).await;
+        let (res, _) = stranger
+            .send_to(b"spam".to_vec(), a.local_addr().unwrap())
+            .await;
         res.unwrap();
         let (res, _) = b.send(b"second".to_vec()).await;
         res.unwrap();
@@ -104,7 +106,11 @@ fn reuse_port_lets_two_endpoints_share_an_address() {
             .await
             .unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
-        let err = DatagramEndpoint::udp().local(addr).bind().await.unwrap_err();
+        let err = DatagramEndpoint::udp()
+            .local(addr)
+            .bind()
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     });
 }

@@ -59,7 +59,10 @@ fn deliveries_coalesce_and_a_new_listener_sees_only_later_ones() {
         assert_eq!(old.recv().await, Some(()));
         // `new` came after them: nothing is ready for it until the next delivery.
         let ready_now = poll_fn(|cx| std::task::Poll::Ready(new.poll_recv(cx).is_ready())).await;
-        assert!(!ready_now, "a listener saw a delivery from before it existed");
+        assert!(
+            !ready_now,
+            "a listener saw a delivery from before it existed"
+        );
         raise(libc::SIGUSR2);
         assert_eq!(new.recv().await, Some(()));
     });

@@ -51,11 +51,13 @@ use std::io;
 
 pub use async_fd::{AsyncFd, ReadyGuard, TryIoError};
 pub use ringleader_runtime::driver::{IoBuf, IoBufMut, Slice};
+pub use sendfile::{sendfile, SendfileTarget};
 
 mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;
+mod sendfile;
 pub mod signal;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either

@@ -604,8 +604,7 @@ impl Drop for RootInterrupt {
         if registry.installed[sigint] && !registry.listened[sigint] {
             // SAFETY: `previous` is the disposition read at `arm` (the default); restoring
             // it is a plain sigaction call.
-            if unsafe { libc::sigaction(libc::SIGINT, &*self.previous, std::ptr::null_mut()) }
-                == 0
+            if unsafe { libc::sigaction(libc::SIGINT, &*self.previous, std::ptr::null_mut()) } == 0
             {
                 registry.installed[sigint] = false;
             }

@@ -347,3 +347,10 @@ macro_rules! fd_traits {
     )*};
 }
 fd_traits!(UnixListener, UnixStream, UnixDatagram);
+
+impl UnixStream {
+    /// The shared fd, for this crate's operations that take several handles (sendfile).
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}

@@ -30,6 +30,8 @@ pub(crate) mod op;
 #[cfg(not(ringleader_loom))]
 pub mod ops;
 #[cfg(not(ringleader_loom))]
+pub mod ops_splice;
+#[cfg(not(ringleader_loom))]
 pub(crate) mod ring;
 #[cfg(not(ringleader_loom))]
 pub mod sockaddr;
