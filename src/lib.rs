@@ -20,7 +20,11 @@
 //!   `shield`, with Trio's cancel scopes: no task outlives its group.
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
 //!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
-//!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`.
+//!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`;
+//!   [`net::DatagramEndpoint`] is `loop.create_datagram_endpoint` and [`io::sendfile`] is
+//!   `loop.sendfile`.
+//! - [`signal`] is `loop.add_signal_handler`: [`signal::ctrl_c`] and streams of deliveries;
+//!   [`run`] turns the first Ctrl-C into a cancellation of the root, as `asyncio.run` does.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
 //!   `Barrier` and `Queue` (plus channels), usable under any executor.
 //! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
@@ -39,7 +43,8 @@ pub use ringleader_sync as sync;
 
 /// Owned buffers for I/O (every read and write takes its buffer by value and gives it
 /// back, so a cancelled operation can never let the kernel write into freed memory), and
-/// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)).
+/// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)), and
+/// [`sendfile`](io::sendfile) (asyncio's `loop.sendfile`).
 pub mod io {
     pub use ringleader_io::{
         sendfile, AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, SendfileTarget, Slice,

@@ -153,6 +153,12 @@ fn offset_and_count_are_respected() {
                 "offset {offset} count {count:?}"
             );
         }
+        // An offset no file can have is refused, not misread as "the current position".
+        let (ours, _peer) = tcp_pair().await;
+        let err = sendfile(&file, &ours, u64::MAX, Some(10))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         // Count zero sends nothing; the file's own position is untouched throughout.
         let (ours, _peer) = tcp_pair().await;
         assert_eq!(sendfile(&file, &ours, 0, Some(0)).await.unwrap(), 0);

@@ -1,5 +1,5 @@
-//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, and files,
-//! all completed on the worker's io_uring.
+//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, files and
+//! [`sendfile`], all completed on the worker's io_uring, and Unix [`signal`]s.
 //!
 //! ```
 //! use ringleader_io::net::{TcpListener, TcpStream};

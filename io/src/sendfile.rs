@@ -87,9 +87,10 @@ impl SendfileTarget for UnixStream {}
 /// ```
 ///
 /// # Errors
-/// The file's read error (`EBADF` for a file not opened for reading, `EISDIR`...), the
-/// socket's error (`BrokenPipe` if the peer closed: never a SIGPIPE in a Rust program, which
-/// ignores SIGPIPE), or `pipe2`'s. Bytes may have been sent before an error.
+/// `InvalidInput` for an offset above `i64::MAX`; the file's read error (`EBADF` for a file
+/// not opened for reading, `EISDIR`...), the socket's error (`BrokenPipe` if the peer
+/// closed: never a SIGPIPE in a Rust program, which ignores SIGPIPE), or `pipe2`'s. Bytes
+/// may have been sent before an error.
 ///
 /// # Cancel safety
 /// Not cancel safe: a dropped call has sent an unknown prefix. The pipe and the operations'
@@ -102,6 +103,13 @@ pub async fn sendfile<S: SendfileTarget>(
 ) -> io::Result<usize> {
     let file_fd = file.shared_fd().clone();
     let sock_fd = socket.stream_fd().clone();
+    if offset > i64::MAX as u64 {
+        // The kernel's offsets are signed; larger ones would be read as "no offset".
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("sendfile offset {offset} is beyond any file"),
+        ));
+    }
     let count = count.unwrap_or(usize::MAX);
     if count == 0 {
         return Ok(0);
