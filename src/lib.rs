@@ -106,7 +106,8 @@ pub struct ReadmeDoctests;
 /// While the program listens for SIGINT itself ([`signal::ctrl_c`], or
 /// [`signal::signal`] of `SignalKind::interrupt()`), SIGINT is the listener's: `run`
 /// neither cancels nor aborts for deliveries in that time, and the listener's handler
-/// stays installed after `run` (see [`signal`]).
+/// stays installed after `run` (see [`signal`]). [`#[ringleader::main]`](macro@main) builds
+/// its runtime itself and installs none of this: call `run` from `main` to have it.
 ///
 /// # Panics
 /// If the runtime cannot be started (see [`try_run`] for an error instead), or if called
