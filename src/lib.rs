@@ -20,7 +20,9 @@
 //!   `shield`, with Trio's cancel scopes: no task outlives its group.
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
 //!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
-//!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`.
+//!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`;
+//!   [`net::DatagramEndpoint`] is `loop.create_datagram_endpoint` and [`io::sendfile`] is
+//!   `loop.sendfile`.
 //! - [`process`] is `asyncio.create_subprocess_exec` / `create_subprocess_shell`
 //!   ([`process::Command`], [`process::Command::shell`]): pipes on the ring, `communicate`,
 //!   and waits through the child's pidfd with no thread per child.
@@ -28,6 +30,8 @@
 //!   `StreamReader` (`readline`, `readuntil`, `readexactly`, limits) and a `StreamWriter`
 //!   (`write` + `drain` with water marks), a `Server` whose handlers run in its own task
 //!   group, `copy` / `copy_bidirectional`, and the futures-io adapter `Compat`.
+//! - [`signal`] is `loop.add_signal_handler`: [`signal::ctrl_c`] and streams of deliveries;
+//!   [`run`] turns the first Ctrl-C into a cancellation of the root, as `asyncio.run` does.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
 //!   `Barrier` and `Queue` (plus channels), usable under any executor.
 //! - [`runtime::Builder::on_task_panic`] is `loop.set_exception_handler` for panics nobody
@@ -37,15 +41,22 @@
 //!   built for it.
 #![forbid(unsafe_code)]
 
-pub use ringleader_io::{fs, net, process, streams};
-pub use ringleader_runtime::{run, runtime, spawn, task, time, try_run, CallbackHandle};
+use std::future::Future;
+use std::time::Duration;
+
+pub use ringleader_io::{fs, net, process, signal, streams};
+pub use ringleader_runtime::{runtime, spawn, task, time, CallbackHandle};
 pub use ringleader_sync as sync;
 
 /// Owned buffers for I/O (every read and write takes its buffer by value and gives it
 /// back, so a cancelled operation can never let the kernel write into freed memory), and
-/// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)).
+/// readiness on fds that other libraries own ([`AsyncFd`](io::AsyncFd)), and
+/// [`sendfile`](io::sendfile) (asyncio's `loop.sendfile`).
 pub mod io {
-    pub use ringleader_io::{AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, Slice, TryIoError};
+    pub use ringleader_io::{
+        sendfile, AsyncFd, BufResult, IoBuf, IoBufMut, ReadyGuard, SendfileTarget, Slice,
+        TryIoError,
+    };
 }
 pub use ringleader_taskgroup as taskgroup;
 pub use ringleader_taskgroup::{cancelled, is_cancelled, task_group};
@@ -66,3 +77,90 @@ pub mod coop {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Runs `future` (the root) to completion on a new multi-thread runtime, then cancels
+/// every task still alive and shuts the runtime down (asyncio's `asyncio.run`).
+///
+/// ```
+/// let answer = ringleader::run(async {
+///     let task = ringleader::spawn(async { 21 * 2 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+///
+/// # Ctrl-C (SIGINT)
+/// As `asyncio.run` does, when `run` is called on the process's main thread and SIGINT's
+/// disposition is the default (nobody installed a handler or ignored it):
+/// - **The first SIGINT cancels the root cooperatively**, with
+///   [`CancelReason::Signal`](task::CancelReason::Signal): the root runs inside a
+///   [`CancelScope`](taskgroup::CancelScope) whose cancellation makes
+///   [`cancelled()`](crate::cancelled) resolve and [`is_cancelled()`](crate::is_cancelled)
+///   turn true in the root, and cancels the task groups it runs (their children see
+///   `ParentCancelled(Signal)`). The root is never dropped for it: it may take as long as
+///   it needs to clean up (asyncio's `CancelledError` handlers).
+/// - **When the root has finished** (its output is discarded: a program interrupted by
+///   Ctrl-C has no result), `run` shuts the runtime down as usual and then ends the
+///   process as killed by SIGINT (default disposition, re-raised: exit status 130 in a
+///   shell), as an uncaught `KeyboardInterrupt` does in Python. `run` does not return.
+/// - **A second SIGINT aborts at once**: the handler restores the default disposition and
+///   re-raises the signal, so the process dies even if the root ignores cancellation or
+///   is stuck in blocking code.
+/// - If `run` returns normally, SIGINT's previous (default) disposition is restored.
+///
+/// Off the main thread (every `#[test]`, for example), or when SIGINT already has a
+/// handler or is ignored, `run` installs nothing and SIGINT does whatever it did before.
+/// While the program listens for SIGINT itself ([`signal::ctrl_c`], or
+/// [`signal::signal`] of `SignalKind::interrupt()`), SIGINT is the listener's: `run`
+/// neither cancels nor aborts for deliveries in that time, and the listener's handler
+/// stays installed after `run` (see [`signal`]). [`#[ringleader::main]`](macro@main) builds
+/// its runtime itself and installs none of this: call `run` from `main` to have it.
+///
+/// # Panics
+/// If the runtime cannot be started (see [`try_run`] for an error instead), or if called
+/// from inside a task.
+#[track_caller]
+pub fn run<F: Future>(future: F) -> F::Output {
+    match try_run(future) {
+        Ok(out) => out,
+        Err(e) => panic!("ringleader::run: failed to start the runtime: {e}"),
+    }
+}
+
+/// [`run`], returning an error if the runtime cannot be started; the same Ctrl-C
+/// behaviour.
+///
+/// # Errors
+/// As [`runtime::Builder::build`].
+///
+/// # Panics
+/// If called from inside a task.
+#[track_caller]
+pub fn try_run<F: Future>(future: F) -> std::io::Result<F::Output> {
+    let rt = runtime::Builder::new_multi_thread().build()?;
+    let Some(interrupt) = signal::RootInterrupt::arm() else {
+        let out = rt.block_on(future);
+        drop(rt);
+        return Ok(out);
+    };
+    // The root may clean up for as long as it likes: a second Ctrl-C is the way out.
+    let scope = taskgroup::CancelScope::new().with_grace_period(Duration::MAX);
+    let watcher = {
+        let scope = scope.clone();
+        let first_sigint = interrupt.wait();
+        rt.spawn(async move {
+            first_sigint.await;
+            scope.cancel(task::CancelReason::Signal);
+        })
+    };
+    let out = rt.block_on(scope.run(future));
+    watcher.abort();
+    drop(rt);
+    match out {
+        Some(out) if !interrupt.interrupted() => {
+            drop(interrupt);
+            Ok(out)
+        }
+        _ => interrupt.reraise(),
+    }
+}

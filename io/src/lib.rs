@@ -1,6 +1,6 @@
-//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, files, and
-//! subprocesses' pipes and waits, all completed on the worker's io_uring; and asyncio's
-//! streams and servers over them ([`streams`]).
+//! Cancellation-safe, owned-buffer I/O for ringleader: TCP, UDP and Unix sockets, files,
+//! [`sendfile`], and subprocesses' pipes and waits, all completed on the worker's io_uring;
+//! asyncio's streams and servers over them ([`streams`]); and Unix [`signal`]s.
 //!
 //! ```
 //! use ringleader_io::net::{TcpListener, TcpStream};
@@ -52,12 +52,15 @@ use std::io;
 
 pub use async_fd::{AsyncFd, ReadyGuard, TryIoError};
 pub use ringleader_runtime::driver::{IoBuf, IoBufMut, Slice};
+pub use sendfile::{sendfile, SendfileTarget};
 
 mod async_fd;
 mod fd;
 pub mod fs;
 pub mod net;
 pub mod process;
+mod sendfile;
+pub mod signal;
 pub mod streams;
 
 /// The result of an owned-buffer operation: the outcome and the buffer, given back either

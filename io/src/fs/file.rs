@@ -420,3 +420,10 @@ impl Metadata {
         self.statx.stx_nlink
     }
 }
+
+impl File {
+    /// The shared fd, for this crate's operations that take several handles (sendfile).
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}

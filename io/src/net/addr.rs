@@ -124,3 +124,32 @@ pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAd
 pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
     Ok(resolve(host).await?.into_iter())
 }
+
+/// An address kept unresolved until it is needed (builders store one).
+pub(crate) struct Deferred(sealed::Resolve);
+
+impl Deferred {
+    pub(crate) fn new(addr: impl ToSocketAddrs) -> Deferred {
+        Deferred(sealed::Sealed::resolve(addr))
+    }
+
+    pub(crate) async fn resolve(self) -> io::Result<Vec<SocketAddr>> {
+        resolve(self).await
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            sealed::Resolve::Ready(addrs) => f.debug_tuple("Deferred").field(addrs).finish(),
+            sealed::Resolve::Lookup(name) => f.debug_tuple("Deferred").field(name).finish(),
+        }
+    }
+}
+
+impl sealed::Sealed for Deferred {
+    fn resolve(self) -> sealed::Resolve {
+        self.0
+    }
+}
+impl ToSocketAddrs for Deferred {}

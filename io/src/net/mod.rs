@@ -106,11 +106,13 @@ macro_rules! stream_io_methods {
 pub(crate) use stream_io_methods;
 
 mod addr;
+mod datagram;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use addr::{lookup_host, ToSocketAddrs};
+pub use datagram::{DatagramEndpoint, UdpEndpoint, UnixDatagramEndpoint};
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpListenerBuilder, TcpStream};
 pub use udp::UdpSocket;
 

@@ -421,3 +421,10 @@ impl OwnedWriteHalf {
         ops::shutdown(self.fd.clone(), libc::SHUT_WR).await
     }
 }
+
+impl TcpStream {
+    /// The shared fd, for this crate's operations that take several handles (sendfile).
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}

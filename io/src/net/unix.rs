@@ -304,6 +304,25 @@ impl UnixDatagram {
         path_of(SockRef::from(&*self.fd).local_addr())
     }
 
+    /// The connected peer's path (`None` for an unbound peer, as a [`pair`](Self::pair)'s).
+    ///
+    /// # Errors
+    /// `NotConnected` without a peer.
+    pub fn peer_addr(&self) -> io::Result<Option<PathBuf>> {
+        path_of(SockRef::from(&*self.fd).peer_addr())
+    }
+
+    /// Takes a std socket (set non-blocking here).
+    ///
+    /// # Errors
+    /// If the socket cannot be made non-blocking.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        socket.set_nonblocking(true)?;
+        Ok(UnixDatagram {
+            fd: Arc::new(socket.into()),
+        })
+    }
+
     /// Closes the socket through the ring.
     ///
     /// # Errors
@@ -328,3 +347,10 @@ macro_rules! fd_traits {
     )*};
 }
 fd_traits!(UnixListener, UnixStream, UnixDatagram);
+
+impl UnixStream {
+    /// The shared fd, for this crate's operations that take several handles (sendfile).
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}

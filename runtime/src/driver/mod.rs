@@ -9,6 +9,7 @@
 //!   them the driver keeps them until the completion (see `op.rs` for the protocol).
 //! - [`ops_process`]: waiting for a child through its pidfd (`IORING_OP_WAITID`, and the
 //!   non-blocking `waitid` the poll fallback uses).
+//! - [`ops_splice`]: `splice(2)` between an fd and a pipe, for `sendfile`.
 //! - ring.rs: the per-worker ring: submission once per scheduler round, parking in one
 //!   `io_uring_enter` bounded by the next timer, wake-ups from other threads by eventfd,
 //!   shutdown that cancels and waits.
@@ -33,6 +34,8 @@ pub(crate) mod op;
 pub mod ops;
 #[cfg(not(ringleader_loom))]
 pub mod ops_process;
+#[cfg(not(ringleader_loom))]
+pub mod ops_splice;
 #[cfg(not(ringleader_loom))]
 pub(crate) mod ring;
 #[cfg(not(ringleader_loom))]
