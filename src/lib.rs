@@ -113,8 +113,8 @@ pub struct ReadmeDoctests;
 /// While the program listens for SIGINT itself ([`signal::ctrl_c`], or
 /// [`signal::signal`] of `SignalKind::interrupt()`), SIGINT is the listener's: `run`
 /// neither cancels nor aborts for deliveries in that time, and the listener's handler
-/// stays installed after `run` (see [`signal`]). [`#[ringleader::main]`](macro@main) builds
-/// its runtime itself and installs none of this: call `run` from `main` to have it.
+/// stays installed after `run` (see [`signal`]). [`#[ringleader::main]`](macro@main) runs
+/// its `async fn main` the same way, on the runtime its options describe.
 ///
 /// # Panics
 /// If the runtime cannot be started (see [`try_run`] for an error instead), or if called
@@ -138,10 +138,27 @@ pub fn run<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub fn try_run<F: Future>(future: F) -> std::io::Result<F::Output> {
     let rt = runtime::Builder::new_multi_thread().build()?;
+    Ok(run_root(rt, future))
+}
+
+/// The body of `#[ringleader::main]`: builds the runtime the attribute configured and runs
+/// `future` on it as [`run`] does (Ctrl-C included). Not public API.
+#[doc(hidden)]
+#[track_caller]
+pub fn __main<F: Future>(builder: runtime::Builder, future: F) -> F::Output {
+    let rt = builder
+        .build()
+        .expect("failed to build the ringleader runtime");
+    run_root(rt, future)
+}
+
+/// Runs the program's root future on `rt`, with [`run`]'s Ctrl-C behaviour, then shuts
+/// `rt` down.
+fn run_root<F: Future>(rt: runtime::Runtime, future: F) -> F::Output {
     let Some(interrupt) = signal::RootInterrupt::arm() else {
         let out = rt.block_on(future);
         drop(rt);
-        return Ok(out);
+        return out;
     };
     // The root may clean up for as long as it likes: a second Ctrl-C is the way out.
     let scope = taskgroup::CancelScope::new().with_grace_period(Duration::MAX);
@@ -159,7 +176,7 @@ pub fn try_run<F: Future>(future: F) -> std::io::Result<F::Output> {
     match out {
         Some(out) if !interrupt.interrupted() => {
             drop(interrupt);
-            Ok(out)
+            out
         }
         _ => interrupt.reraise(),
     }

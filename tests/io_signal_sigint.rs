@@ -27,6 +27,7 @@ fn main() {
         Ok("second") => child_second(),
         Ok("listeners") => child_listeners(),
         Ok("restore") => child_restore(),
+        Ok("main") => child_main(),
         Ok(other) => panic!("unknown child mode {other}"),
         Err(_) => parent(),
     }
@@ -42,6 +43,17 @@ fn child_cancel() {
         println!("cleanup done");
     });
     println!("run returned");
+}
+
+/// The same root as `child_cancel`, through `#[ringleader::main]` (current-thread flavour,
+/// to check the attribute's own runtime gets the handling too).
+#[ringleader::main(flavor = "current_thread")]
+async fn child_main() {
+    println!("ready");
+    let reason = ringleader::cancelled().await;
+    println!("cancelled: {reason:?}");
+    ringleader::time::sleep(Duration::from_millis(20)).await;
+    println!("cleanup done");
 }
 
 fn child_second() {
@@ -170,6 +182,19 @@ fn first_sigint_cancels_then_the_process_dies_by_sigint() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "status {status:?}");
 }
 
+fn the_main_attribute_handles_sigint_as_run_does() {
+    let mut child = spawn("main");
+    let mut seen = Vec::new();
+    child.expect_line("ready", &mut seen);
+    child.sigint();
+    let status = child.finish(&mut seen);
+    assert!(
+        seen.iter().any(|l| l == "cancelled: Signal") && seen.iter().any(|l| l == "cleanup done"),
+        "the attribute's root was not cancelled and cleaned up: {seen:?}"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "status {status:?}");
+}
+
 fn second_sigint_kills_a_root_that_ignores_cancellation() {
     let mut child = spawn("second");
     let mut seen = Vec::new();
@@ -206,7 +231,7 @@ fn run_restores_the_default_disposition() {
 }
 
 fn parent() {
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         (
             "first_sigint_cancels_then_the_process_dies_by_sigint",
             first_sigint_cancels_then_the_process_dies_by_sigint,
@@ -222,6 +247,10 @@ fn parent() {
         (
             "run_restores_the_default_disposition",
             run_restores_the_default_disposition,
+        ),
+        (
+            "the_main_attribute_handles_sigint_as_run_does",
+            the_main_attribute_handles_sigint_as_run_does,
         ),
     ];
     for (name, test) in tests {

@@ -18,6 +18,9 @@
 //! }
 //! ```
 //!
+//! `#[ringleader::main]` ends instead in `::ringleader::__main(builder, name())`, which builds
+//! the runtime the same way and adds `ringleader::run`'s Ctrl-C handling.
+//!
 //! The inner `async fn` (rather than an `async` block) keeps the user's signature as written:
 //! `return`, `?` and a mismatched return type are checked and reported exactly as in any
 //! `async fn`, at the user's spans.
@@ -377,15 +380,22 @@ fn write(kind: Kind, config: &Config, function: ItemFn) -> TokenStream {
     let ident = &sig.ident;
     let mut outer = sig.clone();
     outer.asyncness = None;
+    let run = match kind {
+        Kind::Test => quote! {
+            #builder
+                .build()
+                .expect("failed to build the ringleader runtime")
+                .block_on(#ident())
+        },
+        // `run`'s Ctrl-C handling (the first SIGINT cancels the root) comes with main.
+        Kind::Main => quote!(#krate::__main(#builder, #ident())),
+    };
     quote! {
         #test
         #(#attrs)*
         #vis #outer {
             #sig #block
-            #builder
-                .build()
-                .expect("failed to build the ringleader runtime")
-                .block_on(#ident())
+            #run
         }
     }
 }

@@ -31,7 +31,8 @@
 //!
 //! so the body is an ordinary `async fn` body: `return`, `?` and the return type behave as
 //! written. The runtime is dropped when the function returns, which cancels every task still
-//! alive, as [`ringleader::run`](https://docs.rs/ringleader) does.
+//! alive, as [`ringleader::run`](https://docs.rs/ringleader) does. (`main` goes through
+//! `ringleader::__main`, which also gives it `run`'s Ctrl-C handling.)
 //!
 //! # Options
 //!
@@ -67,7 +68,11 @@ mod entry;
 /// The function becomes a synchronous one of the same name, signature and attributes that
 /// builds a runtime (multi-thread, one worker per CPU, unless options say otherwise), blocks
 /// the calling thread on the body, returns its output and then shuts the runtime down,
-/// cancelling every task still alive (asyncio's `asyncio.run(main())`).
+/// cancelling every task still alive (asyncio's `asyncio.run(main())`). Ctrl-C is handled as
+/// `ringleader::run` handles it: on the main thread, the first SIGINT cancels the body
+/// cooperatively (`ringleader::cancelled()` resolves in it, with reason `Signal`), the
+/// process then exits as killed by SIGINT once the body has finished, and a second SIGINT
+/// ends it at once.
 ///
 /// ```
 /// use std::time::Duration;
