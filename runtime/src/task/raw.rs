@@ -469,10 +469,12 @@ fn complete<F: Future, S: Schedule>(
     // had run (seen as a flaky `rt_callbacks` test). Now once the handle sees the task
     // finished, every callback registered before has run.
     run_done_callbacks(header, outcome);
-    let prev = header.state.transition_to_complete();
-    // Leave the registry before anyone is woken: once `handle.await` returns, the task is
-    // no longer listed as live. (Our runner's reference keeps it alive meanwhile.)
+    // Leave the registry before COMPLETE is published: a handle that sees the task finished
+    // (woken, or polled for another reason) never finds it still listed as live. (Our
+    // runner's reference keeps it alive meanwhile; shutdown no longer finds it, which is
+    // fine: its future is already gone.)
     let released = cell.scheduler.release(RawTask(ptr));
+    let prev = header.state.transition_to_complete();
     if !prev.has_join_interest() {
         // Nobody will read the output: drop it here, on the runtime.
         cell.stage.with_mut(|stage| {
