@@ -513,11 +513,22 @@ impl WorkerCtx {
     /// sleeping peer per task, and each would steal from this worker's queue. No wake-up is
     /// lost: until the batch ends this worker is awake, and it will run the tasks itself.
     fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.batching.set(true);
-        let out = f();
-        self.batching.set(false);
+        let out = self.with_batching(f);
         self.send_deferred_notify();
         out
+    }
+
+    /// Runs `f` with `batching` set, cleared afterwards even if a waker panics.
+    fn with_batching<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Clear<'a>(&'a Cell<bool>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.batching.set(true);
+        let _clear = Clear(&self.batching);
+        f()
     }
 
     fn send_deferred_notify(&self) {
@@ -701,9 +712,7 @@ impl Core {
         tracing::trace!(worker = self.index, ?timeout, "park");
         // The completions that end the wait wake their tasks as one batch; its notification
         // goes out once this worker has left the sleepers (or it could pick itself).
-        ctx.batching.set(true);
-        self.parker.park(timeout);
-        ctx.batching.set(false);
+        ctx.with_batching(|| self.parker.park(timeout));
         time.unparked(self.index);
         // Time spent parked is not poll time.
         self.last_global_check.1 = None;
