@@ -216,6 +216,11 @@ fn model_runtime_with(workers: usize, pool: crate::blocking::BlockingPool) -> Ar
     let parkers: Vec<Box<dyn Park>> = (0..workers)
         .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
         .collect();
+    model_runtime_with(parkers)
+}
+
+fn model_runtime_with(parkers: Vec<Box<dyn Park>>) -> Arc<Shared> {
+    let workers = parkers.len();
     Shared::new(
         workers,
         parkers,
@@ -341,6 +346,115 @@ fn a_child_spawned_on_a_worker_runs_with_a_second_worker_parked() {
             w.join().unwrap();
         }
         shared.drain_injector();
+    });
+}
+
+/// "Completions" posted by tasks: the wakers a ring's reaping would wake.
+type Completions = Arc<Mutex<Vec<Waker>>>;
+
+/// A parker standing in for a worker's ring: it wakes the posted completions' tasks in the
+/// worker's batch, from `poll_ready` (before the worker steals) and from `park` (without
+/// blocking while any is posted), as the ring's turn does.
+struct CompletionParker {
+    inner: ThreadParker,
+    completions: Completions,
+}
+
+impl CompletionParker {
+    fn dispatch(&self) -> bool {
+        let ready = std::mem::take(&mut *lock(&self.completions));
+        let any = !ready.is_empty();
+        for waker in ready {
+            waker.wake();
+        }
+        any
+    }
+}
+
+impl Park for CompletionParker {
+    fn park(&mut self, timeout: Option<std::time::Duration>) {
+        if !self.dispatch() {
+            self.inner.park(timeout);
+            self.dispatch();
+        }
+    }
+
+    fn unparker(&self) -> std::sync::Arc<dyn crate::park::Unpark> {
+        self.inner.unparker()
+    }
+
+    fn poll_ready(&mut self) -> bool {
+        self.dispatch()
+    }
+}
+
+/// A task whose first poll "submits an operation" (posts its waker as a completion) and
+/// whose second poll, after the completion woke it, finishes.
+struct IoTask {
+    submitted: bool,
+    completions: Completions,
+}
+
+impl Future for IoTask {
+    type Output = usize;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        if self.submitted {
+            return Poll::Ready(1);
+        }
+        self.submitted = true;
+        lock(&self.completions).push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Completions dispatched as a batch (one notification for the batch, sent after it, not
+/// one per woken task; dispatched before the worker would steal or sleep) are never
+/// stranded: every woken task runs.
+#[test]
+fn completions_woken_in_a_batch_all_run() {
+    const WORKERS: usize = 1;
+    loom::model(|| {
+        let completions: Completions = Arc::new(Mutex::new(Vec::new()));
+        let parkers: Vec<Box<dyn Park>> = (0..WORKERS)
+            .map(|_| {
+                Box::new(CompletionParker {
+                    inner: ThreadParker::new(),
+                    completions: completions.clone(),
+                }) as Box<dyn Park>
+            })
+            .collect();
+        let shared = model_runtime_with(parkers);
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|i| {
+                let s = shared.clone();
+                thread::spawn(move || scheduler::run_worker(s, i))
+            })
+            .collect();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                spawn_on(
+                    &shared,
+                    IoTask {
+                        submitted: false,
+                        completions: completions.clone(),
+                    },
+                )
+            })
+            .collect();
+        let sum = loom::future::block_on(async move {
+            let mut sum = 0;
+            for t in tasks {
+                sum += t.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, 2);
+        shared.begin_shutdown();
+        for w in workers {
+            w.join().unwrap();
+        }
+        shared.drain_injector();
+        assert!(lock(&completions).is_empty());
     });
 }
 

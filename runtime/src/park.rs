@@ -28,6 +28,21 @@ pub(crate) trait Park: Send + 'static {
     /// queued and dispatches completions).
     fn maintain(&mut self) {}
 
+    /// The periodic non-blocking work of a busy owner (every few polls): like `maintain`,
+    /// but a backend may skip work that can wait for the next turn it makes anyway.
+    fn maintain_busy(&mut self) {
+        self.maintain()
+    }
+
+    /// Called when the owner's queues are empty, before it looks for work elsewhere:
+    /// dispatches the completions already posted or flagged (submitting queued entries with
+    /// the enter that collects them), without waiting; does nothing, and makes no syscall,
+    /// when there are none. Returns whether any completion was dispatched (tasks may have
+    /// been woken).
+    fn poll_ready(&mut self) -> bool {
+        false
+    }
+
     /// The I/O ring operations started on the owning thread should use.
     #[cfg(not(ringleader_loom))]
     fn ring(&self) -> Option<Arc<crate::driver::ring::RingShared>> {

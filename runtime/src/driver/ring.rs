@@ -1,6 +1,12 @@
 //! One io_uring per worker: setup, submission, the wait that parks the worker, wake-ups
 //! from other threads, and shutdown.
 //!
+//! # When the ring is entered
+//! A busy worker reaps every 16 polls, entering the ring only when the kernel flags
+//! completions (IORING_SQ_TASKRUN) or every fourth time (to submit what is queued); a
+//! worker with nothing to run reaps what is already there before it steals, and parks in
+//! one `io_uring_enter` that submits and waits. Entries are pushed without a syscall.
+//!
 //! # Who touches what
 //! - `local` (the ring itself, its in-flight count, the wake-up read's buffer) is locked
 //!   only by the owning thread: the worker the ring belongs to (or, for the current-thread
@@ -452,9 +458,22 @@ impl RingShared {
         }
     }
 
+    /// Whether completions are waiting: posted, or flagged as deferred task work (which an
+    /// enter runs). Entries merely queued do not count: submitting them alone would cost an
+    /// enter that the wait which follows (when nothing else turns up) makes anyway. Owner
+    /// only; no syscall.
+    fn has_completions(&self) -> bool {
+        let mut local = self.lock_local();
+        !local.backlog.is_empty()
+            || local.uring.submission().taskrun()
+            || local.uring.submission().cq_overflow()
+            || !local.uring.completion().is_empty()
+    }
+
     /// One round: submit what is queued, wait up to `timeout` (None: until woken) for a
-    /// completion, then dispatch every completion. Owner only.
-    fn turn(self: &Arc<Self>, timeout: Option<Duration>) {
+    /// completion, then dispatch every completion. Returns how many operations it completed.
+    /// Owner only.
+    fn turn(self: &Arc<Self>, timeout: Option<Duration>) -> usize {
         let mut local = self.lock_local();
         local.enable();
         let may_block = timeout != Some(Duration::ZERO)
@@ -487,11 +506,13 @@ impl RingShared {
                 }
             }
         } else if !local.uring.submission().is_empty()
-            || self.flavor != RingFlavor::Plain
+            || local.uring.submission().taskrun()
             || local.uring.submission().cq_overflow()
         {
-            // With deferred task work, completions only appear after an enter with
-            // GETEVENTS: `submit` does one when the kernel flags pending work.
+            // With deferred (or cooperative) task work, completions only appear after an
+            // enter with GETEVENTS, which `submit` does when the kernel flags pending work
+            // (IORING_SQ_TASKRUN: both flavours set up the flag). With nothing to submit and
+            // nothing flagged, no syscall: what is already posted is reaped below.
             local.uring.submit()
         } else {
             Ok(0)
@@ -520,12 +541,14 @@ impl RingShared {
             self.retry_wakeups(&failed);
         }
         dispatch(&ready);
+        let completed = ready.len();
         // Keep the allocation for the next round.
         ready.clear();
         let mut local = self.lock_local();
         if local.backlog.is_empty() {
             local.backlog = ready;
         }
+        completed
     }
 
     /// Wakes by eventfd the rings whose wake-up message failed.
@@ -691,11 +714,21 @@ pub(crate) fn block_on_parker() -> Option<RingParker> {
 /// The parker of a core with a ring: parking is waiting on the ring.
 pub(crate) struct RingParker {
     ring: Arc<RingShared>,
+    /// `maintain_busy` calls since the last one that turned the ring.
+    maintains_since_submit: u32,
 }
+
+/// A busy worker's `maintain_busy` (every 16 polls) submits queued entries at least every this
+/// many calls: about every 64 polls, the interval at which an epoll runtime polls its
+/// reactor when busy.
+const SUBMIT_EVERY: u32 = 4;
 
 impl RingParker {
     pub(crate) fn new(ring: Arc<RingShared>) -> RingParker {
-        RingParker { ring }
+        RingParker {
+            ring,
+            maintains_since_submit: 0,
+        }
     }
 }
 
@@ -717,7 +750,27 @@ impl Park for RingParker {
     }
 
     fn maintain(&mut self) {
+        self.maintains_since_submit = 0;
         self.ring.turn(Some(Duration::ZERO));
+    }
+
+    fn maintain_busy(&mut self) {
+        // Completions waiting: reap them now. Entries only queued: submit them every
+        // SUBMIT_EVERY-th call; until then they ride on the next enter this worker makes
+        // anyway (a dispatch, or its wait when it runs out of work), so a busy worker does
+        // not pay an enter per few polls just to submit.
+        self.maintains_since_submit += 1;
+        if self.maintains_since_submit >= SUBMIT_EVERY
+            || self.ring.has_remote.load(Ordering::Relaxed)
+            || self.ring.has_completions()
+        {
+            self.maintains_since_submit = 0;
+            self.ring.turn(Some(Duration::ZERO));
+        }
+    }
+
+    fn poll_ready(&mut self) -> bool {
+        self.ring.has_completions() && self.ring.turn(Some(Duration::ZERO)) > 0
     }
 
     fn ring(&self) -> Option<Arc<RingShared>> {

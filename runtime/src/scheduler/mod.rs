@@ -14,6 +14,11 @@
 //! - woken by itself while running (`yield_now`, budget exhaustion): back of the local queue;
 //! - from anywhere else: the injector, and a sleeping worker is notified.
 //!
+//! Completions reaped from a worker's ring wake their tasks on that worker (LIFO slot and
+//! local queue) as one batch, with one notification of a sleeper for the batch, sent after
+//! it. A worker whose queues are empty dispatches its ring's completions, if any are
+//! already there, before it steals from peers: tasks stay with the ring their I/O is on.
+//!
 //! # Fairness guarantee
 //! If the number of tasks is bounded and every poll returns in bounded time, every runnable
 //! task is polled within a bounded delay. Argument: a worker takes the LIFO slot at most
@@ -176,6 +181,11 @@ pub(crate) struct WorkerCtx {
     index: usize,
     local: Local<Notified>,
     lifo: Cell<Option<Notified>>,
+    /// Set while this worker's parker dispatches a batch of I/O completions: a push then
+    /// records in `notify_deferred` that a sleeper is owed a notification instead of sending
+    /// it, and the batch's end sends one for all (see `batch`).
+    batching: Cell<bool>,
+    notify_deferred: Cell<bool>,
 }
 
 rl_thread_local! {
@@ -489,7 +499,41 @@ impl WorkerCtx {
                 Some(previous) => self.local.push(previous),
             }
         }
-        self.shared.notify_parked();
+        if self.batching.get() {
+            self.notify_deferred.set(true);
+        } else {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Runs `f` (the parker's non-blocking turn: completions wake tasks) with the wake-ups'
+    /// notifications folded into one, sent at the end if any push owed one. A ring reaps
+    /// tens of completions at once; notifying per push would wake (through its ring) a
+    /// sleeping peer per task, and each would steal from this worker's queue. No wake-up is
+    /// lost: until the batch ends this worker is awake, and it will run the tasks itself.
+    fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        let out = self.with_batching(f);
+        self.send_deferred_notify();
+        out
+    }
+
+    /// Runs `f` with `batching` set, cleared afterwards even if a waker panics.
+    fn with_batching<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Clear<'a>(&'a Cell<bool>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.batching.set(true);
+        let _clear = Clear(&self.batching);
+        f()
+    }
+
+    fn send_deferred_notify(&self) {
+        if self.notify_deferred.replace(false) {
+            self.shared.notify_parked();
+        }
     }
 }
 
@@ -500,8 +544,8 @@ impl Core {
         self.tick = self.tick.wrapping_add(1);
         if self.tick % TIMER_INTERVAL == 0 {
             self.fire_timers(ctx);
-            // Once per round of this many polls: submit queued I/O, dispatch completions.
-            self.parker.maintain();
+            // Once per round of this many polls: dispatch completions, submit queued I/O.
+            ctx.batch(|| self.parker.maintain_busy());
         }
         if self.tick.wrapping_sub(self.last_global_check.0) >= self.global_interval {
             self.tune_global_interval(ctx);
@@ -665,11 +709,14 @@ impl Core {
         }
         bump(&shared.stats[self.index].parks, 1);
         tracing::trace!(worker = self.index, ?timeout, "park");
-        self.parker.park(timeout);
+        // The completions that end the wait wake their tasks as one batch; its notification
+        // goes out once this worker has left the sleepers (or it could pick itself).
+        ctx.with_batching(|| self.parker.park(timeout));
         time.unparked(self.index);
         // Time spent parked is not poll time.
         self.last_global_check.1 = None;
         self.leave_sleepers(ctx);
+        ctx.send_deferred_notify();
         self.fire_timers(ctx);
     }
 
@@ -716,6 +763,8 @@ fn drive<R>(
         // it goes back into the core afterwards.
         local: std::mem::replace(&mut core.local, Local::new_fifo()),
         lifo: Cell::new(None),
+        batching: Cell::new(false),
+        notify_deferred: Cell::new(false),
     };
     struct Reset<'a> {
         previous: *const WorkerCtx,
@@ -751,7 +800,13 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize) {
     };
     drive(&shared, &mut core, |core, ctx| {
         while !ctx.shared.is_shutdown() {
-            if let Some(task) = core.next_task(ctx).or_else(|| core.search(ctx)) {
+            let mut task = core.next_task(ctx);
+            if task.is_none() && ctx.batch(|| core.parker.poll_ready()) {
+                // This worker's own completions before its peers' queues: their tasks stay
+                // where their I/O is (and their cache), instead of being stolen.
+                task = core.next_task(ctx);
+            }
+            if let Some(task) = task.or_else(|| core.search(ctx)) {
                 core.run_task(ctx, task);
                 continue;
             }
