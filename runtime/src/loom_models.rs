@@ -205,21 +205,25 @@ fn unpark_is_never_lost() {
     });
 }
 
+fn default_pool() -> crate::blocking::BlockingPool {
+    crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into())
+}
+
 fn model_runtime(workers: usize) -> Arc<Shared> {
-    model_runtime_with(
-        workers,
-        crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into()),
-    )
+    model_runtime_with(workers, default_pool())
 }
 
 fn model_runtime_with(workers: usize, pool: crate::blocking::BlockingPool) -> Arc<Shared> {
     let parkers: Vec<Box<dyn Park>> = (0..workers)
         .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
         .collect();
-    model_runtime_with(parkers)
+    model_runtime_with_parkers(parkers, pool)
 }
 
-fn model_runtime_with(parkers: Vec<Box<dyn Park>>) -> Arc<Shared> {
+fn model_runtime_with_parkers(
+    parkers: Vec<Box<dyn Park>>,
+    pool: crate::blocking::BlockingPool,
+) -> Arc<Shared> {
     let workers = parkers.len();
     Shared::new(
         workers,
@@ -423,7 +427,7 @@ fn completions_woken_in_a_batch_all_run() {
                 }) as Box<dyn Park>
             })
             .collect();
-        let shared = model_runtime_with(parkers);
+        let shared = model_runtime_with_parkers(parkers, default_pool());
         let workers: Vec<_> = (0..WORKERS)
             .map(|i| {
                 let s = shared.clone();
