@@ -225,3 +225,13 @@ async fn a_timeout_around_a_ready_future_returns_its_value_even_with_a_zero_dura
     let out = timeout(Duration::ZERO, sleep(Duration::from_millis(1))).await;
     assert!(out.is_err(), "a zero timeout elapses at the first wait");
 }
+
+#[ringleader::test]
+async fn a_sleep_first_polled_after_its_deadline_completes_at_once() {
+    let late = sleep(Duration::from_millis(2));
+    // Block the thread past the deadline before the first poll: the timer is filed in the
+    // past and must fire at the wheel's next look, not wait for anything else.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = timeout(Duration::from_secs(30), late).await;
+    assert!(out.is_ok(), "the late sleep never fired");
+}

@@ -156,7 +156,11 @@ pub fn sleep(duration: Duration) -> Sleep {
     let shared = current_shared("sleep");
     let now = Instant(shared.time.clock.now());
     let deadline = now.checked_add(duration).unwrap_or(now + FAR_FUTURE);
-    Sleep::new(deadline, shared)
+    let mut sleep = Sleep::new(deadline, shared);
+    // The deadline is in the future (or now): the first poll needs no clock read to know
+    // whether it has already passed unless the duration is zero.
+    sleep.future_at_creation = !duration.is_zero();
+    sleep
 }
 
 /// About 30 years: far enough for "never", small enough not to overflow.
@@ -181,6 +185,11 @@ pub struct Sleep {
     shared: Arc<Shared>,
     /// The timer entry once filed (lazily, at the first poll that has to wait).
     entry: Option<(std::sync::Arc<TimerEntry>, Filed)>,
+    /// Set by `sleep(d)` with `d > 0`: the deadline was ahead of the clock when the sleep
+    /// was made, so the first poll files the timer without reading the clock again. If it
+    /// has passed meanwhile (a sleep polled late), the wheel fires it at its next look,
+    /// since an entry filed in the past is due at once.
+    future_at_creation: bool,
 }
 
 impl fmt::Debug for Sleep {
@@ -197,6 +206,7 @@ impl Sleep {
             deadline,
             shared,
             entry: None,
+            future_at_creation: false,
         }
     }
 
@@ -215,6 +225,7 @@ impl Sleep {
         let this = self.get_mut();
         this.cancel_timer();
         this.deadline = deadline;
+        this.future_at_creation = false;
     }
 
     fn cancel_timer(&mut self) {
@@ -246,7 +257,7 @@ impl Future for Sleep {
         }
         let time = &this.shared.time;
         let deadline_ms = time.clock.deadline_ms(this.deadline.0);
-        if deadline_ms <= time.clock.now_ms() && this.deadline.0 <= time.clock.now() {
+        if !std::mem::take(&mut this.future_at_creation) && this.deadline.0 <= time.clock.now() {
             progress.made_progress();
             return Poll::Ready(());
         }
