@@ -107,6 +107,16 @@ impl BlockingPool {
             return;
         }
         // None idle: start a thread if below the cap.
+        if self.reserve_thread_slot() {
+            if let Err(e) = self.start_thread(shared) {
+                self.alive.fetch_sub(1, Ordering::SeqCst);
+                tracing::error!(error = %e, "could not start a blocking-pool thread");
+            }
+        }
+    }
+
+    /// Counts one more thread in `alive` if that stays within the cap.
+    fn reserve_thread_slot(&self) -> bool {
         let mut alive = self.alive.load(Ordering::SeqCst);
         while alive < self.max_threads {
             match self.alive.compare_exchange_weak(
@@ -115,16 +125,11 @@ impl BlockingPool {
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => {
-                    if let Err(e) = self.start_thread(shared) {
-                        self.alive.fetch_sub(1, Ordering::SeqCst);
-                        tracing::error!(error = %e, "could not start a blocking-pool thread");
-                    }
-                    return;
-                }
+                Ok(_) => return true,
                 Err(actual) => alive = actual,
             }
         }
+        false
     }
 
     #[cfg(ringleader_loom)]
@@ -264,20 +269,8 @@ impl BlockingPool {
         if self.queue.is_empty() || self.shutdown.load(Ordering::SeqCst) {
             return true;
         }
-        let mut alive = self.alive.load(Ordering::SeqCst);
-        while alive < self.max_threads {
-            match self.alive.compare_exchange_weak(
-                alive,
-                alive + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return false,
-                Err(actual) => alive = actual,
-            }
-        }
-        // The pool is full again: those threads serve the queue.
-        true
+        // Stay unless the pool is full again (those threads serve the queue).
+        !self.reserve_thread_slot()
     }
 
     /// Stops idle threads and waits up to `timeout` (None: no bound) for busy ones.
