@@ -5,6 +5,8 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod common;
+
 #[path = "streams/lines.rs"]
 mod lines;
 #[path = "streams/process.rs"]

@@ -244,3 +244,31 @@ pub fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// CPU time (user + system, in clock ticks) used so far by this process's threads whose
+/// name starts with `prefix`: the server's threads, whatever the wall clock says. On a
+/// shared machine the wall-clock throughput moves with other load; CPU per message much
+/// less.
+pub fn thread_cpu_ticks(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ... utime stime: fields 14 and 15, counted after the comm.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// Clock ticks per second (USER_HZ).
+pub fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}

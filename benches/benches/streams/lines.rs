@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 
+use crate::common::{thread_cpu_ticks, ticks_per_sec};
+
 const THREADS: usize = 2;
 const CONNS: usize = 10;
 const LINES: usize = 100;
@@ -138,27 +140,6 @@ fn tokio_server() -> (tokio::runtime::Runtime, SocketAddr) {
     (rt, addr)
 }
 
-/// CPU time (user + system, in clock ticks) used so far by this process's threads whose
-/// name starts with `prefix` (the server's workers): steadier than wall-clock time on a
-/// shared machine.
-fn thread_cpu_ticks(prefix: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // pid (comm) state ... utime stime: fields 14 and 15, counted after the comm.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
-            if !comm.starts_with(prefix) {
-                return None;
-            }
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .sum()
-}
-
 fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
     let mut client = Client::connect(addr);
     client.rounds(1);
@@ -177,9 +158,7 @@ fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
         })
     });
     group.finish();
-    // SAFETY: sysconf has no preconditions.
-    let hz = (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64;
-    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / hz;
+    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / ticks_per_sec();
     let lines = rounds.load(std::sync::atomic::Ordering::Relaxed) * (CONNS * LINES) as u64;
     if lines > 0 {
         eprintln!(
