@@ -32,7 +32,7 @@
 //! learn by how much it lagged or whether anything is left. Messages are `Clone`; keep them
 //! cheap to clone (e.g. an `Arc`); `clone` runs under the slot's read lock, so it must not
 //! send on this channel. Waiting receivers register in a fan-out list
-//! (`watch::FanOut`) and look at their slot once more; a send writes the slot, then wakes
+//! (`waitlist::FanOut`) and look at their slot once more; a send writes the slot, then wakes
 //! them all.
 //!
 //! A message is dropped when overwritten or when the channel goes away, not when the last
@@ -42,7 +42,8 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use crate::loom::{lock, Arc, AtomicBool, Mutex, Ordering};
-use crate::watch::{read, write, FanOut, FanOutKey, RwLock};
+use crate::loom::{read, write, RwLock};
+use crate::waitlist::{FanOut, FanOutKey};
 
 /// The error types of the broadcast channel.
 pub mod error {
