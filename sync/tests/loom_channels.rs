@@ -174,6 +174,23 @@ fn broadcast_lag() {
     });
 }
 
+/// A send wakes a receiver waiting (or about to wait) while a sender stays alive, so the
+/// close path cannot rescue a lost wake-up: the receiver's lock-free "nothing new" check
+/// (the tail hint) and its registration race with the send's publish and notify.
+#[test]
+fn broadcast_send_wakes_waiting_recv() {
+    loom::model(|| {
+        let (tx, mut rx) = broadcast::channel(2);
+        let tx2 = tx.clone();
+        let t = thread::spawn(move || {
+            tx2.send(1).unwrap();
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        t.join().unwrap();
+        drop(tx);
+    });
+}
+
 #[test]
 fn watch_changed_vs_send() {
     loom::model(|| {

@@ -455,6 +455,19 @@ fn notify_many_rounds_with_a_crowd() {
 }
 
 #[test]
+fn notify_waiters_with_nobody_queued_reaches_created_futures_only() {
+    let n = Notify::new();
+    let mut before = pin!(n.notified()); // created, never polled: nothing queued
+    n.notify_waiters(); // takes the lock-free path
+    let mut after = pin!(n.notified());
+    assert!(poll_once(before.as_mut()).is_ready());
+    assert!(poll_once(after.as_mut()).is_pending());
+    n.notify_waiters(); // `after` is queued now: drained under the lock
+    assert!(poll_once(after.as_mut()).is_ready());
+    assert!(poll_once(pin!(n.notified())).is_pending(), "no permit stored");
+}
+
+#[test]
 fn notified_enable() {
     let n = Notify::new();
     let mut a = pin!(n.notified());
