@@ -6,9 +6,7 @@ mod imp {
     #[allow(unused_imports)]
     pub(crate) use loom::cell::UnsafeCell;
     #[allow(unused_imports)]
-    pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-    };
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     #[allow(unused_imports)]
@@ -25,9 +23,7 @@ mod imp {
 #[cfg(not(ringleader_loom))]
 mod imp {
     #[allow(unused_imports)]
-    pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-    };
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     #[allow(unused_imports)]

@@ -14,18 +14,12 @@
 //! A waiter is queued only while no permit is stored, and a permit is stored only while no
 //! waiter is queued: the permit never barges past a queued waiter, and FIFO order holds.
 //!
-//! **`calls`** (an atomic) counts [`Notify::notify_waiters`] calls. A [`Notified`] captures
-//! it when created, and on its first poll completes if it has changed: a notification sent
-//! after `notified()` reached it even if it had not been polled yet. `notify_waiters` bumps
-//! `calls` *then* loads `word`, and a registering waiter sets `WAITERS` *then* loads
-//! `calls`, each with a `SeqCst` fence between its store and its load (Dekker's pattern;
-//! the fences, not `SeqCst` accesses, are what loom models): either the notifier sees
-//! `WAITERS` and drains the list under
-//! the lock, or the waiter sees the new count and completes without queueing. So
-//! `notify_waiters` with nobody queued takes no lock.
-//!
 //! **`state`** (one `crate::loom::Mutex<State>`) holds:
 //!
+//! - `generation`: how many times [`Notify::notify_waiters`] ran, mirrored in `calls` (written
+//!   only under the lock). A [`Notified`] captures `calls` when created, and on its first
+//!   poll completes if it has changed: a notification sent after `notified()` reached it
+//!   even if it had not been polled yet.
 //! - `waiters`: a [`WaitList`] of queued waiters, each entry carrying the waiter's **flag**,
 //!   an `Arc<AtomicUsize>` shared with its [`Notified`]. A notifier, under the lock, stores
 //!   into the flag what notified the waiter (`ONE`: chosen by `notify_one`, which must not
@@ -50,7 +44,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::{fence, lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::waitlist::{WaitList, WakeList};
 
 /// Wakes one waiting task ([`notify_one`](Notify::notify_one), storing a permit if nobody
@@ -65,7 +59,7 @@ use crate::waitlist::{WaitList, WakeList};
 /// ```
 pub struct Notify {
     state: Mutex<State>,
-    /// How many times `notify_waiters` ran (see the protocol).
+    /// Mirror of `State::generation`, readable without the lock by `notified()`.
     calls: AtomicUsize,
     /// `PERMIT | WAITERS` (see the protocol).
     word: AtomicUsize,
@@ -88,6 +82,7 @@ const SPARE_PROBES: usize = 4;
 
 #[derive(Debug)]
 struct State {
+    generation: usize,
     waiters: WaitList<Flag>,
     spare: VecDeque<Flag>,
 }
@@ -136,6 +131,7 @@ impl Notify {
     pub fn new() -> Notify {
         Notify {
             state: Mutex::new(State {
+                generation: 0,
                 waiters: WaitList::new(),
                 spare: VecDeque::new(),
             }),
@@ -149,6 +145,7 @@ impl Notify {
     pub const fn const_new() -> Notify {
         Notify {
             state: Mutex::new(State {
+                generation: 0,
                 waiters: WaitList::new(),
                 spare: VecDeque::new(),
             }),
@@ -211,14 +208,10 @@ impl Notify {
     /// Wakes every task currently waiting, including [`Notified`] futures created but not yet
     /// polled. Stores no permit.
     pub fn notify_waiters(&self) {
-        // Bump, then look: pairs with `register` setting WAITERS, then reading `calls`.
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if self.word.load(Ordering::SeqCst) & WAITERS == 0 {
-            return; // nobody queued, and a waiter queueing now sees the new count
-        }
         let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
+        st.generation = st.generation.wrapping_add(1);
+        self.calls.store(st.generation, Ordering::SeqCst);
         if st.notify_front(ALL, &mut wakes) {
             while st.notify_front(ALL, &mut wakes) {}
             self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
@@ -351,6 +344,10 @@ impl Notified<'_> {
             return true;
         }
         let mut st = notify.lock();
+        if st.generation != self.generation {
+            self.state = NotifiedState::ReadyAll;
+            return true;
+        }
         // Mark the list non-empty, unless a permit arrived meanwhile: then take it.
         let mut w = notify.word.load(Ordering::SeqCst);
         loop {
@@ -370,15 +367,6 @@ impl Notified<'_> {
                 Ok(_) => break,
                 Err(actual) => w = actual,
             }
-        }
-        // Set WAITERS, then read `calls`: pairs with `notify_waiters` (see the protocol).
-        fence(Ordering::SeqCst);
-        if notify.calls.load(Ordering::SeqCst) != self.generation {
-            if st.waiters.is_empty() {
-                notify.word.store(0, Ordering::SeqCst); // undo our WAITERS
-            }
-            self.state = NotifiedState::ReadyAll;
-            return true;
         }
         let flag = st.fresh_flag();
         let key = st.waiters.push_back(flag.clone(), waker.cloned());

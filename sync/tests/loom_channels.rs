@@ -191,6 +191,27 @@ fn broadcast_send_wakes_waiting_recv() {
     });
 }
 
+/// Two receivers wait on two threads while a send happens, with the sender kept alive so
+/// closing cannot rescue a lost wake-up: both wake.
+#[test]
+fn watch_send_wakes_two_waiting_receivers() {
+    loom::model(|| {
+        let (tx, mut rx) = watch::channel(0);
+        let mut rx2 = tx.subscribe();
+        drop(rx.borrow_and_update());
+        let t = thread::spawn(move || {
+            block_on(rx2.changed()).unwrap();
+        });
+        let t2 = thread::spawn(move || {
+            block_on(rx.changed()).unwrap();
+        });
+        tx.send(1).unwrap();
+        t.join().unwrap();
+        t2.join().unwrap();
+        drop(tx);
+    });
+}
+
 #[test]
 fn watch_changed_vs_send() {
     loom::model(|| {

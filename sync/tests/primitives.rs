@@ -458,13 +458,16 @@ fn notify_many_rounds_with_a_crowd() {
 fn notify_waiters_with_nobody_queued_reaches_created_futures_only() {
     let n = Notify::new();
     let mut before = pin!(n.notified()); // created, never polled: nothing queued
-    n.notify_waiters(); // takes the lock-free path
+    n.notify_waiters(); // nobody queued: stores nothing
     let mut after = pin!(n.notified());
     assert!(poll_once(before.as_mut()).is_ready());
     assert!(poll_once(after.as_mut()).is_pending());
     n.notify_waiters(); // `after` is queued now: drained under the lock
     assert!(poll_once(after.as_mut()).is_ready());
-    assert!(poll_once(pin!(n.notified())).is_pending(), "no permit stored");
+    assert!(
+        poll_once(pin!(n.notified())).is_pending(),
+        "no permit stored"
+    );
 }
 
 #[test]
