@@ -27,12 +27,14 @@
 //! reader-writer lock, written only by a sender holding `shared`) until message `pos + cap`
 //! overwrites it. Each receiver holds the position it reads next: if its slot holds that
 //! position it clones the message under the slot's read lock without touching `shared`;
-//! if the slot holds an older message, nothing new has come, and it waits; only when the
+//! if the slot holds an older message, nothing new has come, and it waits (a `tail_hint`
+//! atomic, published after the slot is written, usually says "nothing new" before the
+//! slot's lock is touched); only when the
 //! slot holds a *newer* message (lagging) or every sender is gone does it take `shared` to
 //! learn by how much it lagged or whether anything is left. Messages are `Clone`; keep them
 //! cheap to clone (e.g. an `Arc`); `clone` runs under the slot's read lock, so it must not
 //! send on this channel. Waiting receivers register in a fan-out list
-//! (`watch::FanOut`) and look at their slot once more; a send writes the slot, then wakes
+//! (`waitlist::FanOut`) and look at their slot once more; a send writes the slot, then wakes
 //! them all.
 //!
 //! A message is dropped when overwritten or when the channel goes away, not when the last
@@ -41,8 +43,9 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use crate::loom::{lock, Arc, AtomicBool, Mutex, Ordering};
-use crate::watch::{read, write, FanOut, FanOutKey, RwLock};
+use crate::loom::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::loom::{read, write, RwLock};
+use crate::waitlist::{FanOut, FanOutKey};
 
 /// The error types of the broadcast channel.
 pub mod error {
@@ -144,6 +147,11 @@ struct Chan<T> {
     /// Every sender is gone (set under `shared` with `tx_count` reaching 0, before the
     /// final notify), readable without the lock.
     closed: AtomicBool,
+    /// Mirror of `Shared::tail`, stored (Release) by a send after it wrote the slot and
+    /// before it notifies. A receiver whose `next` is not below it has nothing new and
+    /// says so from this one load, without the slot's read lock (a read-modify-write on a
+    /// line every receiver and the sender share). Only ever behind the real tail.
+    tail_hint: AtomicU64,
     /// Receivers waiting for a message. A receiver registers, then looks at its slot
     /// again; a send writes the slot, then notifies. So no wake-up is missed.
     waiters: FanOut,
@@ -167,6 +175,7 @@ pub fn channel<T: Clone>(cap: usize) -> (Sender<T>, Receiver<T>) {
             })
             .collect(),
         closed: AtomicBool::new(false),
+        tail_hint: AtomicU64::new(0),
         waiters: FanOut::new(),
     });
     (
@@ -211,6 +220,7 @@ impl<T> Sender<T> {
             slot.val.replace(value)
         };
         s.tail += 1;
+        self.chan.tail_hint.store(s.tail, Ordering::Release);
         let n = s.rx_count;
         drop(s);
         self.chan.waiters.notify_all();
@@ -289,6 +299,9 @@ enum Fast<T> {
 
 /// Reads message `*next` without the tail lock, if it is in its slot.
 fn read_fast<T: Clone>(next: &mut u64, chan: &Chan<T>) -> Fast<T> {
+    if chan.tail_hint.load(Ordering::Acquire) <= *next {
+        return Fast::NotYet; // not sent yet (or sent and not yet published: as if not sent)
+    }
     let cap = chan.slots.len() as u64;
     let slot = read(&chan.slots[(*next % cap) as usize]);
     if slot.pos == u64::MAX || slot.pos < *next {

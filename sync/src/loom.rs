@@ -9,6 +9,8 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    #[allow(unused_imports)]
+    pub(crate) use loom::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
     /// Locks, treating a poisoned lock as usable: critical sections restore their
     /// invariants before anything that can panic.
@@ -24,6 +26,8 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    #[allow(unused_imports)]
+    pub(crate) use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
     /// Locks, treating a poisoned lock as usable: critical sections restore their
     /// invariants before anything that can panic.
@@ -62,3 +66,13 @@ mod imp {
 
 #[allow(unused_imports)] // Until the skeleton's primitives take their atomics from here.
 pub(crate) use imp::*;
+
+/// Read-locks, treating a poisoned lock as usable (as [`lock`]).
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Write-locks, treating a poisoned lock as usable (as [`lock`]).
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}

@@ -23,6 +23,11 @@
 //! - **Cancellation.** A future dropped while holding a key calls [`WaitList::remove`]; the
 //!   returned [`Removed`] says whether it had already been notified, so the primitive can
 //!   pass on what it was handed (a permit, a lock, a `notify_one`).
+//! - **Notifier-removed entries.** One exception to "only the owner removes": a primitive
+//!   whose waiters carry a notification flag of their own (`Notify`) lets the notifier
+//!   remove the entry outright with [`WaitList::pop_front`], so a woken waiter need not take
+//!   the lock to free it. Such an owner reads its flag under the lock before touching its
+//!   key: a set flag means the key is spent (and may already name another waiter).
 //!
 //! # Cost
 //!
@@ -34,6 +39,8 @@
 use std::task::Waker;
 
 use slab::Slab;
+
+use crate::loom::{lock, AtomicU64, Mutex, Ordering};
 
 /// One waiter's slot.
 #[derive(Debug)]
@@ -176,6 +183,23 @@ impl<T> WaitList<T> {
         Some(key)
     }
 
+    /// Unlinks *and removes* the first queued waiter, giving back its payload and waker.
+    ///
+    /// For lists whose waiters learn they were notified from state of their own (as
+    /// `Notify`'s per-waiter flags): the key is spent the moment this returns, so its owner
+    /// must check that state, under the lock, before it touches the key again.
+    pub(crate) fn pop_front(&mut self) -> Option<(T, Option<Waker>)> {
+        let key = self.head?;
+        self.unlink(key);
+        let e = self.entries.remove(key);
+        Some((e.data, e.waker))
+    }
+
+    /// Slots allocated: the high-water mark of simultaneous entries.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
     /// Notifies every queued waiter in FIFO order, letting `f` fill each payload first.
     pub(crate) fn notify_all(&mut self, wakes: &mut WakeList, mut f: impl FnMut(&mut T)) {
         while self.notify_front(wakes, |d| f(d)).is_some() {}
@@ -253,6 +277,95 @@ impl WakeList {
 impl Drop for WakeList {
     fn drop(&mut self) {
         self.wake_all();
+    }
+}
+
+/// Waiters that are only ever woken all together: watch receivers, broadcast receivers.
+///
+/// Unlike [`WaitList`], a notifier *drains* the list and bumps `epoch`, so a woken
+/// waiter learns it was notified from one atomic load and has no entry left to free: the
+/// common wait (register, woken, proceed) takes the lock once. A waiter dropped before
+/// being notified removes its own entry, checking under the lock that the epoch it
+/// registered in is still current (after a drain its key may belong to someone else).
+///
+/// Aligned to its own cache lines (128 bytes covers adjacent-line prefetch): registering
+/// writes its lock, which must not evict the state word the waiters poll.
+#[repr(align(128))]
+pub(crate) struct FanOut {
+    /// Bumped (under `wakers`' lock) by every `notify_all` that drained something.
+    epoch: AtomicU64,
+    wakers: Mutex<Slab<Waker>>,
+}
+
+/// A registration in a [`FanOut`].
+#[derive(Debug)]
+pub(crate) struct FanOutKey {
+    key: usize,
+    epoch: u64,
+}
+
+impl FanOut {
+    pub(crate) fn new() -> FanOut {
+        FanOut {
+            epoch: AtomicU64::new(0),
+            wakers: Mutex::new(Slab::new()),
+        }
+    }
+
+    /// Registers `waker`. The caller rechecks its condition afterwards: a notifier that
+    /// changed it before taking this lock is then visible.
+    pub(crate) fn register(&self, waker: &Waker) -> FanOutKey {
+        let mut w = lock(&self.wakers);
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        FanOutKey {
+            key: w.insert(waker.clone()),
+            epoch,
+        }
+    }
+
+    /// Whether a `notify_all` drained this registration (the key is then spent).
+    pub(crate) fn is_notified(&self, k: &FanOutKey) -> bool {
+        self.epoch.load(Ordering::Acquire) != k.epoch
+    }
+
+    /// Replaces the waker of a live registration; `false` if it was notified meanwhile.
+    pub(crate) fn update(&self, k: &FanOutKey, waker: &Waker) -> bool {
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) != k.epoch {
+            return false;
+        }
+        if let Some(slot) = w.get_mut(k.key) {
+            if !slot.will_wake(waker) {
+                *slot = waker.clone();
+            }
+        }
+        true
+    }
+
+    /// Withdraws a registration that may not have been notified.
+    pub(crate) fn cancel(&self, k: FanOutKey) {
+        if self.is_notified(&k) {
+            return;
+        }
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) == k.epoch {
+            w.try_remove(k.key);
+        }
+    }
+
+    /// Wakes every registered waiter (after releasing the lock).
+    pub(crate) fn notify_all(&self) {
+        let mut wakes = WakeList::new();
+        let mut w = lock(&self.wakers);
+        if w.is_empty() {
+            return;
+        }
+        self.epoch.fetch_add(1, Ordering::Release);
+        for waker in w.drain() {
+            wakes.push(waker);
+        }
+        drop(w);
+        wakes.wake_all();
     }
 }
 

@@ -29,29 +29,10 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
-use slab::Slab;
-
-use crate::loom::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::waitlist::WakeList;
-
-// The value's reader-writer lock. `crate::loom` has no RwLock yet, so the swap is made here,
-// the same way: loom's under `--cfg ringleader_loom`, std's otherwise.
-#[cfg(ringleader_loom)]
-pub(crate) use loom::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-#[cfg(not(ringleader_loom))]
-pub(crate) use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
-/// Read-locks, treating a poisoned lock as usable (as `crate::loom::lock`).
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Write-locks, treating a poisoned lock as usable.
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
-}
+use crate::loom::{read, write, Arc, AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard};
+use crate::waitlist::{FanOut, FanOutKey};
 
 const CLOSED: u64 = 1;
 const STEP: u64 = 2;
@@ -99,95 +80,6 @@ pub mod error {
 }
 
 pub use error::{RecvError, SendError};
-
-/// Waiters that are only ever woken all together: watch receivers, broadcast receivers.
-///
-/// Unlike `crate::waitlist`, a notifier *drains* the list and bumps `epoch`, so a woken
-/// waiter learns it was notified from one atomic load and has no entry left to free: the
-/// common wait (register, woken, proceed) takes the lock once. A waiter dropped before
-/// being notified removes its own entry, checking under the lock that the epoch it
-/// registered in is still current (after a drain its key may belong to someone else).
-///
-/// Aligned to its own cache lines (128 bytes covers adjacent-line prefetch): registering
-/// writes its lock, which must not evict the state word the waiters poll.
-#[repr(align(128))]
-pub(crate) struct FanOut {
-    /// Bumped (under `wakers`' lock) by every `notify_all` that drained something.
-    epoch: AtomicU64,
-    wakers: Mutex<Slab<Waker>>,
-}
-
-/// A registration in a [`FanOut`].
-#[derive(Debug)]
-pub(crate) struct FanOutKey {
-    key: usize,
-    epoch: u64,
-}
-
-impl FanOut {
-    pub(crate) fn new() -> FanOut {
-        FanOut {
-            epoch: AtomicU64::new(0),
-            wakers: Mutex::new(Slab::new()),
-        }
-    }
-
-    /// Registers `waker`. The caller rechecks its condition afterwards: a notifier that
-    /// changed it before taking this lock is then visible.
-    pub(crate) fn register(&self, waker: &Waker) -> FanOutKey {
-        let mut w = lock(&self.wakers);
-        let epoch = self.epoch.load(Ordering::Relaxed);
-        FanOutKey {
-            key: w.insert(waker.clone()),
-            epoch,
-        }
-    }
-
-    /// Whether a `notify_all` drained this registration (the key is then spent).
-    pub(crate) fn is_notified(&self, k: &FanOutKey) -> bool {
-        self.epoch.load(Ordering::Acquire) != k.epoch
-    }
-
-    /// Replaces the waker of a live registration; `false` if it was notified meanwhile.
-    pub(crate) fn update(&self, k: &FanOutKey, waker: &Waker) -> bool {
-        let mut w = lock(&self.wakers);
-        if self.epoch.load(Ordering::Relaxed) != k.epoch {
-            return false;
-        }
-        if let Some(slot) = w.get_mut(k.key) {
-            if !slot.will_wake(waker) {
-                *slot = waker.clone();
-            }
-        }
-        true
-    }
-
-    /// Withdraws a registration that may not have been notified.
-    pub(crate) fn cancel(&self, k: FanOutKey) {
-        if self.is_notified(&k) {
-            return;
-        }
-        let mut w = lock(&self.wakers);
-        if self.epoch.load(Ordering::Relaxed) == k.epoch {
-            w.try_remove(k.key);
-        }
-    }
-
-    /// Wakes every registered waiter (after releasing the lock).
-    pub(crate) fn notify_all(&self) {
-        let mut wakes = WakeList::new();
-        let mut w = lock(&self.wakers);
-        if w.is_empty() {
-            return;
-        }
-        self.epoch.fetch_add(1, Ordering::Release);
-        for waker in w.drain() {
-            wakes.push(waker);
-        }
-        drop(w);
-        wakes.wake_all();
-    }
-}
 
 struct Shared<T> {
     value: RwLock<T>,

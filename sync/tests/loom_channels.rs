@@ -174,6 +174,44 @@ fn broadcast_lag() {
     });
 }
 
+/// A send wakes a receiver waiting (or about to wait) while a sender stays alive, so the
+/// close path cannot rescue a lost wake-up: the receiver's lock-free "nothing new" check
+/// (the tail hint) and its registration race with the send's publish and notify.
+#[test]
+fn broadcast_send_wakes_waiting_recv() {
+    loom::model(|| {
+        let (tx, mut rx) = broadcast::channel(2);
+        let tx2 = tx.clone();
+        let t = thread::spawn(move || {
+            tx2.send(1).unwrap();
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        t.join().unwrap();
+        drop(tx);
+    });
+}
+
+/// Two receivers wait on two threads while a send happens, with the sender kept alive so
+/// closing cannot rescue a lost wake-up: both wake.
+#[test]
+fn watch_send_wakes_two_waiting_receivers() {
+    loom::model(|| {
+        let (tx, mut rx) = watch::channel(0);
+        let mut rx2 = tx.subscribe();
+        drop(rx.borrow_and_update());
+        let t = thread::spawn(move || {
+            block_on(rx2.changed()).unwrap();
+        });
+        let t2 = thread::spawn(move || {
+            block_on(rx.changed()).unwrap();
+        });
+        tx.send(1).unwrap();
+        t.join().unwrap();
+        t2.join().unwrap();
+        drop(tx);
+    });
+}
+
 #[test]
 fn watch_changed_vs_send() {
     loom::model(|| {

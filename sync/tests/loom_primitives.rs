@@ -122,6 +122,62 @@ fn loom_notify_dropped_waiter_passes_on() {
     });
 }
 
+/// A queued waiter, a notify_one from another thread and a notify_waiters here race, then
+/// the waiter is dropped unpolled: whichever notified it, exactly the notify_one survives
+/// (as the permit). Checks the per-waiter flag carries the right kind.
+#[test]
+fn loom_notify_one_vs_waiters_then_drop() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut w = Box::pin(n.notified());
+        assert!(poll_once(w.as_mut()).is_pending());
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_one());
+        n.notify_waiters();
+        drop(w);
+        t.join().unwrap();
+        assert!(poll_once(pin!(n.notified())).is_ready(), "notify_one lost");
+        assert!(poll_once(pin!(n.notified())).is_pending(), "two permits");
+    });
+}
+
+/// A waiter is woken twice in a row by a notifier on another thread: the first wake-up is
+/// read from the waiter's flag without the lock, and the second registration reuses the
+/// flag (and perhaps the slot). No wake-up is lost.
+#[test]
+fn loom_notify_woken_waiter_registers_again() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let done = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let (n2, done2) = (n.clone(), done.clone());
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                block_on(n2.notified());
+                done2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            n.notify_one();
+            thread::yield_now();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// notify_waiters races with a waiter registering: a future created before the call
+/// completes, whether it registered before the call or after.
+#[test]
+fn loom_notify_waiters_vs_register() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let fut = n.notified(); // created before the call: must receive it
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_waiters());
+        block_on(fut);
+        t.join().unwrap();
+    });
+}
+
 /// Event::set races with wait: the waiter always completes.
 #[test]
 fn loom_event_set_wait() {

@@ -357,6 +357,120 @@ fn dropped_notified_passes_notify_one_on() {
 }
 
 #[test]
+fn notify_one_then_notify_waiters_then_drop_passes_on() {
+    // Chosen by notify_one, then a notify_waiters: the waiter still holds a notify_one,
+    // so dropping it unpolled passes that on (here into the permit).
+    let n = Notify::new();
+    let mut a = Box::pin(n.notified());
+    assert!(poll_once(a.as_mut()).is_pending());
+    n.notify_one();
+    n.notify_waiters();
+    drop(a);
+    assert!(poll_once(pin!(n.notified())).is_ready());
+    assert!(
+        poll_once(pin!(n.notified())).is_pending(),
+        "exactly one permit"
+    );
+}
+
+#[test]
+fn notified_waiter_whose_slot_is_reused_keeps_its_notification() {
+    // The notifier frees a notified waiter's entry; a new waiter may take the same slot.
+    // Neither must see the other's state.
+    let n = Notify::new();
+    let (c1, w1) = counter();
+    let (c2, w2) = counter();
+    let mut a = Box::pin(n.notified());
+    assert!(poll_with(a.as_mut(), &w1).is_pending());
+    n.notify_one(); // notifies `a` and frees its entry
+    assert_eq!(wakes(&c1), 1);
+    let mut b = pin!(n.notified());
+    assert!(
+        poll_with(b.as_mut(), &w2).is_pending(),
+        "b queues (no permit)"
+    );
+    drop(a); // notified by notify_one, never returned: passes it to `b`
+    assert_eq!(wakes(&c2), 1);
+    assert!(poll_once(b.as_mut()).is_ready());
+
+    // Same, but the first waiter completes: `b` stays queued and untouched.
+    let mut a = pin!(n.notified());
+    assert!(poll_with(a.as_mut(), &w1).is_pending());
+    n.notify_one();
+    let mut b = pin!(n.notified());
+    assert!(poll_with(b.as_mut(), &w2).is_pending());
+    assert!(poll_once(a.as_mut()).is_ready());
+    assert!(poll_once(b.as_mut()).is_pending());
+    n.notify_one();
+    assert!(poll_once(b.as_mut()).is_ready());
+}
+
+#[test]
+fn notify_waiters_then_reused_slot_then_dropped_waiter() {
+    // `a` notified by notify_waiters, `b` queued in the freed slot, `a` dropped: nothing is
+    // passed on and `b` is still queued for the next notify_one.
+    let n = Notify::new();
+    let mut a = Box::pin(n.notified());
+    assert!(poll_once(a.as_mut()).is_pending());
+    n.notify_waiters();
+    let mut b = pin!(n.notified());
+    assert!(poll_once(b.as_mut()).is_pending());
+    drop(a);
+    assert!(poll_once(b.as_mut()).is_pending());
+    n.notify_one();
+    assert!(poll_once(b.as_mut()).is_ready());
+    assert!(
+        poll_once(pin!(n.notified())).is_pending(),
+        "no permit stored"
+    );
+}
+
+#[test]
+fn notify_many_rounds_with_a_crowd() {
+    // Waiters queue and are woken in rounds (notify_one and notify_waiters); every round
+    // completes, whatever slots and flags are reused.
+    let n = Notify::new();
+    for round in 0..50 {
+        let mut futs: Vec<_> = (0..(round % 7 + 1))
+            .map(|_| Box::pin(n.notified()))
+            .collect();
+        for f in &mut futs {
+            assert!(poll_once(f.as_mut()).is_pending());
+        }
+        if round % 2 == 0 {
+            n.notify_waiters();
+        } else {
+            for _ in 0..futs.len() {
+                n.notify_one();
+            }
+        }
+        for f in &mut futs {
+            assert!(poll_once(f.as_mut()).is_ready());
+        }
+    }
+    assert!(
+        poll_once(pin!(n.notified())).is_pending(),
+        "no permit left over"
+    );
+}
+
+#[test]
+fn notify_waiters_with_nobody_queued_reaches_created_futures_only() {
+    let n = Notify::new();
+    let mut before = pin!(n.notified()); // created, never polled: nothing queued
+    n.notify_waiters(); // nobody queued: stores nothing
+    let mut after = pin!(n.notified());
+    assert!(poll_once(before.as_mut()).is_ready());
+    assert!(poll_once(after.as_mut()).is_pending());
+    n.notify_waiters(); // `after` is queued now: drained under the lock
+    assert!(poll_once(after.as_mut()).is_ready());
+    assert!(
+        poll_once(pin!(n.notified())).is_pending(),
+        "no permit stored"
+    );
+}
+
+#[test]
 fn notified_enable() {
     let n = Notify::new();
     let mut a = pin!(n.notified());
