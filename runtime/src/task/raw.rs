@@ -468,12 +468,13 @@ fn complete<F: Future, S: Schedule>(
     // as it is set, so running them after it let `handle.await` return before the callbacks
     // had run (seen as a flaky `rt_callbacks` test). Now once the handle sees the task
     // finished, every callback registered before has run.
-    run_done_callbacks(header, outcome);
-    // Leave the registry before COMPLETE is published: a handle that sees the task finished
-    // (woken, or polled for another reason) never finds it still listed as live. (Our
-    // runner's reference keeps it alive meanwhile; shutdown no longer finds it, which is
-    // fine: its future is already gone.)
+    // Leave the registry before the done callbacks run and before COMPLETE is published:
+    // whoever learns that the task finished (a done callback such as a task group's, or a
+    // handle that sees COMPLETE) never finds it still listed as live. (Our runner's
+    // reference keeps it alive meanwhile; shutdown no longer finds it, which is fine: its
+    // future is already gone.)
     let released = cell.scheduler.release(RawTask(ptr));
+    run_done_callbacks(header, outcome);
     let prev = header.state.transition_to_complete();
     if !prev.has_join_interest() {
         // Nobody will read the output: drop it here, on the runtime.
