@@ -33,7 +33,12 @@ use crate::loom::{lock, Mutex, UnsafeCell};
 type DoneCallback = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
 
 enum DoneCallbacks {
-    Waiting(Vec<DoneCallback>),
+    /// Not finished yet: the callbacks in registration order. The first is held inline,
+    /// so the common single callback (a task group's) allocates no list.
+    Waiting {
+        first: Option<DoneCallback>,
+        more: Vec<DoneCallback>,
+    },
     Ran(TaskOutcome),
 }
 
@@ -118,7 +123,10 @@ impl RawTask {
                 spawned_at,
                 join_waker: UnsafeCell::new(None),
                 extras: Mutex::new(Extras {
-                    done: DoneCallbacks::Waiting(Vec::new()),
+                    done: DoneCallbacks::Waiting {
+                        first: None,
+                        more: Vec::new(),
+                    },
                     cancel_reason: None,
                 }),
                 registry_key: UnsafeCell::new(usize::MAX),
@@ -183,7 +191,10 @@ impl RawTask {
     pub(crate) fn add_done_callback(&self, f: DoneCallback) {
         let mut extras = lock(&self.header().extras);
         match &mut extras.done {
-            DoneCallbacks::Waiting(list) => list.push(f),
+            DoneCallbacks::Waiting { first, more } => match first {
+                None => *first = Some(f),
+                Some(_) => more.push(f),
+            },
             DoneCallbacks::Ran(outcome) => {
                 let outcome = *outcome;
                 drop(extras);
@@ -560,14 +571,14 @@ fn report_unobserved<F: Future, S: Schedule>(scheduler: &S, header: &Header, sta
 }
 
 fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
-    let callbacks = {
+    let (first, more) = {
         let mut extras = lock(&header.extras);
         match std::mem::replace(&mut extras.done, DoneCallbacks::Ran(outcome)) {
-            DoneCallbacks::Waiting(list) => list,
-            DoneCallbacks::Ran(_) => Vec::new(),
+            DoneCallbacks::Waiting { first, more } => (first, more),
+            DoneCallbacks::Ran(_) => (None, Vec::new()),
         }
     };
-    for f in callbacks {
+    for f in first.into_iter().chain(more) {
         run_callback(f, outcome);
     }
 }
