@@ -51,30 +51,11 @@ use crate::waitlist::{FanOut, FanOutKey};
 pub mod error {
     use std::fmt;
 
-    /// No receiver exists; holds the message back.
-    #[derive(PartialEq, Eq, Clone, Copy)]
-    pub struct SendError<T>(pub T);
-
-    impl<T> SendError<T> {
-        /// The message that was not sent.
-        pub fn into_inner(self) -> T {
-            self.0
-        }
-    }
-
-    impl<T> fmt::Debug for SendError<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("SendError(..)")
-        }
-    }
-
-    impl<T> fmt::Display for SendError<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("no broadcast receivers")
-        }
-    }
-
-    impl<T> std::error::Error for SendError<T> {}
+    send_error!(
+        /// No receiver exists; holds the message back.
+        "message",
+        "no broadcast receivers"
+    );
 
     /// Why [`Receiver::recv`](super::Receiver::recv) returned no message.
     #[derive(Debug, PartialEq, Eq, Clone, Copy)]

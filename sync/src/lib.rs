@@ -48,6 +48,38 @@
 //! });
 //! ```
 
+/// Defines a channel's `SendError<T>`: the message given back, a `Debug` that does not
+/// require `T: Debug`, and `Display` with the channel's own wording. One definition for
+/// the mpsc, broadcast and watch channels.
+macro_rules! send_error {
+    ($(#[$doc:meta])* $what:literal, $display:literal) => {
+        $(#[$doc])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub struct SendError<T>(pub T);
+
+        impl<T> SendError<T> {
+            #[doc = concat!("The ", $what, " that was not sent.")]
+            pub fn into_inner(self) -> T {
+                self.0
+            }
+        }
+
+        impl<T> std::fmt::Debug for SendError<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("SendError(..)")
+            }
+        }
+
+        impl<T> std::fmt::Display for SendError<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($display)
+            }
+        }
+
+        impl<T> std::error::Error for SendError<T> {}
+    };
+}
+
 mod loom;
 mod waitlist;
 

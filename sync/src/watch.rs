@@ -41,30 +41,11 @@ const STEP: u64 = 2;
 pub mod error {
     use std::fmt;
 
-    /// No receiver exists; holds the value back.
-    #[derive(PartialEq, Eq, Clone, Copy)]
-    pub struct SendError<T>(pub T);
-
-    impl<T> SendError<T> {
-        /// The value that was not sent.
-        pub fn into_inner(self) -> T {
-            self.0
-        }
-    }
-
-    impl<T> fmt::Debug for SendError<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("SendError(..)")
-        }
-    }
-
-    impl<T> fmt::Display for SendError<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("no watch receivers")
-        }
-    }
-
-    impl<T> std::error::Error for SendError<T> {}
+    send_error!(
+        /// No receiver exists; holds the value back.
+        "value",
+        "no watch receivers"
+    );
 
     /// Every sender is gone (and, for `changed`, no unseen value remains).
     #[derive(Debug, PartialEq, Eq, Clone, Copy)]

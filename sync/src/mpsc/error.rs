@@ -2,30 +2,11 @@
 
 use std::fmt;
 
-/// The receiver is closed or dropped; holds the message that could not be sent.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct SendError<T>(pub T);
-
-impl<T> SendError<T> {
-    /// The message that could not be sent.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("channel closed")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
+send_error!(
+    /// The receiver is closed or dropped; holds the message that could not be sent.
+    "message",
+    "channel closed"
+);
 
 /// Why a `try_send` failed; both variants give the message back.
 #[derive(PartialEq, Eq, Clone, Copy)]
