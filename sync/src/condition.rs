@@ -88,16 +88,22 @@ impl Condition {
     /// if a `notify` had already chosen it, that notification goes to the next waiter.
     pub async fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let mutex = MutexGuard::mutex(&guard);
-        let mut waiter = CondWaiter {
-            cond: self,
-            key: Some(lock(&self.waiters).push_back((), None)),
-            notified: false,
-        };
+        let mut waiter = self.enqueue();
         drop(guard);
         std::future::poll_fn(|cx| waiter.poll_notified(cx)).await;
         let guard = mutex.lock().await;
         waiter.notified = false; // consumed: nothing to pass on from here
         guard
+    }
+
+    /// Queues a waiter, before the guard is released, so a `notify` that follows the
+    /// release reaches it.
+    fn enqueue(&self) -> CondWaiter<'_> {
+        CondWaiter {
+            cond: self,
+            key: Some(lock(&self.waiters).push_back((), None)),
+            notified: false,
+        }
     }
 
     /// [`wait`](Condition::wait) with an [`OwnedMutexGuard`] (for `'static` tasks).
@@ -106,11 +112,7 @@ impl Condition {
     /// As [`wait`](Condition::wait).
     pub async fn wait_owned<T>(&self, guard: OwnedMutexGuard<T>) -> OwnedMutexGuard<T> {
         let mutex = OwnedMutexGuard::mutex(&guard).clone();
-        let mut waiter = CondWaiter {
-            cond: self,
-            key: Some(lock(&self.waiters).push_back((), None)),
-            notified: false,
-        };
+        let mut waiter = self.enqueue();
         drop(guard);
         std::future::poll_fn(|cx| waiter.poll_notified(cx)).await;
         let guard = mutex.lock_owned().await;
