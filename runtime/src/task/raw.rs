@@ -81,7 +81,12 @@ pub(crate) enum Stage<F: Future> {
     Consumed,
 }
 
-#[repr(C, align(128))]
+/// `repr(C)` so the header comes first (the type-erased pointer is a pointer to it). No
+/// over-alignment: a 128-byte-aligned block goes through glibc's slow `memalign` path on
+/// every spawn and free, which cost more (measured on the spawn benchmarks) than the false
+/// sharing it would prevent between neighbouring task blocks; a block is larger than a
+/// cache line, so neighbours share at most the line at each boundary.
+#[repr(C)]
 struct Cell<F: Future, S> {
     header: Header,
     scheduler: S,
