@@ -120,6 +120,52 @@ fn a_done_callback_runs_once_with_the_outcome() {
     });
 }
 
+/// A hook that records each task's outcome and whether the task had left the task list and
+/// was not yet finished when it ran.
+struct Recorder {
+    handle: ringleader::runtime::Handle,
+    seen: Mutex<Vec<(ringleader::task::Id, TaskOutcome, bool)>>,
+}
+
+impl ringleader::task::DoneHook for Recorder {
+    fn task_done(&self, id: ringleader::task::Id, outcome: TaskOutcome) {
+        let listed = self.handle.tasks().iter().any(|t| t.id == id);
+        self.seen.lock().unwrap().push((id, outcome, listed));
+    }
+}
+
+#[test]
+fn a_done_hook_runs_once_per_task_before_the_handle_sees_it_finished() {
+    let rt = rt2();
+    let hook = Arc::new(Recorder {
+        handle: rt.handle().clone(),
+        seen: Mutex::new(Vec::new()),
+    });
+    rt.block_on(async {
+        let builder = || ringleader::task::Builder::new().done_hook(hook.clone());
+        let ok = builder().spawn(async { 1 });
+        let panicked = builder().name("p").spawn(async { panic!("x") });
+        let cancelled = builder().spawn(std::future::pending::<()>());
+        let ids = [ok.id(), panicked.id(), cancelled.id()];
+        cancelled.abort();
+        assert_eq!(ok.await.unwrap(), 1);
+        assert!(panicked.await.unwrap_err().is_panic());
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        // Every handle saw its task finished, so every hook call has happened, each once.
+        let mut seen = hook.seen.lock().unwrap().clone();
+        seen.sort_by_key(|(id, _, _)| *id);
+        let mut expected = vec![
+            (ids[0], TaskOutcome::Completed, false),
+            (ids[1], TaskOutcome::Panicked, false),
+            (ids[2], TaskOutcome::Cancelled, false),
+        ];
+        expected.sort_by_key(|(id, _, _)| *id);
+        assert_eq!(seen, expected);
+    });
+    // Each finished task dropped its clone of the hook.
+    assert_eq!(Arc::strong_count(&hook), 1);
+}
+
 #[test]
 fn a_done_callback_registered_from_another_thread_while_completing_runs_exactly_once() {
     let rt = rt2();

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -453,6 +454,94 @@ fn dropping_a_group_future_cancels_its_children() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(dropped.count(), 1);
+}
+
+#[test]
+fn a_dropped_group_aborts_its_live_child_after_hundreds_finished_before_it() {
+    // The group prunes finished children from its list as it grows; the live one must
+    // still be found. The grace period is an hour, so only the drop's abort stops it soon.
+    let rt = rt();
+    let dropped = DropCounter::new();
+    let token = dropped.token();
+    rt.block_on(async move {
+        let ready = Arc::new(AtomicBool::new(false));
+        let r = ready.clone();
+        let mut group = Box::pin(
+            GroupConfig::new()
+                .grace_period(Duration::from_secs(3600))
+                .run(|tg| async move {
+                    for i in 0..300 {
+                        assert_eq!(tg.spawn(async move { Ok::<_, BoxError>(i) })?.await?, i);
+                    }
+                    tg.spawn(async move {
+                        let _t = token;
+                        std::future::pending::<()>().await
+                    })?;
+                    assert_eq!(tg.live_children(), 1);
+                    r.store(true, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                    Ok::<_, BoxError>(())
+                }),
+        );
+        std::future::poll_fn(|cx| {
+            assert!(group.as_mut().poll(cx).is_pending());
+            if ready.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        drop(group);
+    });
+    let start = std::time::Instant::now();
+    while dropped.count() == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(dropped.count(), 1);
+}
+
+/// Sets its flag when dropped, after blocking its thread a moment (a slow destructor).
+struct SlowDrop(Arc<AtomicBool>);
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(30));
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_group_dropped_inside_another_is_waited_for_by_the_enclosing_group() {
+    // The inner group is dropped while its child runs: the child is aborted, and the outer
+    // group takes over waiting for it, so it returns only once the child's (slow) drop has
+    // run and its task is gone.
+    let rt = rt();
+    rt.block_on(async {
+        let finished = Arc::new(AtomicBool::new(false));
+        let f = finished.clone();
+        task_group(|_outer| async move {
+            let inner = task_group(|tg| async move {
+                tg.spawn(async move {
+                    let _slow = SlowDrop(f);
+                    std::future::pending::<()>().await;
+                    Ok::<_, BoxError>(())
+                })?;
+                std::future::pending::<()>().await;
+                Ok::<_, BoxError>(())
+            });
+            assert!(move_on_after(Duration::from_millis(5), inner)
+                .await
+                .is_none());
+            Ok::<_, BoxError>(())
+        })
+        .await
+        .unwrap();
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the outer group returned before the adopted child finished"
+        );
+    });
 }
 
 // ----- scopes, timeouts, shields (Trio's cancel scopes, asyncio.timeout) -----

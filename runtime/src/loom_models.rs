@@ -97,7 +97,7 @@ fn spawn_steps(
         waker: waker.clone(),
         _token: Token(drops.clone()),
     };
-    let (task, notified, join) = new_task(future, sched.clone(), None, Location::caller());
+    let (task, notified, join) = new_task(future, sched.clone(), None, Location::caller(), None);
     assert!(sched.0.registry.bind(task).is_ok(), "registry open");
     sched.schedule(notified);
     (join, waker, drops)
@@ -244,7 +244,7 @@ fn spawn_on(
     shared: &Arc<Shared>,
     future: impl Future<Output = usize> + Send + 'static,
 ) -> crate::task::JoinHandle<usize> {
-    let (task, notified, join) = new_task(future, shared.clone(), None, Location::caller());
+    let (task, notified, join) = new_task(future, shared.clone(), None, Location::caller(), None);
     Shared::bind_and_schedule(shared, task, notified);
     join
 }

@@ -604,7 +604,23 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, notified, join) = task::new_task(future, self.shared.clone(), name, location);
+        self.spawn_with(future, name, None, location)
+    }
+
+    /// [`spawn_named`](Self::spawn_named) with a done hook (see `task::Builder::done_hook`).
+    pub(crate) fn spawn_with<F>(
+        &self,
+        future: F,
+        name: Option<Box<str>>,
+        hook: Option<std::sync::Arc<dyn task::DoneHook>>,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) =
+            task::new_task(future, self.shared.clone(), name, location, hook);
         Shared::bind_and_schedule(&self.shared, task, notified);
         join
     }
@@ -621,6 +637,7 @@ impl Handle {
             BlockingSchedule(self.shared.clone()),
             None,
             Location::caller(),
+            None,
         );
         match self.shared.registry.bind(task) {
             Ok(()) => Shared::blocking_schedule(&self.shared, notified),

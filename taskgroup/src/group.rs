@@ -22,16 +22,16 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use ringleader_runtime::runtime::Handle;
-use ringleader_runtime::task::{self, AbortHandle, CancelReason, Id, JoinHandle};
-use ringleader_runtime::time::{sleep_until, Instant, Sleep};
-use slab::Slab;
-
 use crate::error::{
     BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,
 };
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::scope::{self, NodeKind, ScopeNode};
+use ringleader_runtime::runtime::Handle;
+use ringleader_runtime::task::{
+    self, AbortHandle, CancelReason, DoneHook, Id, JoinHandle, TaskOutcome,
+};
+use ringleader_runtime::time::{sleep_until, Instant, Sleep};
 
 /// What a group does when a child finishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,28 +79,61 @@ impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> ChildResult for Resu
 /// A group's state, shared by its future, its [`TaskGroup`] handles and its children's
 /// wrappers. It needs no runtime (the spawning handle lives in [`TaskGroup`]), so the loom
 /// models drive it directly.
+///
+/// # The count word
+/// `word` holds the live-child count (above [`LIVE_SHIFT`]) and three flags:
+/// - [`CLOSED`]: no more children are accepted (set by the join once the count is zero, by
+///   the node's cancellation, by the first success under [`Policy::FirstOk`], by a drop);
+/// - [`ANY_OK`]: some child succeeded;
+/// - [`ADOPTED`]: the group future was dropped inside another group, which took over the
+///   count; set together with `CLOSED`, under the state lock, with `adopted_by` stored first.
+///
+/// A spawn counts its child with one compare-and-swap that fails if `CLOSED` is set, and the
+/// join closes with one compare-and-swap that fails while the count is non-zero, so a spawn
+/// either is counted before the close (and waited for) or is refused. A child that succeeds
+/// takes no lock: it sets `ANY_OK` (only the first one writes) and its task's done hook
+/// decrements the count. Only the last child (to wake the join), a failure, a child stopped
+/// by the cancellation, and a group that was adopted take the state lock. Whatever a child
+/// records under the lock it records before its decrement, and the join reads it after
+/// seeing the count at zero (acquire on the word), so nothing recorded is missed.
 pub(crate) struct GroupInner {
     pub(crate) node: Arc<ScopeNode>,
     policy: Policy,
     grace: Duration,
+    word: AtomicUsize,
+    /// Abort handles of the children spawned so far, for cancelling them when the group is
+    /// dropped, for [`Policy::FirstOk`] and for task dumps. Finished children are pruned
+    /// when the list has doubled, so it holds at most about twice the live children (a
+    /// finished child's handle keeps its task block, not its future or output). Taken once
+    /// per spawn, by the spawner only, on the common path.
+    children: Mutex<Vec<AbortHandle>>,
     state: Mutex<GroupState>,
 }
 
+/// Set once the group accepts no more children.
+const CLOSED: usize = 1;
+/// Set once some child succeeded.
+const ANY_OK: usize = 1 << 1;
+/// Set once an enclosing group took over waiting for the children (see `GroupFuture`'s drop).
+const ADOPTED: usize = 1 << 2;
+/// The live-child count sits above the flags.
+const LIVE_SHIFT: u32 = 3;
+const ONE_LIVE: usize = 1 << LIVE_SHIFT;
+
+fn live(word: usize) -> usize {
+    word >> LIVE_SHIFT
+}
+
 struct GroupState {
-    accepting: bool,
     /// Something (a child or the body) was stopped by the group's cancellation.
     interrupted: bool,
-    live: usize,
-    /// Live children's abort handles (`None` until the spawn has stored it).
-    children: Slab<Option<AbortHandle>>,
     failures: Vec<Failure>,
-    any_ok: bool,
     /// The group future's waker.
     waker: Option<Waker>,
     /// The group future was dropped before finishing: late failures go to tracing.
     abandoned: bool,
-    /// Set when abandoned inside another group: that group took over waiting for our live
-    /// children, and each one's completion is forwarded to it.
+    /// Set (before the `ADOPTED` bit) when abandoned inside another group: that group took
+    /// over waiting for our live children, and each one's completion is forwarded to it.
     adopted_by: Option<Arc<GroupInner>>,
 }
 
@@ -125,13 +158,11 @@ impl GroupInner {
             node: node.clone(),
             policy,
             grace,
+            word: AtomicUsize::new(0),
+            children: Mutex::new(Vec::new()),
             state: Mutex::new(GroupState {
-                accepting: true,
                 interrupted: false,
-                live: 0,
-                children: Slab::new(),
                 failures: Vec::new(),
-                any_ok: false,
                 waker: None,
                 abandoned: false,
                 adopted_by: None,
@@ -147,15 +178,48 @@ impl GroupInner {
         inner
     }
 
-    /// Counts a new child as live and returns its key; [`GroupClosed`] once the group
-    /// accepts no more children.
-    pub(crate) fn reserve(&self) -> Result<usize, GroupClosed> {
-        let mut state = lock(&self.state);
-        if !state.accepting {
-            return Err(GroupClosed);
+    /// Counts a new child as live; [`GroupClosed`] once the group accepts no more children.
+    /// The caller then spawns the child, which reports to [`child_done`](Self::child_done)
+    /// and whose task's completion calls [`child_finished`](Self::child_finished).
+    pub(crate) fn reserve(&self) -> Result<(), GroupClosed> {
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            if word & CLOSED != 0 {
+                return Err(GroupClosed);
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word + ONE_LIVE,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => word = now,
+            }
         }
-        state.live += 1;
-        Ok(state.children.insert(None))
+    }
+
+    /// Lists a spawned child's abort handle (pruning finished ones when the list doubled).
+    fn push_child(&self, handle: AbortHandle) {
+        let mut children = lock(&self.children);
+        if children.len() >= 32 && children.len().is_power_of_two() {
+            children.retain(|c| !c.is_finished());
+        }
+        children.push(handle);
+    }
+
+    /// The live children's abort handles.
+    fn live_children(&self) -> Vec<AbortHandle> {
+        lock(&self.children)
+            .iter()
+            .filter(|c| !c.is_finished())
+            .cloned()
+            .collect()
+    }
+
+    /// The number of live children.
+    fn live(&self) -> usize {
+        live(self.word.load(Ordering::Acquire))
     }
 
     /// The group future's waker, woken when the last child finishes, on cancellation and
@@ -169,18 +233,32 @@ impl GroupInner {
 
     /// If no child is live: closes the group (no more spawns) and hands back its outcome.
     /// `None` while children live; the waker set by [`set_waker`](Self::set_waker) is woken
-    /// when the last one finishes. The check and the close happen under one lock, so a
-    /// spawn either counted before it (and is waited for) or is refused.
+    /// when the last one finishes. The check and the close are one compare-and-swap on the
+    /// count word, so a spawn either counted before it (and is waited for) or is refused.
     pub(crate) fn try_close(&self) -> Option<Closed> {
-        let mut state = lock(&self.state);
-        if state.live > 0 {
-            return None;
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if live(word) > 0 {
+                return None;
+            }
+            if word & CLOSED != 0 {
+                break;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word | CLOSED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
         }
-        state.accepting = false;
+        let mut state = lock(&self.state);
         state.waker = None;
         Some(Closed {
             failures: std::mem::take(&mut state.failures),
-            any_ok: state.any_ok,
+            any_ok: word & ANY_OK != 0,
             interrupted: state.interrupted,
         })
     }
@@ -188,73 +266,88 @@ impl GroupInner {
     /// What task dumps show of the group: its live children's task ids, whether it still
     /// accepts children, its policy.
     pub(crate) fn snapshot(&self) -> (Vec<Id>, bool, Policy) {
-        let state = lock(&self.state);
-        let ids = state
-            .children
-            .iter()
-            .filter_map(|(_, c)| c.as_ref().map(AbortHandle::id))
-            .collect();
-        (ids, state.accepting, self.policy)
+        let ids = self.live_children().iter().map(AbortHandle::id).collect();
+        let accepting = self.word.load(Ordering::Acquire) & CLOSED == 0;
+        (ids, accepting, self.policy)
     }
 
-    /// A child's task has completed (its done callback, which runs after the task left the
+    /// A child's task has completed (its done hook, which runs after the task left the
     /// runtime's registry): only now does it stop counting as live, so a group never
     /// returns while a task of it still exists.
-    pub(crate) fn child_finished(&self, key: Option<usize>) {
-        let (waker, adopter) = {
-            let mut state = lock(&self.state);
-            state.live -= 1;
-            if let Some(key) = key {
-                state.children.try_remove(key);
+    pub(crate) fn child_finished(&self) {
+        let prev = self.word.fetch_sub(ONE_LIVE, Ordering::AcqRel);
+        debug_assert!(live(prev) > 0, "a group child finished twice");
+        if live(prev) == 1 {
+            let waker = lock(&self.state).waker.clone();
+            if let Some(waker) = waker {
+                waker.wake();
             }
-            let waker = if state.live == 0 {
-                state.waker.clone()
-            } else {
-                None
-            };
-            (waker, state.adopted_by.clone())
-        };
-        if let Some(waker) = waker {
-            waker.wake();
         }
-        if let Some(adopter) = adopter {
-            adopter.child_finished(None);
+        if prev & ADOPTED != 0 {
+            // The adopter counted us when the bit was set (our decrement comes after it),
+            // and it finished adopting before releasing the lock it set the bit under.
+            let adopter = lock(&self.state).adopted_by.clone();
+            if let Some(adopter) = adopter {
+                adopter.child_finished();
+            }
         }
     }
 
     /// Takes over waiting for `n` tasks of an abandoned inner group. If this group was
     /// abandoned too, the credit goes on up, since completions are forwarded up the same way.
     fn adopt(&self, n: usize) {
-        let up = {
-            let mut state = lock(&self.state);
-            state.live += n;
-            state.adopted_by.clone()
-        };
-        if let Some(up) = up {
-            up.adopt(n);
+        let prev = self.word.fetch_add(n * ONE_LIVE, Ordering::AcqRel);
+        if prev & ADOPTED != 0 {
+            let up = lock(&self.state).adopted_by.clone();
+            if let Some(up) = up {
+                up.adopt(n);
+            }
+        }
+    }
+
+    /// The group future was dropped before finishing: stop accepting, send late failures
+    /// to tracing, and hand the wait for the live children to `adopter`, if any.
+    pub(crate) fn abandon(&self, adopter: Option<Arc<GroupInner>>) {
+        let mut state = lock(&self.state);
+        state.abandoned = true;
+        match adopter {
+            Some(adopter) => {
+                state.adopted_by = Some(adopter.clone());
+                // Under the lock, so a child that sees the bit waits (on the lock) until
+                // the adopter has counted it.
+                let prev = self.word.fetch_or(CLOSED | ADOPTED, Ordering::AcqRel);
+                if live(prev) > 0 {
+                    adopter.adopt(live(prev));
+                }
+            }
+            None => {
+                self.word.fetch_or(CLOSED, Ordering::AcqRel);
+            }
         }
     }
 
     /// A child's future ended (from its wrapper, before the task completes): record how.
-    pub(crate) fn child_done(&self, key: usize, outcome: ChildOutcome) {
-        let _ = key;
-        let mut cancel = None;
-        let mut abort_others = Vec::new();
-        let waker = {
-            let mut state = lock(&self.state);
-            match outcome {
-                ChildOutcome::Ok => {
-                    if self.policy == Policy::FirstOk && !state.any_ok {
-                        state.accepting = false;
-                        abort_others = state
-                            .children
-                            .iter()
-                            .filter_map(|(_, c)| c.clone())
-                            .collect();
+    pub(crate) fn child_done(&self, outcome: ChildOutcome) {
+        match outcome {
+            ChildOutcome::Ok => {
+                if self.policy == Policy::FirstOk {
+                    let prev = self.word.fetch_or(ANY_OK | CLOSED, Ordering::AcqRel);
+                    if prev & ANY_OK == 0 {
+                        for child in self.live_children() {
+                            child.abort_with(CancelReason::explicit(
+                                "another child of the group succeeded first",
+                            ));
+                        }
                     }
-                    state.any_ok = true;
+                } else if self.word.load(Ordering::Relaxed) & ANY_OK == 0 {
+                    // Only the first success writes the shared word.
+                    self.word.fetch_or(ANY_OK, Ordering::AcqRel);
                 }
-                ChildOutcome::Failed(failure) => {
+            }
+            ChildOutcome::Failed(failure) => {
+                let mut cancel = false;
+                let waker = {
+                    let mut state = lock(&self.state);
                     if state.abandoned {
                         tracing::error!(
                             "a child of a dropped task group failed: {:?} {:?}",
@@ -262,34 +355,27 @@ impl GroupInner {
                             failure.kind
                         );
                     } else {
-                        if self.policy == Policy::FailFast {
-                            cancel = Some(CancelReason::SiblingFailed);
-                        }
+                        cancel = self.policy == Policy::FailFast;
                         state.failures.push(failure);
                     }
-                }
-                ChildOutcome::Cancelled => {
-                    if self.node.is_cancelled() {
-                        state.interrupted = true;
+                    if cancel {
+                        state.waker.clone()
+                    } else {
+                        None
                     }
+                };
+                if cancel {
+                    self.node.cancel(CancelReason::SiblingFailed);
+                }
+                if let Some(waker) = waker {
+                    waker.wake();
                 }
             }
-            if cancel.is_some() {
-                state.waker.clone()
-            } else {
-                None
+            ChildOutcome::Cancelled => {
+                if self.node.is_cancelled() {
+                    lock(&self.state).interrupted = true;
+                }
             }
-        };
-        for child in abort_others {
-            child.abort_with(CancelReason::explicit(
-                "another child of the group succeeded first",
-            ));
-        }
-        if let Some(reason) = cancel {
-            self.node.cancel(reason);
-        }
-        if let Some(waker) = waker {
-            waker.wake();
         }
     }
 
@@ -297,25 +383,23 @@ impl GroupInner {
     /// it through the node (their wrappers are woken by it and drop their futures after the
     /// grace period, once no shield inside the group is running).
     fn on_cancel(&self) {
-        let waker = {
-            let mut state = lock(&self.state);
-            state.accepting = false;
-            state.waker.clone()
-        };
+        self.word.fetch_or(CLOSED, Ordering::AcqRel);
+        let waker = lock(&self.state).waker.clone();
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 
     fn abort_all(&self, reason: &CancelReason) {
-        let children: Vec<AbortHandle> = lock(&self.state)
-            .children
-            .iter()
-            .filter_map(|(_, c)| c.clone())
-            .collect();
-        for child in children {
+        for child in self.live_children() {
             child.abort_with(reason.clone());
         }
+    }
+}
+
+impl DoneHook for GroupInner {
+    fn task_done(&self, _id: Id, _outcome: TaskOutcome) {
+        self.child_finished();
     }
 }
 
@@ -329,11 +413,11 @@ pub struct TaskGroup {
 
 impl std::fmt::Debug for TaskGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = lock(&self.inner.state);
+        let word = self.inner.word.load(Ordering::Acquire);
         f.debug_struct("TaskGroup")
             .field("policy", &self.inner.policy)
-            .field("live", &state.live)
-            .field("accepting", &state.accepting)
+            .field("live", &live(word))
+            .field("accepting", &(word & CLOSED == 0))
             .finish()
     }
 }
@@ -388,20 +472,17 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        let key = self.inner.reserve()?;
-        let child = Child::new(future, self.inner.clone(), key, name.clone());
-        let mut builder = task::Builder::new();
+        self.inner.reserve()?;
+        let child = Child::new(future, self.inner.clone(), name.clone());
+        // The done hook (one more reference to the group, no allocation) counts the child
+        // finished once its task has completed; a runtime that is shutting down completes
+        // the task (cancelled) inside this spawn, which is fine: the child is counted.
+        let mut builder = task::Builder::new().done_hook(self.inner.clone());
         if let Some(name) = name {
             builder = builder.name(name);
         }
-        // Spawned and its callback registered outside the group lock: a child that is
-        // already done runs the callback right here, and it takes the lock.
         let join = builder.spawn_on(child, &self.handle);
-        let group = self.inner.clone();
-        join.add_done_callback(move |_| group.child_finished(Some(key)));
-        if let Some(slot) = lock(&self.inner.state).children.get_mut(key) {
-            *slot = Some(join.abort_handle());
-        }
+        self.inner.push_child(join.abort_handle());
         Ok(ChildHandle { join })
     }
 
@@ -419,7 +500,7 @@ impl TaskGroup {
 
     /// Number of children still running.
     pub fn live_children(&self) -> usize {
-        lock(&self.inner.state).live
+        self.inner.live()
     }
 
     /// Spawns a child and waits until it signals readiness through its [`Ready`] (Trio's
@@ -569,10 +650,13 @@ impl<T> Future for ChildHandle<T> {
 
 /// A child's future: runs the user's future in the group's scope, drops it when the group
 /// is cancelled (after the grace period, once no shield is running), and reports exactly once.
+///
+/// The user's future is held inline (the task block is its only allocation) and is
+/// structurally pinned: it is polled through `Pin::new_unchecked` and only ever dropped in
+/// place (by setting `future` to `None`), never moved out; every other field is unpinned.
 pub(crate) struct Child<F> {
-    future: Option<Pin<Box<F>>>,
+    future: Option<F>,
     group: Arc<GroupInner>,
-    key: usize,
     name: Option<String>,
     reported: bool,
     waiter: Option<usize>,
@@ -580,17 +664,11 @@ pub(crate) struct Child<F> {
 }
 
 impl<F> Child<F> {
-    /// The wrapper of a child reserved under `key` (see [`GroupInner::reserve`]).
-    pub(crate) fn new(
-        future: F,
-        group: Arc<GroupInner>,
-        key: usize,
-        name: Option<String>,
-    ) -> Child<F> {
+    /// The wrapper of a child counted by [`GroupInner::reserve`].
+    pub(crate) fn new(future: F, group: Arc<GroupInner>, name: Option<String>) -> Child<F> {
         Child {
-            future: Some(Box::pin(future)),
+            future: Some(future),
             group,
-            key,
             name,
             reported: false,
             waiter: None,
@@ -599,8 +677,10 @@ impl<F> Child<F> {
     }
 
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
-    /// the future and reports the cancellation; otherwise arranges the wake-up for it.
-    fn drop_if_due(&mut self, node: &ScopeNode, cx: &mut Context<'_>) -> bool {
+    /// the future (in place) and reports the cancellation; otherwise arranges the wake-up
+    /// for it.
+    fn drop_if_due(&mut self, cx: &mut Context<'_>) -> bool {
+        let node = &self.group.node;
         if node.is_cancelled()
             && node
                 .poll_drop(self.group.grace, &mut self.grace_timer, cx)
@@ -618,7 +698,7 @@ impl<F> Child<F> {
         if let Some(key) = self.waiter.take() {
             self.group.node.deregister(key);
         }
-        self.group.child_done(self.key, outcome);
+        self.group.child_done(outcome);
     }
 }
 
@@ -629,21 +709,23 @@ where
 {
     type Output = Option<<F::Output as ChildResult>::Value>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let node = this.group.node.clone();
-        if this.drop_if_due(&node, cx) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: only `future` is structurally pinned (see the type's docs); it is pinned
+        // again below and otherwise only dropped in place, never moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.drop_if_due(cx) {
             return Poll::Ready(None);
         }
         let Some(future) = this.future.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = scope::enter(&node, || {
-            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
-        });
-        let failure = |kind| Failure {
+        // SAFETY: `future` lives inside the pinned `Child` and is never moved out of it.
+        let future = unsafe { Pin::new_unchecked(future) };
+        let node = &this.group.node;
+        let polled = scope::enter(node, || catch_unwind(AssertUnwindSafe(|| future.poll(cx))));
+        let failure = |name: &Option<String>, kind| Failure {
             task_id: task::try_id(),
-            name: this.name.clone(),
+            name: name.clone(),
             kind,
         };
         match polled {
@@ -654,7 +736,7 @@ where
                 }
                 // Cancelled during the poll or before we registered: no node waiter will
                 // wake us, so arrange the drop (or drop) now.
-                if this.drop_if_due(&node, cx) {
+                if this.drop_if_due(cx) {
                     return Poll::Ready(None);
                 }
                 Poll::Pending
@@ -665,13 +747,13 @@ where
                     Poll::Ready(Some(value))
                 }
                 Err(error) => {
-                    let f = failure(Failure::kind_from_error(error, false));
+                    let f = failure(&this.name, Failure::kind_from_error(error, false));
                     this.report(ChildOutcome::Failed(f));
                     Poll::Ready(None)
                 }
             },
             Err(payload) => {
-                let f = failure(FailureKind::Panic(PanicPayload::new(payload)));
+                let f = failure(&this.name, FailureKind::Panic(PanicPayload::new(payload)));
                 this.report(ChildOutcome::Failed(f));
                 Poll::Ready(None)
             }
@@ -683,7 +765,7 @@ impl<F> Drop for Child<F> {
     fn drop(&mut self) {
         if !self.reported {
             // Aborted through the runtime (a single child, or shutdown): drop the future
-            // first, then report.
+            // first (in place), then report.
             self.future = None;
             self.report(ChildOutcome::Cancelled);
         }
@@ -962,17 +1044,7 @@ impl<B, Fut, V> Drop for GroupFuture<B, Fut, V> {
             // enclosing group, if any, takes over waiting for our children: it does not
             // return until they are gone. (Without one, the runtime still cancels and
             // reaps them, at the latest at shutdown.)
-            let adopter = inner.node.enclosing_group();
-            {
-                let mut state = lock(&inner.state);
-                state.abandoned = true;
-                if let Some(adopter) = &adopter {
-                    if state.live > 0 {
-                        adopter.adopt(state.live);
-                        state.adopted_by = Some(adopter.clone());
-                    }
-                }
-            }
+            inner.abandon(inner.node.enclosing_group());
             let reason = CancelReason::ParentCancelled(Arc::new(CancelReason::Aborted));
             inner.node.cancel(reason.clone());
             inner.abort_all(&reason);

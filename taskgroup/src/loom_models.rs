@@ -7,7 +7,7 @@
 //! - the group: [`GroupInner`]'s live-child count, failures, accepting flag and join
 //!   waker, and the real [`Child`] wrapper that each child task runs (polled here with
 //!   `block_on` on a model thread, followed by `child_finished`, which is what the task's
-//!   done callback calls): join vs completion, vs cancel, vs a late spawn;
+//!   done hook calls): join vs completion, vs cancel, vs a late spawn;
 //! - the scope tree: [`ScopeNode`] cancellation against waiter registration, through the
 //!   real [`cancelled()`] future polled inside [`scope::enter`], and [`CancelScope::run`]
 //!   against [`CancelScope::cancel`], and the last shield ending against a dropper waiting
@@ -51,14 +51,14 @@ fn join(group: &GroupInner) -> Closed {
 
 /// Runs one reserved child to its end on the calling thread, then reports the task's
 /// completion, as the runtime's done callback does.
-fn run_child<F>(group: Arc<GroupInner>, key: usize, future: F)
+fn run_child<F>(group: Arc<GroupInner>, future: F)
 where
     F: Future,
     F::Output: crate::group::ChildResult,
 {
-    let child = Child::new(future, group.clone(), key, Some("child".into()));
+    let child = Child::new(future, group.clone(), Some("child".into()));
     let _ = block_on(child);
-    group.child_finished(Some(key));
+    group.child_finished();
 }
 
 fn new_group() -> Arc<GroupInner> {
@@ -73,9 +73,9 @@ fn new_group() -> Arc<GroupInner> {
 fn group_join_vs_child_completion() {
     loom::model(|| {
         let group = new_group();
-        let key = group.reserve().expect("open");
+        group.reserve().expect("open");
         let g = group.clone();
-        let t = thread::spawn(move || run_child(g, key, async { Ok::<_, BoxError>(1) }));
+        let t = thread::spawn(move || run_child(g, async { Ok::<_, BoxError>(1) }));
         let closed = join(&group);
         t.join().unwrap();
         assert!(closed.failures.is_empty() && closed.any_ok && !closed.interrupted);
@@ -93,9 +93,9 @@ fn group_cancel_vs_pending_child_registering() {
     // child's waiter registration on the node, can end it, and then the join must see it.
     loom::model(|| {
         let group = new_group();
-        let key = group.reserve().expect("open");
+        group.reserve().expect("open");
         let g = group.clone();
-        let t = thread::spawn(move || run_child(g, key, std::future::pending::<()>()));
+        let t = thread::spawn(move || run_child(g, std::future::pending::<()>()));
         group.node.cancel(CancelReason::explicit("stop"));
         assert_eq!(group.reserve(), Err(GroupClosed), "cancelled groups refuse");
         let closed = join(&group);
@@ -112,10 +112,9 @@ fn group_cancel_vs_pending_child_registering() {
 fn group_child_failure_vs_explicit_cancel_vs_join() {
     loom::model(|| {
         let group = new_group();
-        let key = group.reserve().expect("open");
+        group.reserve().expect("open");
         let g = group.clone();
-        let t =
-            thread::spawn(move || run_child(g, key, async { Err::<(), BoxError>("boom".into()) }));
+        let t = thread::spawn(move || run_child(g, async { Err::<(), BoxError>("boom".into()) }));
         group.node.cancel(CancelReason::explicit("stop"));
         let closed = join(&group);
         t.join().unwrap();
@@ -139,9 +138,9 @@ fn group_child_failure_vs_explicit_cancel_vs_join() {
 fn group_child_success_vs_explicit_cancel_vs_join() {
     loom::model(|| {
         let group = new_group();
-        let key = group.reserve().expect("open");
+        group.reserve().expect("open");
         let g = group.clone();
-        let t = thread::spawn(move || run_child(g, key, async { Ok::<_, BoxError>(()) }));
+        let t = thread::spawn(move || run_child(g, async { Ok::<_, BoxError>(()) }));
         group.node.cancel(CancelReason::explicit("stop"));
         let closed = join(&group);
         t.join().unwrap();
@@ -160,11 +159,11 @@ fn late_spawn_vs_group_close() {
         let ran = Arc::new(loom::sync::atomic::AtomicBool::new(false));
         let (g, r) = (group.clone(), ran.clone());
         let spawner = thread::spawn(move || {
-            let Ok(key) = g.reserve() else {
+            let Ok(()) = g.reserve() else {
                 return false;
             };
             let flag = r.clone();
-            run_child(g, key, async move {
+            run_child(g, async move {
                 flag.store(true, crate::loom::Ordering::SeqCst);
             });
             true
@@ -176,6 +175,58 @@ fn late_spawn_vs_group_close() {
         // Accepted means waited for: the child had run when the join returned.
         assert_eq!(accepted, accepted_before_close);
         assert_eq!(accepted, closed.any_ok);
+    });
+}
+
+#[test]
+fn two_children_finishing_vs_join() {
+    // Only the last of the two decrements wakes the join; whichever order they finish in,
+    // the join returns with both counted, both successes seen and the group closed.
+    loom::model(|| {
+        let group = new_group();
+        group.reserve().expect("open");
+        group.reserve().expect("open");
+        let (g1, g2) = (group.clone(), group.clone());
+        let a = thread::spawn(move || run_child(g1, async { Ok::<_, BoxError>(1) }));
+        let b = thread::spawn(move || run_child(g2, async { Ok::<_, BoxError>(2) }));
+        let closed = join(&group);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(closed.failures.is_empty() && closed.any_ok && !closed.interrupted);
+        assert_eq!(group.reserve(), Err(GroupClosed));
+    });
+}
+
+#[test]
+fn abandoned_group_adopted_vs_child_finishing() {
+    // An inner group dropped inside an outer one hands its live child to the outer group,
+    // racing that child's completion: the outer join returns only once the child is done,
+    // and no count goes below zero (debug assertions check every decrement).
+    loom::model(|| {
+        let outer = new_group();
+        let inner = GroupInner::new(
+            ScopeNode::new_child(Some(&outer.node), false),
+            Policy::FailFast,
+            Duration::ZERO,
+        );
+        inner.reserve().expect("open");
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (g, d) = (inner.clone(), done.clone());
+        let t = thread::spawn(move || {
+            run_child(g, async move {
+                d.store(true, crate::loom::Ordering::SeqCst);
+                Ok::<_, BoxError>(())
+            })
+        });
+        inner.abandon(Some(outer.clone()));
+        assert_eq!(inner.reserve(), Err(GroupClosed), "a dropped group refuses");
+        let closed = join(&outer);
+        assert!(closed.failures.is_empty());
+        assert!(
+            done.load(crate::loom::Ordering::SeqCst),
+            "the outer group waited for the adopted child"
+        );
+        t.join().unwrap();
     });
 }
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use super::id::Id;
-use super::raw::RawTask;
+use super::raw::{DoneCallback, RawTask};
 use super::{CancelReason, TaskOutcome};
 
 /// Awaits a spawned task's output: `Ok(value)`, or a [`JoinError`] if it panicked or was
@@ -82,7 +82,8 @@ impl<T> JoinHandle<T> {
     /// every callback registered before has run (inside a callback, `is_finished` is still
     /// false). A panicking callback is caught.
     pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
-        self.raw.add_done_callback(Box::new(callback))
+        self.raw
+            .add_done_callback(DoneCallback::Boxed(Box::new(callback)))
     }
 
     /// A cloneable handle that can abort the task without awaiting it.
@@ -203,7 +204,8 @@ impl AbortHandle {
 
     /// See [`JoinHandle::add_done_callback`].
     pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
-        self.raw.add_done_callback(Box::new(callback))
+        self.raw
+            .add_done_callback(DoneCallback::Boxed(Box::new(callback)))
     }
 }
 

@@ -36,6 +36,7 @@ mod state;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use cancel::CancelReason;
@@ -135,6 +136,20 @@ pub enum TaskOutcome {
     Cancelled,
 }
 
+/// A done callback shared by many tasks and given to each when it is spawned
+/// ([`Builder::done_hook`]).
+///
+/// It is called exactly as a callback registered with
+/// [`JoinHandle::add_done_callback`] first thing after the spawn would be (before any
+/// other done callback of the task, on the thread that completes it, after the task has
+/// left the runtime's task list and before [`JoinHandle::is_finished`] turns true; a panic
+/// is caught), but it costs the task no allocation and no lock: the task holds one clone of
+/// the `Arc`. Task groups count their children with one.
+pub trait DoneHook: Send + Sync + 'static {
+    /// Task `id` finished, how is `outcome`. Called once per task spawned with the hook.
+    fn task_done(&self, id: Id, outcome: TaskOutcome);
+}
+
 /// Allocates a task with its three first references: the registry's, the queue's and the
 /// join handle's.
 pub(crate) fn new_task<F, S>(
@@ -142,13 +157,14 @@ pub(crate) fn new_task<F, S>(
     scheduler: S,
     name: Option<Box<str>>,
     spawned_at: &'static Location<'static>,
+    hook: Option<Arc<dyn DoneHook>>,
 ) -> (Task, Notified, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, Id::next(), name, spawned_at, 3);
+    let raw = RawTask::new(future, scheduler, Id::next(), name, spawned_at, hook, 3);
     // SAFETY: the three references created above are handed out once each; `State::new`
     // set SCHEDULED (for the Notified) and JOIN_INTEREST (for the JoinHandle), and the
     // JoinHandle's output type is F::Output.
@@ -193,9 +209,19 @@ where
 ///     .spawn_on(async { ringleader_runtime::task::name() }, rt.handle());
 /// assert_eq!(rt.block_on(handle).unwrap().as_deref(), Some("fetcher"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Builder {
     name: Option<Box<str>>,
+    hook: Option<Arc<dyn DoneHook>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("done_hook", &self.hook.is_some())
+            .finish()
+    }
 }
 
 impl Builder {
@@ -211,6 +237,14 @@ impl Builder {
         self
     }
 
+    /// Gives the task `hook`, called when it finishes (see [`DoneHook`]): a done callback
+    /// shared by many tasks that, unlike [`JoinHandle::add_done_callback`], allocates
+    /// nothing per task.
+    pub fn done_hook(mut self, hook: Arc<dyn DoneHook>) -> Builder {
+        self.hook = Some(hook);
+        self
+    }
+
     /// Spawns onto the current runtime.
     ///
     /// # Panics
@@ -222,7 +256,7 @@ impl Builder {
         F::Output: Send + 'static,
     {
         match Handle::try_current() {
-            Ok(handle) => handle.spawn_named(future, self.name, Location::caller()),
+            Ok(handle) => handle.spawn_with(future, self.name, self.hook, Location::caller()),
             Err(_) => panic!("task::Builder::spawn called outside a ringleader runtime"),
         }
     }
@@ -234,7 +268,7 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        handle.spawn_named(future, self.name, Location::caller())
+        handle.spawn_with(future, self.name, self.hook, Location::caller())
     }
 }
 

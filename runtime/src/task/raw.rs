@@ -27,14 +27,30 @@ use super::id::{CurrentGuard, Id};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning, ToScheduled};
 use super::Schedule;
-use super::{CancelReason, TaskOutcome};
+use super::{CancelReason, DoneHook, TaskOutcome};
 use crate::loom::{lock, Mutex, UnsafeCell};
 
-type DoneCallback = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
+type DoneFn = Box<dyn FnOnce(TaskOutcome) + Send + 'static>;
+
+/// One done callback: a boxed closure (`add_done_callback`) or a shared hook given at spawn
+/// (`Builder::done_hook`), which costs no allocation of its own.
+pub(crate) enum DoneCallback {
+    Boxed(DoneFn),
+    Hook(std::sync::Arc<dyn DoneHook>),
+}
+
+impl DoneCallback {
+    fn call(self, id: Id, outcome: TaskOutcome) {
+        match self {
+            DoneCallback::Boxed(f) => f(outcome),
+            DoneCallback::Hook(hook) => hook.task_done(id, outcome),
+        }
+    }
+}
 
 enum DoneCallbacks {
     /// Not finished yet: the callbacks in registration order. The first is held inline,
-    /// so the common single callback (a task group's) allocates no list.
+    /// so the common single callback (a task group's hook) allocates no list.
     Waiting {
         first: Option<DoneCallback>,
         more: Vec<DoneCallback>,
@@ -112,6 +128,7 @@ impl RawTask {
         id: Id,
         name: Option<Box<str>>,
         spawned_at: &'static Location<'static>,
+        hook: Option<std::sync::Arc<dyn DoneHook>>,
         refs: usize,
     ) -> RawTask
     where
@@ -129,7 +146,7 @@ impl RawTask {
                 join_waker: UnsafeCell::new(None),
                 extras: Mutex::new(Extras {
                     done: DoneCallbacks::Waiting {
-                        first: None,
+                        first: hook.map(DoneCallback::Hook),
                         more: Vec::new(),
                     },
                     cancel_reason: None,
@@ -203,7 +220,7 @@ impl RawTask {
             DoneCallbacks::Ran(outcome) => {
                 let outcome = *outcome;
                 drop(extras);
-                run_callback(f, outcome);
+                run_callback(f, self.header().id, outcome);
             }
         }
     }
@@ -584,12 +601,12 @@ fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
         }
     };
     for f in first.into_iter().chain(more) {
-        run_callback(f, outcome);
+        run_callback(f, header.id, outcome);
     }
 }
 
-fn run_callback(f: DoneCallback, outcome: TaskOutcome) {
-    if panic::catch_unwind(AssertUnwindSafe(move || f(outcome))).is_err() {
+fn run_callback(f: DoneCallback, id: Id, outcome: TaskOutcome) {
+    if panic::catch_unwind(AssertUnwindSafe(move || f.call(id, outcome))).is_err() {
         tracing::error!("a done callback panicked; the panic was caught and ignored");
     }
 }
