@@ -1,19 +1,24 @@
 //! Task groups: structured concurrency on the work-stealing pool.
 //!
 //! # Protocol
-//! A group owns a [`ScopeNode`](crate::scope) and a table of its live children. Handles:
+//! A group owns a [`ScopeNode`](crate::scope), a count word and a list of its children's
+//! abort handles. Handles:
 //! - the group future (returned by [`task_group`] / [`GroupConfig::run`]) polls the body
 //!   inline, inside the group's scope, and finishes only when the body is done and the
 //!   live-child count is zero;
 //! - each child is a runtime task whose future is wrapped in `Child`, which runs the user's
 //!   future inside the group's scope, catches its panic, and reports exactly once to the
 //!   group: on completion from `poll`, or from `Drop` if it was cancelled (aborted, shut down);
+//!   the child stops counting as live only when its task has completed (the task's
+//!   [`DoneHook`], which the group is);
 //! - the cancel hook on the node (held weakly) stops new spawns and, once the grace period
 //!   is over, aborts every live child.
 //!
-//! All group state is behind one mutex; aborts, wake-ups and node cancellation happen after
-//! it is released. Lock order: node state, then group state, never the reverse (the hook
-//! is called with no node lock held).
+//! The live count and the closed/any-success/adopted flags are one atomic word (see
+//! [`GroupInner`]); failures, the join waker and the adoption are behind one mutex, and the
+//! abort handles behind another. Aborts, wake-ups and node cancellation happen after the
+//! locks are released. Lock order: node state, then group state, then an adopting group's
+//! state, never the reverse (the hook is called with no node lock held).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
