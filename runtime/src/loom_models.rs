@@ -187,6 +187,36 @@ fn join_handle_dropped_while_task_completes() {
 }
 
 #[test]
+fn unpolled_join_handle_dropped_while_task_completes_or_is_aborted() {
+    // The JoinHandle's one-step drop (interest and reference together) races the runner
+    // completing the task and an abort: the future and the output are dropped exactly once
+    // and every reference goes, whichever side finishes last frees the task.
+    loom::model(|| {
+        let sched = TestSched::new();
+        let (join, waker, drops) = spawn_steps(&sched, 1);
+        sched.run_all();
+        let abort = join.abort_handle();
+        let s = sched.clone();
+        let w = waker.clone();
+        let runner = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+            s.run_all();
+        });
+        drop(join);
+        abort.abort();
+        drop(abort);
+        runner.join().unwrap();
+        sched.run_all();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(sched.0.registry.len(), 0);
+        drop(lock(&waker).take());
+        assert_eq!(Arc::strong_count(&sched.0), 1);
+    });
+}
+
+#[test]
 fn unpark_is_never_lost() {
     loom::model(|| {
         let mut parker = ThreadParker::new();

@@ -137,7 +137,24 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let prev = self.raw.header().state.drop_join_interest();
+        let state = &self.raw.header().state;
+        if !state.load().has_join_waker() {
+            // Most handles are dropped unpolled before their task completes (a detached
+            // spawn): one state transition then, instead of two. The slot is ours while
+            // JOIN_WAKER is clear, and only this handle sets that bit, so empty the slot
+            // first, while our reference still keeps the task alive.
+            // SAFETY: JOIN_WAKER is clear and only we could set it: the slot is ours.
+            let stale = self.raw.with_join_waker(|slot| unsafe { (*slot).take() });
+            drop(stale);
+            if let Some(last) = state.drop_join_handle_fast() {
+                if last {
+                    // SAFETY: our reference was the last one; dropping it frees the task.
+                    unsafe { self.raw.dealloc() };
+                }
+                return;
+            }
+        }
+        let prev = state.drop_join_interest();
         if prev.is_complete() {
             // SAFETY: the output was left to us at completion.
             unsafe { self.raw.drop_output() };

@@ -173,6 +173,16 @@ impl RawTask {
         }
     }
 
+    /// Frees the task.
+    ///
+    /// # Safety
+    /// The caller's reference was the last one, and its count is already gone from the
+    /// state word.
+    pub(crate) unsafe fn dealloc(self) {
+        // SAFETY: forwarded duties.
+        unsafe { (self.header().vtable.dealloc)(self.0) }
+    }
+
     /// # Safety
     /// The caller holds one reference (kept).
     pub(crate) unsafe fn try_read_output<T>(self, dst: &mut Poll<Result<T, JoinError>>) {

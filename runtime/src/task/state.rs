@@ -289,6 +289,23 @@ impl State {
         })
     }
 
+    /// The `JoinHandle` is dropped before completion with no waker published: clears
+    /// `JOIN_INTEREST` and drops the handle's reference in one step. `None` (nothing changed)
+    /// if the task is complete or `JOIN_WAKER` is set: the caller takes the slow path
+    /// ([`drop_join_interest`](Self::drop_join_interest), then `ref_dec`). `Some(last)`:
+    /// done, and whether that was the last reference.
+    pub(crate) fn drop_join_handle_fast(&self) -> Option<bool> {
+        self.update(|cur| {
+            debug_assert!(cur & JOIN_INTEREST != 0);
+            if cur & (COMPLETE | JOIN_WAKER) != 0 {
+                return (None, None);
+            }
+            debug_assert!(cur >> REF_SHIFT >= 1, "task reference count underflow");
+            let next = (cur & !JOIN_INTEREST) - REF_ONE;
+            (Some(next), Some(cur & !FLAGS == REF_ONE))
+        })
+    }
+
     pub(crate) fn ref_inc(&self) {
         let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
         // A count this large means references leak; abort rather than wrap.
