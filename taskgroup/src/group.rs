@@ -107,10 +107,12 @@ pub(crate) struct GroupInner {
     grace: Duration,
     word: AtomicUsize,
     /// Abort handles of the children spawned so far, for cancelling them when the group is
-    /// dropped, for [`Policy::FirstOk`] and for task dumps. Finished children are pruned
-    /// when the list has doubled, so it holds at most about twice the live children (a
-    /// finished child's handle keeps its task block, not its future or output). Taken once
-    /// per spawn, by the spawner only, on the common path.
+    /// dropped, for [`Policy::FirstOk`] and for task dumps. Finished children are pruned by
+    /// the spawn that finds the list at a power-of-two length (32 or more), so the list
+    /// stays within a small multiple of the most children live at once, at amortised O(1)
+    /// per spawn. Until pruned (or until the group ends) a finished child's handle keeps
+    /// its task block, not its future or output. Taken once per spawn, by the spawner, on
+    /// the common path; the finishing side never takes it.
     children: Mutex<Vec<AbortHandle>>,
     state: Mutex<GroupState>,
 }
