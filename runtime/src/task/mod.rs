@@ -146,7 +146,7 @@ pub enum TaskOutcome {
 /// is caught), but it costs the task no allocation and no lock: the task holds one clone of
 /// the `Arc`. Task groups count their children with one.
 pub trait DoneHook: Send + Sync + 'static {
-    /// Task `id` finished, how is `outcome`. Called once per task spawned with the hook.
+    /// Task `id` finished with `outcome`. Called once per task spawned with the hook.
     fn task_done(&self, id: Id, outcome: TaskOutcome);
 }
 
