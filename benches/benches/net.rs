@@ -18,7 +18,12 @@
 //! Placement: ringleader and tokio accept on one listener and spawn a task per connection
 //! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
 //! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
-//! SO_REUSEPORT hashing only gives by luck; so they get the best-case placement.
+//! SO_REUSEPORT hashing only gives by luck; so they get the best-case placement. It is
+//! best-case in a second way too: connection `i` also belongs to client thread `i % 2`, so
+//! each server thread serves exactly one client thread's connections and is woken by one
+//! client's bursts only. `RINGLEADER_BENCH_CROSSED=1` hands them out crossed instead
+//! (server thread `(i / 2) % 2`: half of each client thread's connections on each server
+//! thread, the mix that accept-and-spawn servers get), to measure what the alignment is worth.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -240,11 +245,21 @@ impl HandOffServer {
         let (ready_tx, ready_rx) = mpsc::channel();
         let acceptor = std::thread::spawn(move || {
             let mut per_thread: Vec<Vec<StdStream>> = (0..THREADS).map(|_| Vec::new()).collect();
+            let crossed = std::env::var_os("RINGLEADER_BENCH_CROSSED").is_some();
             for i in 0..conns {
                 let (s, _) = listener.accept().expect("accept");
                 s.set_nodelay(true).unwrap();
                 s.set_nonblocking(true).unwrap();
-                per_thread[i % THREADS].push(s);
+                // Aligned (the default): server thread `i % 2` serves exactly the
+                // connections of client thread `i % 2`. Crossed: each server thread serves
+                // half of each client thread's connections, as a scheduler that places
+                // tasks without knowing the client ends up doing.
+                let slot = if crossed {
+                    (i / THREADS) % THREADS
+                } else {
+                    i % THREADS
+                };
+                per_thread[slot].push(s);
             }
             let threads: Vec<_> = per_thread
                 .into_iter()
