@@ -95,6 +95,16 @@ impl Client {
 /// A server under test: it runs until dropped after its clients closed.
 trait Server {
     fn addr(&self) -> SocketAddr;
+
+    /// Scheduler counters per worker, for `report` (servers without any: none).
+    fn counters(&self) -> Vec<[u64; 4]> {
+        Vec::new()
+    }
+
+    /// Prints the server's own counters per message (RINGLEADER_BENCH_METRICS).
+    fn report(&self, msgs: u64, before: &[[u64; 4]]) {
+        let _ = (msgs, before);
+    }
 }
 
 // ---------------------------------------------------------------- ringleader
@@ -146,31 +156,47 @@ impl RingleaderServer {
     }
 }
 
-impl Drop for RingleaderServer {
-    fn drop(&mut self) {
-        // RINGLEADER_BENCH_METRICS=1: the scheduler's counters, to relate polls, parks (each
-        // park is at least one io_uring_enter) and steals to the messages echoed.
-        if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
-            let m = self._rt.handle().metrics();
-            for w in 0..m.num_workers() {
-                eprintln!(
-                    "  ringleader worker {w} ({}): polls {} parks {} steals {} (ops {}) lifo_hits {}",
-                    m.io_ring_flags(w).unwrap_or("no ring"),
-                    m.worker_poll_count(w),
-                    m.worker_park_count(w),
-                    m.worker_steal_count(w),
-                    m.worker_steal_operations(w),
-                    m.worker_lifo_hits(w),
-                );
-            }
-        }
-    }
-}
-
 impl Server for RingleaderServer {
     fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// RINGLEADER_BENCH_METRICS=1: the scheduler's counters, per message echoed in the timed
+    /// part, to relate polls, parks (each park is at least one io_uring_enter) and steals to
+    /// the work done.
+    fn report(&self, msgs: u64, before: &[[u64; 4]]) {
+        let m = self._rt.handle().metrics();
+        for w in 0..m.num_workers() {
+            let now = worker_counters(&m, w);
+            let d: Vec<f64> = (0..4)
+                .map(|i| (now[i] - before.get(w).map_or(0, |b| b[i])) as f64 / msgs as f64)
+                .collect();
+            eprintln!(
+                "  ringleader worker {w} ({}), per message: polls {:.3} parks {:.3} stolen {:.3} (steal ops {:.3})",
+                m.io_ring_flags(w).unwrap_or("no ring"),
+                d[0],
+                d[1],
+                d[2],
+                d[3],
+            );
+        }
+    }
+
+    fn counters(&self) -> Vec<[u64; 4]> {
+        let m = self._rt.handle().metrics();
+        (0..m.num_workers())
+            .map(|w| worker_counters(&m, w))
+            .collect()
+    }
+}
+
+fn worker_counters(m: &ringleader::runtime::RuntimeMetrics, w: usize) -> [u64; 4] {
+    [
+        m.worker_poll_count(w),
+        m.worker_park_count(w),
+        m.worker_steal_count(w),
+        m.worker_steal_operations(w),
+    ]
 }
 
 // ---------------------------------------------------------------- tokio
@@ -419,7 +445,7 @@ fn monoio_serve(conns: Vec<StdStream>) {
 
 /// Connects the client, waits for a hand-off server to hold every connection (`ready`),
 /// checks one round of echoes, then times rounds.
-fn run<S>(
+fn run<S: Server>(
     c: &mut Criterion,
     (conns, size): (usize, usize),
     (name, threads): (&str, &str),
@@ -431,6 +457,7 @@ fn run<S>(
     }
     client.rounds(1);
     let (cpu0, msgs0) = (thread_cpu_ticks(threads), client.messages);
+    let counters0 = server.counters();
     let mut group = c.benchmark_group(format!("echo/{conns}x{size}"));
     group.throughput(Throughput::Elements(conns as u64));
     group.bench_function(BenchmarkId::from_parameter(name), |b| {
@@ -444,6 +471,9 @@ fn run<S>(
             "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message ({msgs} messages, {cpu:.2} s)",
             cpu * 1e6 / msgs as f64
         );
+        if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
+            server.report(msgs, &counters0);
+        }
     }
     // Closing the connections ends the server's connection tasks and threads.
     drop(client);
