@@ -6,6 +6,7 @@ mod support;
 use std::sync::Mutex;
 
 use ringleader::net::{TcpListener, TcpStream};
+use ringleader::runtime::{Builder, Runtime};
 use support::{open_fds, rt2};
 
 /// Tests here that count `/proc/self/fd` hold this lock (tests of one binary run in
@@ -56,8 +57,17 @@ fn a_write_larger_than_the_socket_buffer_completes_through_the_ring_in_order() {
 
 #[test]
 fn a_send_dropped_while_waiting_in_the_ring_releases_the_fd_after_the_stream() {
+    send_dropped_while_waiting(rt2());
+}
+
+/// The same on a current-thread runtime (the flavour valgrind can run: `ci/valgrind.sh`).
+#[test]
+fn a_send_dropped_while_waiting_in_the_ring_on_one_thread_releases_the_fd() {
+    send_dropped_while_waiting(Builder::new_current_thread().build().unwrap());
+}
+
+fn send_dropped_while_waiting(rt: Runtime) {
     let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = rt2();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
