@@ -18,7 +18,12 @@
 //! Placement: ringleader and tokio accept on one listener and spawn a task per connection
 //! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
 //! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
-//! SO_REUSEPORT hashing only gives by luck; so they get the best-case placement.
+//! SO_REUSEPORT hashing only gives by luck; so they get the best-case placement. It is
+//! best-case in a second way too: connection `i` also belongs to client thread `i % 2`, so
+//! each server thread serves exactly one client thread's connections and is woken by one
+//! client's bursts only. `RINGLEADER_BENCH_CROSSED=1` hands them out crossed instead
+//! (server thread `(i / 2) % 2`: half of each client thread's connections on each server
+//! thread, the mix that accept-and-spawn servers get), to measure what the alignment is worth.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -90,6 +95,16 @@ impl Client {
 /// A server under test: it runs until dropped after its clients closed.
 trait Server {
     fn addr(&self) -> SocketAddr;
+
+    /// Scheduler counters per worker, for `report` (servers without any: none).
+    fn counters(&self) -> Vec<[u64; 4]> {
+        Vec::new()
+    }
+
+    /// Prints the server's own counters per message (RINGLEADER_BENCH_METRICS).
+    fn report(&self, msgs: u64, before: &[[u64; 4]]) {
+        let _ = (msgs, before);
+    }
 }
 
 // ---------------------------------------------------------------- ringleader
@@ -141,31 +156,47 @@ impl RingleaderServer {
     }
 }
 
-impl Drop for RingleaderServer {
-    fn drop(&mut self) {
-        // RINGLEADER_BENCH_METRICS=1: the scheduler's counters, to relate polls, parks (each
-        // park is at least one io_uring_enter) and steals to the messages echoed.
-        if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
-            let m = self._rt.handle().metrics();
-            for w in 0..m.num_workers() {
-                eprintln!(
-                    "  ringleader worker {w} ({}): polls {} parks {} steals {} (ops {}) lifo_hits {}",
-                    m.io_ring_flags(w).unwrap_or("no ring"),
-                    m.worker_poll_count(w),
-                    m.worker_park_count(w),
-                    m.worker_steal_count(w),
-                    m.worker_steal_operations(w),
-                    m.worker_lifo_hits(w),
-                );
-            }
-        }
-    }
-}
-
 impl Server for RingleaderServer {
     fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// RINGLEADER_BENCH_METRICS=1: the scheduler's counters, per message echoed in the timed
+    /// part, to relate polls, parks (each park is at least one io_uring_enter) and steals to
+    /// the work done.
+    fn report(&self, msgs: u64, before: &[[u64; 4]]) {
+        let m = self._rt.handle().metrics();
+        for w in 0..m.num_workers() {
+            let now = worker_counters(&m, w);
+            let d: Vec<f64> = (0..4)
+                .map(|i| (now[i] - before.get(w).map_or(0, |b| b[i])) as f64 / msgs as f64)
+                .collect();
+            eprintln!(
+                "  ringleader worker {w} ({}), per message: polls {:.3} parks {:.3} stolen {:.3} (steal ops {:.3})",
+                m.io_ring_flags(w).unwrap_or("no ring"),
+                d[0],
+                d[1],
+                d[2],
+                d[3],
+            );
+        }
+    }
+
+    fn counters(&self) -> Vec<[u64; 4]> {
+        let m = self._rt.handle().metrics();
+        (0..m.num_workers())
+            .map(|w| worker_counters(&m, w))
+            .collect()
+    }
+}
+
+fn worker_counters(m: &ringleader::runtime::RuntimeMetrics, w: usize) -> [u64; 4] {
+    [
+        m.worker_poll_count(w),
+        m.worker_park_count(w),
+        m.worker_steal_count(w),
+        m.worker_steal_operations(w),
+    ]
 }
 
 // ---------------------------------------------------------------- tokio
@@ -240,11 +271,21 @@ impl HandOffServer {
         let (ready_tx, ready_rx) = mpsc::channel();
         let acceptor = std::thread::spawn(move || {
             let mut per_thread: Vec<Vec<StdStream>> = (0..THREADS).map(|_| Vec::new()).collect();
+            let crossed = std::env::var_os("RINGLEADER_BENCH_CROSSED").is_some();
             for i in 0..conns {
                 let (s, _) = listener.accept().expect("accept");
                 s.set_nodelay(true).unwrap();
                 s.set_nonblocking(true).unwrap();
-                per_thread[i % THREADS].push(s);
+                // Aligned (the default): server thread `i % 2` serves exactly the
+                // connections of client thread `i % 2`. Crossed: each server thread serves
+                // half of each client thread's connections, as a scheduler that places
+                // tasks without knowing the client ends up doing.
+                let slot = if crossed {
+                    (i / THREADS) % THREADS
+                } else {
+                    i % THREADS
+                };
+                per_thread[slot].push(s);
             }
             let threads: Vec<_> = per_thread
                 .into_iter()
@@ -404,7 +445,7 @@ fn monoio_serve(conns: Vec<StdStream>) {
 
 /// Connects the client, waits for a hand-off server to hold every connection (`ready`),
 /// checks one round of echoes, then times rounds.
-fn run<S>(
+fn run<S: Server>(
     c: &mut Criterion,
     (conns, size): (usize, usize),
     (name, threads): (&str, &str),
@@ -416,6 +457,7 @@ fn run<S>(
     }
     client.rounds(1);
     let (cpu0, msgs0) = (thread_cpu_ticks(threads), client.messages);
+    let counters0 = server.counters();
     let mut group = c.benchmark_group(format!("echo/{conns}x{size}"));
     group.throughput(Throughput::Elements(conns as u64));
     group.bench_function(BenchmarkId::from_parameter(name), |b| {
@@ -429,6 +471,9 @@ fn run<S>(
             "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message ({msgs} messages, {cpu:.2} s)",
             cpu * 1e6 / msgs as f64
         );
+        if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
+            server.report(msgs, &counters0);
+        }
     }
     // Closing the connections ends the server's connection tasks and threads.
     drop(client);

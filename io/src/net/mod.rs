@@ -62,7 +62,7 @@ macro_rules! stream_io_methods {
         /// # Cancel safety
         /// Not cancel safe: a dropped write may have sent some bytes.
         pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-            ops::send(self.fd.clone(), buf).await
+            ops::send_ref(&self.fd, buf).await
         }
 
         /// Writes every byte of `buf`.
@@ -74,7 +74,7 @@ macro_rules! stream_io_methods {
         /// Not cancel safe: an unknown prefix may have been sent.
         pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
             let fd = &self.fd;
-            $crate::fd::write_all(buf, |b, _| ops::send(fd.clone(), b)).await
+            $crate::fd::write_all(buf, |b, _| ops::send_ref(fd, b)).await
         }
 
         /// Writes the bytes of several buffers in order with one call (sendmsg); returns how

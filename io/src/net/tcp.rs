@@ -401,7 +401,7 @@ impl OwnedWriteHalf {
     /// # Errors
     /// As [`TcpStream::write`].
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(self.fd.clone(), buf).await
+        ops::send_ref(&self.fd, buf).await
     }
 
     /// As [`TcpStream::write_all`].
@@ -410,7 +410,7 @@ impl OwnedWriteHalf {
     /// As [`TcpStream::write_all`].
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let fd = &self.fd;
-        fd::write_all(buf, |b, _| ops::send(fd.clone(), b)).await
+        fd::write_all(buf, |b, _| ops::send_ref(fd, b)).await
     }
 
     /// Sends EOF (shuts down the write direction).

@@ -70,7 +70,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// A dropped send may still go out.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(self.fd.clone(), buf).await
+        ops::send_ref(&self.fd, buf).await
     }
 
     /// Receives one datagram from the connected peer into `buf` (truncated to its

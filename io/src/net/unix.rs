@@ -254,7 +254,7 @@ impl UnixDatagram {
     /// # Errors
     /// `NotConnected` without a peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(self.fd.clone(), buf).await
+        ops::send_ref(&self.fd, buf).await
     }
 
     /// Receives a datagram.

@@ -139,7 +139,23 @@ pub(crate) fn new_cell<K: OpKind>(kind: K, waker: Waker) -> Arc<Cell<K>> {
     })
 }
 
-/// The entry describing the cell's operation (its memory is inside the cell).
+/// A new cell as [`new_cell`], and the entry describing its operation (its memory is inside
+/// the cell, at its final heap address). The entry is built while the cell has one owner,
+/// through `get_mut`: no lock is taken.
+#[cfg_attr(ringleader_loom, allow(dead_code))]
+pub(crate) fn new_cell_with_entry<K: OpKind>(kind: K, waker: Waker) -> (Arc<Cell<K>>, Entry) {
+    let mut cell = new_cell(kind, waker);
+    let entry = match Arc::get_mut(&mut cell).map(|c| c.slot.get_mut()) {
+        Some(Ok(Slot::InFlight { kind, .. })) => Some(kind.entry()),
+        // Not reachable: a new cell has one owner, is not poisoned, and is in flight.
+        _ => None,
+    };
+    let entry = entry.unwrap_or_else(|| cell_entry(&cell));
+    (cell, entry)
+}
+
+/// The entry describing the cell's operation (its memory is inside the cell), under the
+/// cell's lock.
 #[cfg_attr(ringleader_loom, allow(dead_code))]
 pub(crate) fn cell_entry<K: OpKind>(cell: &Arc<Cell<K>>) -> Entry {
     let mut slot = lock(&cell.slot);
@@ -265,8 +281,7 @@ impl<K: OpKind> Future for Op<K> {
                     Ok(ring) => ring,
                     Err(err) => return Poll::Ready(kind.failed(err)),
                 };
-                let cell = new_cell(kind, cx.waker().clone());
-                let entry = cell_entry(&cell);
+                let (cell, entry) = new_cell_with_entry(kind, cx.waker().clone());
                 let user_data = ring_reference(&cell);
                 // SAFETY: the entry's memory is owned by the kind inside the cell (OpKind's
                 // contract), and the cell stays alive until its completion: `user_data` is the

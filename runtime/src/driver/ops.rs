@@ -165,23 +165,57 @@ pub fn send<B: IoBuf>(
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
     SendFuture {
-        state: SendState::Start(Some(SendKind { fd, buf })),
+        state: SendState::Start(Some((FdArg::Owned(fd), buf))),
     }
 }
 
-struct SendFuture<B: IoBuf> {
-    state: SendState<B>,
+/// As [`send`], borrowing the fd: the immediate `send(2)` (the usual case) then costs no
+/// reference count traffic on the fd; only a send that goes through the ring takes a
+/// reference (the operation keeps the fd open until its completion).
+pub fn send_ref<'a, B: IoBuf>(
+    fd: &'a SharedFd,
+    buf: B,
+) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send + 'a {
+    SendFuture {
+        state: SendState::Start(Some((FdArg::Borrowed(fd), buf))),
+    }
 }
 
-enum SendState<B: IoBuf> {
-    Start(Option<SendKind<B>>),
+/// The fd a send starts with.
+enum FdArg<'a> {
+    Owned(SharedFd),
+    Borrowed(&'a SharedFd),
+}
+
+impl FdArg<'_> {
+    fn raw(&self) -> RawFd {
+        match self {
+            FdArg::Owned(fd) => fd.as_raw_fd(),
+            FdArg::Borrowed(fd) => fd.as_raw_fd(),
+        }
+    }
+
+    fn into_shared(self) -> SharedFd {
+        match self {
+            FdArg::Owned(fd) => fd,
+            FdArg::Borrowed(fd) => fd.clone(),
+        }
+    }
+}
+
+struct SendFuture<'a, B: IoBuf> {
+    state: SendState<'a, B>,
+}
+
+enum SendState<'a, B: IoBuf> {
+    Start(Option<(FdArg<'a>, B)>),
     Ring(Op<SendKind<B>>),
 }
 
 // Nothing is pinned structurally: the buffer moves into the op's heap cell when submitted.
-impl<B: IoBuf> Unpin for SendFuture<B> {}
+impl<B: IoBuf> Unpin for SendFuture<'_, B> {}
 
-impl<B: IoBuf> std::future::Future for SendFuture<B> {
+impl<B: IoBuf> std::future::Future for SendFuture<'_, B> {
     type Output = (io::Result<usize>, B);
 
     fn poll(
@@ -190,36 +224,40 @@ impl<B: IoBuf> std::future::Future for SendFuture<B> {
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
         let this = &mut *self;
-        if let SendState::Start(kind) = &mut this.state {
+        if let SendState::Start(start) = &mut this.state {
             // An immediate completion spends budget, so a task that only ever sends still
             // yields to others.
             let progress = std::task::ready!(ringleader_coop::poll_proceed(cx));
-            let Some(kind) = kind.take() else {
+            let Some((fd, buf)) = start.take() else {
                 panic!("a send was polled after it completed");
             };
-            let len = kind.buf.bytes_init();
+            let len = buf.bytes_init();
             // SAFETY: send(2) reads `len` initialised bytes of the buffer, which we own for
-            // the duration of the call; the fd is kept open by `kind.fd`.
+            // the duration of the call; the fd is kept open by `fd` (owned or borrowed from
+            // a handle that outlives this future).
             let n = unsafe {
                 libc::send(
-                    kind.fd.as_raw_fd(),
-                    kind.buf.stable_ptr().cast(),
+                    fd.raw(),
+                    buf.stable_ptr().cast(),
                     len,
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                 )
             };
             if n >= 0 {
                 progress.made_progress();
-                return Poll::Ready((Ok(n as usize), kind.buf));
+                return Poll::Ready((Ok(n as usize), buf));
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                    this.state = SendState::Ring(Op::new(kind));
+                    this.state = SendState::Ring(Op::new(SendKind {
+                        fd: fd.into_shared(),
+                        buf,
+                    }));
                 }
                 _ => {
                     progress.made_progress();
-                    return Poll::Ready((Err(err), kind.buf));
+                    return Poll::Ready((Err(err), buf));
                 }
             }
         }
