@@ -200,22 +200,29 @@ impl Notify {
 
     /// Takes the stored permit, if any, without the lock.
     fn take_permit(&self) -> bool {
-        self.word
-            .compare_exchange(PERMIT, 0, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        // Look before the CAS: a failing CAS still takes the line exclusively, away from
+        // the notifier that keeps writing beside it.
+        self.word.load(Ordering::SeqCst) == PERMIT
+            && self
+                .word
+                .compare_exchange(PERMIT, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     /// Wakes every task currently waiting, including [`Notified`] futures created but not yet
     /// polled. Stores no permit.
     pub fn notify_waiters(&self) {
-        let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
         st.generation = st.generation.wrapping_add(1);
         self.calls.store(st.generation, Ordering::SeqCst);
-        if st.notify_front(ALL, &mut wakes) {
-            while st.notify_front(ALL, &mut wakes) {}
-            self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+        if st.waiters.is_empty() {
+            // Nobody queued: the common call of a busy notifier costs the lock and the
+            // store, not a wake list.
+            return;
         }
+        let mut wakes = WakeList::new();
+        while st.notify_front(ALL, &mut wakes) {}
+        self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
         drop(st);
         wakes.wake_all();
     }
