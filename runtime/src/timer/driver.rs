@@ -400,3 +400,40 @@ impl TimeDriver {
         Some(Duration::from_millis(next.saturating_sub(now)))
     }
 }
+
+#[cfg(all(test, not(ringleader_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_keeps_an_early_hint_in_real_time_and_pausing_makes_it_exact() {
+        let driver = TimeDriver::new(1, false);
+        let shard = driver.external_shard();
+        let far = driver.clock.now_ms() + 3_600_000;
+        let (filed, earlier) = driver.register(shard, far, Waker::noop().clone());
+        assert!(earlier);
+        driver.deregister(&filed);
+        assert_eq!(driver.armed(), 0);
+        // Running clock: the hint stays (at or before the removed deadline).
+        let hint = driver.next_expiry_ms(shard).expect("early hint kept");
+        assert!(hint <= far);
+        // A later filing is not "earlier" than the hint: no wake-up check needed.
+        let (later, earlier) = driver.register(shard, far + 10, Waker::noop().clone());
+        assert!(!earlier);
+        driver.deregister(&later);
+        // Paused: auto-advance reads the expiry, so it must name a live timer or none.
+        driver.pause();
+        assert_eq!(driver.next_expiry_ms(shard), None);
+        let (filed, _) = driver.register(shard, far, Waker::noop().clone());
+        assert!(driver.next_expiry_ms(shard).is_some());
+        driver.deregister(&filed);
+        assert_eq!(driver.next_expiry_ms(shard), None);
+        // A due timer fires (its waker taken) and a re-poll then sees it fired.
+        let now = driver.clock.now_ms();
+        let (due, _) = driver.register(shard, now, Waker::noop().clone());
+        assert!(!driver.poll_filed(&due, Waker::noop()));
+        assert_eq!(driver.process(shard, now), 1);
+        assert!(driver.poll_filed(&due, Waker::noop()));
+        assert!(driver.is_fired(&due));
+    }
+}
