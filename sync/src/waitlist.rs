@@ -282,35 +282,17 @@ impl Drop for WakeList {
 
 /// Waiters that are only ever woken all together: watch receivers, broadcast receivers.
 ///
-/// Unlike [`WaitList`], a notifier *drains* the list and bumps an epoch, so a woken
+/// Unlike [`WaitList`], a notifier *drains* the list and bumps `epoch`, so a woken
 /// waiter learns it was notified from one atomic load and has no entry left to free: the
-/// common wait (register, woken, proceed) takes a lock once. A waiter dropped before
+/// common wait (register, woken, proceed) takes the lock once. A waiter dropped before
 /// being notified removes its own entry, checking under the lock that the epoch it
 /// registered in is still current (after a drain its key may belong to someone else).
 ///
-/// The waiters are spread over `N` shards, each with its own lock, epoch and cache lines;
-/// a thread always registers in the same shard (its own index modulo `N`, handed out
-/// round-robin when it first registers anywhere), so workers that register many waiters
-/// at once do not pass one lock's cache line back and forth. A notifier drains every
-/// shard in turn (each under its own lock) and wakes them all once it holds no lock. A
-/// waiter that registers in a shard after the notifier drained it rechecks its condition
-/// afterwards, and the notifier changed the condition before taking that shard's lock, so
-/// the waiter sees the change (the same argument as with one lock, shard by shard).
-pub(crate) struct FanOut<const N: usize = 1> {
-    shards: [FanOutShard; N],
-    /// Under loom: the next registration's shard (see `shard_for`).
-    #[cfg(ringleader_loom)]
-    next_shard: crate::loom::AtomicUsize,
-}
-
-/// One shard of a [`FanOut`].
-///
 /// Aligned to its own cache lines (128 bytes covers adjacent-line prefetch): registering
-/// writes its lock, which must not evict the state word the waiters poll, nor another
-/// shard's lock.
+/// writes its lock, which must not evict the state word the waiters poll.
 #[repr(align(128))]
-struct FanOutShard {
-    /// Bumped (under `wakers`' lock) by every `notify_all` that drained something here.
+pub(crate) struct FanOut {
+    /// Bumped (under `wakers`' lock) by every `notify_all` that drained something.
     epoch: AtomicU64,
     wakers: Mutex<Slab<Waker>>,
 }
@@ -318,72 +300,24 @@ struct FanOutShard {
 /// A registration in a [`FanOut`].
 #[derive(Debug)]
 pub(crate) struct FanOutKey {
-    shard: usize,
     key: usize,
     epoch: u64,
 }
 
-/// The calling thread's shard index (before reduction modulo the shard count).
-#[cfg(not(ringleader_loom))]
-fn thread_shard() -> usize {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    SHARD
-        .try_with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1));
-            }
-            s.get()
-        })
-        .unwrap_or(0)
-}
-
-impl<const N: usize> FanOut<N> {
-    pub(crate) fn new() -> Self {
+impl FanOut {
+    pub(crate) fn new() -> FanOut {
         FanOut {
-            shards: std::array::from_fn(|_| FanOutShard {
-                epoch: AtomicU64::new(0),
-                wakers: Mutex::new(Slab::new()),
-            }),
-            #[cfg(ringleader_loom)]
-            next_shard: crate::loom::AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+            wakers: Mutex::new(Slab::new()),
         }
-    }
-
-    /// The shard the calling thread registers in.
-    #[cfg(not(ringleader_loom))]
-    fn shard_for(&self) -> usize {
-        if N == 1 {
-            0
-        } else {
-            thread_shard() % N
-        }
-    }
-
-    /// Under loom every model thread runs on one OS thread, so a thread-local would put
-    /// every waiter in one shard: alternate instead (deterministically, per `FanOut`), so
-    /// the models cover several shards.
-    #[cfg(ringleader_loom)]
-    fn shard_for(&self) -> usize {
-        if N == 1 {
-            return 0;
-        }
-        self.next_shard.fetch_add(1, Ordering::Relaxed) % N
     }
 
     /// Registers `waker`. The caller rechecks its condition afterwards: a notifier that
-    /// changed it before taking this shard's lock is then visible.
+    /// changed it before taking this lock is then visible.
     pub(crate) fn register(&self, waker: &Waker) -> FanOutKey {
-        let shard = self.shard_for();
-        let s = &self.shards[shard];
-        let mut w = lock(&s.wakers);
-        let epoch = s.epoch.load(Ordering::Relaxed);
+        let mut w = lock(&self.wakers);
+        let epoch = self.epoch.load(Ordering::Relaxed);
         FanOutKey {
-            shard,
             key: w.insert(waker.clone()),
             epoch,
         }
@@ -391,14 +325,13 @@ impl<const N: usize> FanOut<N> {
 
     /// Whether a `notify_all` drained this registration (the key is then spent).
     pub(crate) fn is_notified(&self, k: &FanOutKey) -> bool {
-        self.shards[k.shard].epoch.load(Ordering::Acquire) != k.epoch
+        self.epoch.load(Ordering::Acquire) != k.epoch
     }
 
     /// Replaces the waker of a live registration; `false` if it was notified meanwhile.
     pub(crate) fn update(&self, k: &FanOutKey, waker: &Waker) -> bool {
-        let s = &self.shards[k.shard];
-        let mut w = lock(&s.wakers);
-        if s.epoch.load(Ordering::Relaxed) != k.epoch {
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) != k.epoch {
             return false;
         }
         if let Some(slot) = w.get_mut(k.key) {
@@ -414,26 +347,24 @@ impl<const N: usize> FanOut<N> {
         if self.is_notified(&k) {
             return;
         }
-        let s = &self.shards[k.shard];
-        let mut w = lock(&s.wakers);
-        if s.epoch.load(Ordering::Relaxed) == k.epoch {
+        let mut w = lock(&self.wakers);
+        if self.epoch.load(Ordering::Relaxed) == k.epoch {
             w.try_remove(k.key);
         }
     }
 
-    /// Wakes every registered waiter (after releasing the locks).
+    /// Wakes every registered waiter (after releasing the lock).
     pub(crate) fn notify_all(&self) {
         let mut wakes = WakeList::new();
-        for s in &self.shards {
-            let mut w = lock(&s.wakers);
-            if w.is_empty() {
-                continue;
-            }
-            s.epoch.fetch_add(1, Ordering::Release);
-            for waker in w.drain() {
-                wakes.push(waker);
-            }
+        let mut w = lock(&self.wakers);
+        if w.is_empty() {
+            return;
         }
+        self.epoch.fetch_add(1, Ordering::Release);
+        for waker in w.drain() {
+            wakes.push(waker);
+        }
+        drop(w);
         wakes.wake_all();
     }
 }
@@ -502,50 +433,6 @@ mod tests {
             wl.remove(k);
         }
         assert_eq!(wl.entries.capacity(), cap);
-    }
-
-    #[test]
-    fn sharded_fan_out_wakes_every_shard_and_stale_keys_stay_harmless() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let fan = Arc::new(FanOut::<4>::new());
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        // Six threads (so some shards hold several threads' waiters), three waiters each;
-        // each thread withdraws its last one.
-        let keys: Vec<FanOutKey> = (0..6)
-            .map(|_| {
-                let (fan, count) = (fan.clone(), count.clone());
-                std::thread::spawn(move || {
-                    let waker = Waker::from(count);
-                    let mut keys: Vec<_> = (0..3).map(|_| fan.register(&waker)).collect();
-                    fan.cancel(keys.pop().unwrap());
-                    keys
-                })
-            })
-            .flat_map(|t| t.join().unwrap())
-            .collect();
-        assert!(keys.iter().all(|k| !fan.is_notified(k)));
-        let shards: std::collections::HashSet<_> = keys.iter().map(|k| k.shard).collect();
-        assert!(shards.len() > 1, "threads spread over shards");
-        fan.notify_all();
-        assert_eq!(count.0.load(Ordering::SeqCst), 12);
-        assert!(keys.iter().all(|k| fan.is_notified(k)));
-        // A spent key never touches a later registration that reuses its slot.
-        let waker = Waker::from(count.clone());
-        let fresh = fan.register(&waker);
-        for k in keys {
-            assert!(!fan.update(&k, &waker));
-            fan.cancel(k);
-        }
-        assert!(!fan.is_notified(&fresh));
-        fan.notify_all();
-        assert_eq!(count.0.load(Ordering::SeqCst), 13);
     }
 
     #[test]

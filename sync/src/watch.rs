@@ -62,20 +62,14 @@ pub mod error {
 
 pub use error::{RecvError, SendError};
 
-/// Shards of the receivers' wait list (tokio's watch spreads its receivers over 8
-/// `Notify`s for the same reason; 4 is a guess that covers the usual worker counts without
-/// making a send lock many empty shards).
-const RX_SHARDS: usize = 4;
-
 struct Shared<T> {
     value: RwLock<T>,
     /// `version << 1 | CLOSED`; the version changes only under `value`'s write lock.
     state: AtomicU64,
     rx_count: AtomicUsize,
     tx_count: AtomicUsize,
-    /// Receivers waiting in `changed`: sharded, since many receivers on several workers
-    /// register at once after every send.
-    rx_waiters: FanOut<RX_SHARDS>,
+    /// Receivers waiting in `changed`.
+    rx_waiters: FanOut,
     /// Senders waiting in `closed`.
     tx_waiters: FanOut,
 }
