@@ -214,7 +214,10 @@ impl Notify {
     pub fn notify_waiters(&self) {
         let mut st = lock(&self.state);
         st.generation = st.generation.wrapping_add(1);
-        self.calls.store(st.generation, Ordering::SeqCst);
+        // Release is enough: `calls` is only a hint read outside the lock (a stale value
+        // sends the waiter to the lock, where `generation` decides), and a `notified()`
+        // ordered after this call by the caller's own synchronisation sees the new value.
+        self.calls.store(st.generation, Ordering::Release);
         if st.waiters.is_empty() {
             // Nobody queued: the common call of a busy notifier costs the lock and the
             // store, not a wake list.
@@ -239,7 +242,7 @@ impl Notify {
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
-            generation: self.calls.load(Ordering::SeqCst),
+            generation: self.calls.load(Ordering::Acquire),
             state: NotifiedState::Init,
             flag: None,
         }
@@ -342,7 +345,7 @@ impl Notified<'_> {
             NotifiedState::Done => return false,
         }
         let notify = self.notify;
-        if notify.calls.load(Ordering::SeqCst) != self.generation {
+        if notify.calls.load(Ordering::Acquire) != self.generation {
             self.state = NotifiedState::ReadyAll;
             return true;
         }
