@@ -200,22 +200,32 @@ impl Notify {
 
     /// Takes the stored permit, if any, without the lock.
     fn take_permit(&self) -> bool {
-        self.word
-            .compare_exchange(PERMIT, 0, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        // Look before the CAS: a failing CAS still takes the line exclusively, away from
+        // the notifier that keeps writing beside it.
+        self.word.load(Ordering::SeqCst) == PERMIT
+            && self
+                .word
+                .compare_exchange(PERMIT, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     /// Wakes every task currently waiting, including [`Notified`] futures created but not yet
     /// polled. Stores no permit.
     pub fn notify_waiters(&self) {
-        let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
         st.generation = st.generation.wrapping_add(1);
-        self.calls.store(st.generation, Ordering::SeqCst);
-        if st.notify_front(ALL, &mut wakes) {
-            while st.notify_front(ALL, &mut wakes) {}
-            self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+        // Release is enough: `calls` is only a hint read outside the lock (a stale value
+        // sends the waiter to the lock, where `generation` decides), and a `notified()`
+        // ordered after this call by the caller's own synchronisation sees the new value.
+        self.calls.store(st.generation, Ordering::Release);
+        if st.waiters.is_empty() {
+            // Nobody queued: the common call of a busy notifier costs the lock and the
+            // store, not a wake list.
+            return;
         }
+        let mut wakes = WakeList::new();
+        while st.notify_front(ALL, &mut wakes) {}
+        self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
         drop(st);
         wakes.wake_all();
     }
@@ -232,7 +242,7 @@ impl Notify {
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
-            generation: self.calls.load(Ordering::SeqCst),
+            generation: self.calls.load(Ordering::Acquire),
             state: NotifiedState::Init,
             flag: None,
         }
@@ -335,7 +345,7 @@ impl Notified<'_> {
             NotifiedState::Done => return false,
         }
         let notify = self.notify;
-        if notify.calls.load(Ordering::SeqCst) != self.generation {
+        if notify.calls.load(Ordering::Acquire) != self.generation {
             self.state = NotifiedState::ReadyAll;
             return true;
         }
