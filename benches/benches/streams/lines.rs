@@ -70,6 +70,33 @@ impl Client {
     }
 }
 
+fn ringleader_server_into() -> (ringleader::runtime::Runtime, ringleader::streams::Server) {
+    use ringleader::streams::{start_server, StreamReader, StreamWriter};
+    let rt = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .build()
+        .expect("ringleader runtime");
+    let server = rt.block_on(async {
+        start_server(
+            |mut reader: StreamReader, writer: StreamWriter| async move {
+                let mut line = Vec::with_capacity(LINE);
+                loop {
+                    line.clear();
+                    if reader.readline_into(&mut line).await? == 0 {
+                        return std::io::Result::Ok(());
+                    }
+                    writer.write(&line);
+                    writer.drain().await?;
+                }
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .expect("start_server")
+    });
+    (rt, server)
+}
+
 fn ringleader_server() -> (ringleader::runtime::Runtime, ringleader::streams::Server) {
     use ringleader::streams::{start_server, StreamReader, StreamWriter};
     let rt = ringleader::runtime::Builder::new_multi_thread()
@@ -172,6 +199,12 @@ pub(crate) fn bench(c: &mut Criterion) {
     let (rt, server) = ringleader_server();
     let addr = server.local_addrs()[0].as_inet().expect("a TCP server");
     run(c, "ringleader", "ringleader-work", addr);
+    rt.block_on(server.shutdown(Duration::from_secs(1)));
+    drop(rt);
+
+    let (rt, server) = ringleader_server_into();
+    let addr = server.local_addrs()[0].as_inet().expect("a TCP server");
+    run(c, "ringleader-into", "ringleader-work", addr);
     rt.block_on(server.shutdown(Duration::from_secs(1)));
     drop(rt);
 

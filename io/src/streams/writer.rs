@@ -1,7 +1,7 @@
 //! asyncio's `StreamWriter` (with its transport's write buffer) over a socket's send side.
 //!
 //! # Protocol
-//! One mutex guards [`State`]. Handles: the [`StreamWriter`] (writes, drains, closes) and at
+//! One lock (a [`SpinLock`], see its module for why not a `Mutex`) guards [`State`]. Handles: the [`StreamWriter`] (writes, drains, closes) and at
 //! most one flush task (`flushing` is true while it runs).
 //! - `write` appends to `buf` and, if no flush task runs, spawns one (`flushing = true`).
 //!   The task first runs once the writing task yields (awaits something not ready), so
@@ -26,14 +26,16 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use ringleader_runtime::driver::{ops, SharedFd};
 use socket2::SockRef;
 
+use super::spin::{SpinGuard, SpinLock};
 use super::{local_addr_of, peer_addr_of, Family, StreamAddr};
 
 /// asyncio's default high-water mark of a transport's write buffer: 64 KiB.
@@ -47,16 +49,17 @@ const KEEP_SPARE: usize = 1 << 20;
 struct Shared {
     fd: SharedFd,
     family: Family,
-    state: Mutex<State>,
+    state: SpinLock<State>,
     /// `paused || error.is_some()`, refreshed whenever a [`Guard`] is released: lets
     /// `drain` return without locking in the common case (nothing to wait for).
     attention: AtomicBool,
 }
 
-/// The locked state; releasing it refreshes `Shared::attention`.
+/// The locked state; releasing it refreshes `Shared::attention` and then (with the lock
+/// released) wakes the waiters that [`State::wake_all`] marked.
 struct Guard<'a> {
     shared: &'a Shared,
-    st: MutexGuard<'a, State>,
+    st: ManuallyDrop<SpinGuard<'a, State>>,
 }
 
 impl std::ops::Deref for Guard<'_> {
@@ -79,6 +82,18 @@ impl Drop for Guard<'_> {
         if self.shared.attention.load(Ordering::Relaxed) != attention {
             self.shared.attention.store(attention, Ordering::Release);
         }
+        let wake = if std::mem::take(&mut self.st.wake) {
+            std::mem::take(&mut self.st.waiters)
+        } else {
+            Vec::new()
+        };
+        // SAFETY: `st` is not used again: this is the guard's drop, and the field is
+        // dropped here only (ManuallyDrop has no drop of its own).
+        unsafe { ManuallyDrop::drop(&mut self.st) };
+        // Woken outside the lock: a waker's code never runs under it.
+        for w in wake {
+            w.wake();
+        }
     }
 }
 
@@ -100,6 +115,8 @@ struct State {
     closing: bool,
     closed: bool,
     waiters: Vec<Waker>,
+    /// The waiters are to be woken when the lock is released (see [`Guard`]).
+    wake: bool,
 }
 
 impl State {
@@ -122,9 +139,10 @@ impl State {
         })
     }
 
+    /// Wakes every waiter once the lock is released.
     fn wake_all(&mut self) {
-        for w in self.waiters.drain(..) {
-            w.wake();
+        if !self.waiters.is_empty() {
+            self.wake = true;
         }
     }
 
@@ -162,7 +180,7 @@ impl State {
 /// write buffer), from [`open_connection`](super::open_connection),
 /// [`start_server`](super::start_server)'s handler or [`split`](super::split).
 ///
-/// Methods take `&self` (the state is behind a mutex), so one writer can be shared by
+/// Methods take `&self` (the state is behind a lock), so one writer can be shared by
 /// several tasks in an `Arc`, as a chat server's broadcast does.
 ///
 /// # Writing and draining
@@ -203,7 +221,7 @@ impl StreamWriter {
             shared: Arc::new(Shared {
                 fd,
                 family,
-                state: Mutex::new(State {
+                state: SpinLock::new(State {
                     high: DEFAULT_HIGH_WATER,
                     low: DEFAULT_LOW_WATER,
                     ..State::default()
@@ -438,8 +456,7 @@ impl StreamWriter {
 fn lock(shared: &Shared) -> Guard<'_> {
     Guard {
         shared,
-        // No code panics while holding it; recover the state if a waker's code ever did.
-        st: shared.state.lock().unwrap_or_else(|e| e.into_inner()),
+        st: ManuallyDrop::new(shared.state.lock()),
     }
 }
 
