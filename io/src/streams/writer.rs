@@ -120,6 +120,7 @@ struct State {
 }
 
 impl State {
+    #[inline]
     fn size(&self) -> usize {
         self.buf.len() + self.in_flight
     }
@@ -239,8 +240,30 @@ impl StreamWriter {
     /// send error is dropped (the error is reported by [`drain`](Self::drain)); data written
     /// after [`write_eof`](Self::write_eof) or [`close`](Self::close) is dropped and makes
     /// `drain` fail with `BrokenPipe`.
+    #[inline]
     pub fn write(&self, data: &[u8]) {
-        self.write_all_of(std::iter::once(data));
+        if data.is_empty() {
+            return;
+        }
+        let spawn = {
+            // The common case (no error, not closing, staying below the high-water mark)
+            // changes neither `paused` nor `error` and wakes nobody, so it needs none of
+            // `Guard`'s work on release: the plain spin guard, unlocked by one store.
+            let mut st = self.shared.state.lock();
+            if st.error.is_some()
+                || st.closing
+                || st.eof_requested
+                || st.size() + data.len() > st.high
+            {
+                drop(st);
+                return self.write_all_of(std::iter::once(data));
+            }
+            st.buf.extend_from_slice(data);
+            !std::mem::replace(&mut st.flushing, true)
+        };
+        if spawn {
+            self.spawn_flush();
+        }
     }
 
     /// Appends every buffer under one lock; spawns the flush task if none runs.
@@ -278,6 +301,7 @@ impl StreamWriter {
         }
     }
 
+    #[cold]
     fn spawn_flush(&self) {
         match ringleader_runtime::runtime::Handle::try_current() {
             Ok(handle) => drop(handle.spawn(flush(self.shared.clone()))),
