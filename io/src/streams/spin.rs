@@ -56,6 +56,8 @@ pub(crate) trait Cell<T> {
     fn ptr(&self) -> Self::Ptr;
     /// # Safety
     /// No other reference to the value may be live while the returned one is.
+    // An `UnsafeCell` accessor: the exclusivity is the caller's contract (the lock's).
+    #[allow(clippy::mut_from_ref)]
     unsafe fn deref(ptr: &Self::Ptr) -> &mut T;
 }
 
@@ -109,6 +111,7 @@ impl<T> Cell<T> for std::cell::UnsafeCell<T> {
         self.get()
     }
     #[inline]
+    #[allow(clippy::mut_from_ref)]
     unsafe fn deref(ptr: &*mut T) -> &mut T {
         // SAFETY: the pointer comes from a live cell (the guard borrows the lock), and the
         // caller guarantees no other reference to the value is live.
@@ -241,6 +244,7 @@ mod loom_models {
             // loom checks this access against every other from here until the pointer drops.
             self.get_mut()
         }
+        #[allow(clippy::mut_from_ref)]
         unsafe fn deref(ptr: &Self::Ptr) -> &mut T {
             // SAFETY: the caller guarantees exclusivity; loom verifies it.
             unsafe { ptr.deref() }
