@@ -418,6 +418,28 @@ fn a_writer_shared_by_tasks_on_both_workers_keeps_each_write_whole() {
 }
 
 #[test]
+fn dropping_both_halves_sends_the_buffer_then_closes_the_fd() {
+    rt2().block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (reader, writer) = split(a);
+        let (mut peer, _peer_writer) = split(b);
+        writer.write(b"first\n");
+        // Everything is handed to the kernel: the flush task now waits for more.
+        writer.flush().await.unwrap();
+        writer.write(b"last\n");
+        drop(writer);
+        drop(reader);
+        assert_eq!(peer.readline().await.unwrap(), b"first\n");
+        assert_eq!(peer.readline().await.unwrap(), b"last\n");
+        // End of stream: no flush task kept the fd open once the writer was gone.
+        let eof = timeout(LIMIT, peer.readline())
+            .await
+            .expect("the fd was closed");
+        assert_eq!(eof.unwrap(), b"");
+    });
+}
+
+#[test]
 fn drain_to_a_peer_that_closed_returns_an_error() {
     rt2().block_on(async {
         timeout(LIMIT, async {
