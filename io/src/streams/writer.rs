@@ -242,10 +242,11 @@ impl State {
 ///
 /// # Writing and draining
 /// [`write`](Self::write) never waits: it buffers, and a background flush (a small task
-/// spawned while anything is buffered) sends the buffer as soon as the writing task yields
-/// (awaits something not ready). So writes made in one go leave in one send, and nothing
-/// written stays behind even if `drain` is never called. [`drain`](Self::drain) is the backpressure: it waits while the buffer is above
-/// the high-water mark (default [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the
+/// of the writer's, spawned by its first write and parked between writes until the writer
+/// is dropped or closed) sends the buffer as soon as the writing task yields (awaits
+/// something not ready). So writes made in one go leave in one send, and nothing written
+/// stays behind even if `drain` is never called. [`drain`](Self::drain) is the
+/// backpressure: it waits while the buffer is above the high-water mark (default [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the
 /// low-water mark ([`DEFAULT_LOW_WATER`], 16 KiB), and reports a send error. As in asyncio,
 /// call it after writing: `writer.write(data); writer.drain().await?`.
 ///
