@@ -1,9 +1,8 @@
 //! `process`: spawn and wait of `/bin/true` × 1,000 per iteration, ringleader::process
 //! against tokio::process, both runtimes with 2 workers, driven from `block_on`.
 //!
-//! Guards: waiting through the ring (a pidfd polled on the ring, then a non-blocking
-//! `waitid`; no SIGCHLD handler, no thread per child) costing no more than tokio's
-//! pidfd-in-epoll (or SIGCHLD) reaper. The
+//! Guards: waiting through the ring (a pidfd and `IORING_OP_WAITID`, no SIGCHLD handler, no
+//! thread per child) costing no more than tokio's pidfd-in-epoll (or SIGCHLD) reaper. The
 //! shape, the same on both sides: batches of 100 children spawned back to back (spawning is
 //! std's fork/exec on the calling thread, as in every runtime), then each waited for by a
 //! task of its own, all awaited before the next batch.

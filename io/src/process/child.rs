@@ -359,7 +359,7 @@ mod tests {
     use super::super::Command;
 
     #[test]
-    fn the_pidfd_poll_waits_and_reaps() {
+    fn the_poll_fallback_waits_and_reaps() {
         ringleader_runtime::run(async {
             let mut child = Command::shell("exit 5").spawn().unwrap();
             let status = reaper::wait_by_poll(&child.pidfd).await.unwrap();
@@ -381,7 +381,24 @@ mod tests {
     }
 
     #[test]
-    fn waits_through_the_pidfd_poll_serve_the_whole_api() {
+    fn waitid_through_the_ring_is_used_where_the_kernel_has_it_and_the_poll_fallback_works() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().unwrap().parse().unwrap();
+        let minor: u32 = parts.next().unwrap().parse().unwrap();
+        ringleader_runtime::run(async {
+            let status = Command::shell("exit 4").status().await.unwrap();
+            assert_eq!(status.code(), Some(4));
+        });
+        if (major, minor) >= (6, 7) {
+            assert!(
+                reaper::uses_waitid(),
+                "kernel {major}.{minor} has IORING_OP_WAITID"
+            );
+        }
+        // The whole API on the fallback, as on kernels without the opcode. The switch is
+        // process-wide, but both paths work, so tests running meanwhile do not mind.
+        reaper::force_poll(true);
         ringleader_runtime::run(async {
             let status = Command::shell("exit 6").status().await.unwrap();
             assert_eq!(status.code(), Some(6));
@@ -393,11 +410,13 @@ mod tests {
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
-                .communicate(Some(b"through the poll".to_vec()))
+                .communicate(Some(b"fallback".to_vec()))
                 .await
                 .unwrap();
-            assert_eq!(out.stdout, b"through the poll");
+            assert_eq!(out.stdout, b"fallback");
         });
+        assert!(!reaper::uses_waitid());
+        reaper::force_poll(false);
     }
 
     #[test]

@@ -40,9 +40,9 @@
 //!
 //! # Waiting without threads
 //! Right after spawning, the child's pidfd is opened (`pidfd_open(2)`; Linux 5.3). A wait is
-//! a poll of the pidfd through the ring (it is readable once the child exits) followed by a
-//! non-blocking `waitid(2)` that reaps it. No thread blocks per child, and no SIGCHLD
-//! handler is installed. (`IORING_OP_WAITID` measured slower per child; see `reaper.rs`.)
+//! an `IORING_OP_WAITID` on that pidfd (Linux 6.7), or, on kernels without it, a poll of the
+//! pidfd through the ring followed by a non-blocking `waitid(2)`. No thread blocks per child,
+//! and no SIGCHLD handler is installed. Which of the two works is learnt from the first wait.
 //!
 //! # Dropped children
 //! Dropping a [`Child`] whose process still runs sends it SIGKILL if

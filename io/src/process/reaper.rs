@@ -2,18 +2,10 @@
 //! was dropped before they exited.
 //!
 //! # Waiting
-//! [`wait_future`] waits through the ring: a `POLLIN` poll of the child's pidfd (readable
-//! once the child exits), then a non-blocking `waitid` on it that reaps it. No thread ever
-//! blocks in a wait.
-//!
-//! Why not `IORING_OP_WAITID` (Linux 6.7), which reaps in the completion and saves the
-//! `waitid` call: measured on the `process` benchmark (spawn + wait of `/bin/true`, 100
-//! children in flight), it cost more CPU per child than the poll, counting every process's
-//! CPU (the kernel's exit path included): 461-663 µs against 432-578 µs per child in six
-//! paired runs on a busy machine, the poll lower in five of them (by 6-22 %) and 1 % higher
-//! in the sixth; wall time likewise. The poll's wait queue is the child's own (`pidfd`),
-//! while every pending `IORING_OP_WAITID` sits on the parent's one child-exit queue, woken
-//! by each exit.
+//! [`wait_future`] waits through the ring: `IORING_OP_WAITID` on the pidfd where the kernel
+//! has it (Linux 6.7), else a `POLLIN` poll of the pidfd (readable once the child exits)
+//! followed by a non-blocking `waitid`. Which one works is learnt from the first wait and
+//! kept for the process (`WAITID`). No thread ever blocks in a wait.
 //!
 //! # Orphans
 //! A [`Child`] dropped while its process still runs is adopted here ([`adopt`]):
@@ -33,9 +25,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use ringleader_runtime::driver::ops_process::waitid_nohang;
+use ringleader_runtime::driver::ops_process::{waitid, waitid_nohang};
 use ringleader_runtime::driver::{ops, SharedFd};
 use ringleader_runtime::runtime::Handle;
 
@@ -43,15 +36,40 @@ use ringleader_runtime::runtime::Handle;
 /// wait that reaps must not be lost: the kernel gives the status once).
 pub(super) type WaitFuture = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + Sync>>;
 
+/// Whether `IORING_OP_WAITID` works here: not yet known, yes, or no (poll the pidfd).
+static WAITID: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const SUPPORTED: u8 = 1;
+const UNSUPPORTED: u8 = 2;
+
 /// Pidfds of dropped children that no task is waiting for.
 static ORPHANS: Mutex<Vec<SharedFd>> = Mutex::new(Vec::new());
 
 /// Waits for the child behind `pidfd` to exit, reaping it.
 pub(super) fn wait_future(pidfd: SharedFd) -> WaitFuture {
-    Box::pin(async move { wait_by_poll(&pidfd).await })
+    Box::pin(async move {
+        if WAITID.load(Ordering::Relaxed) != UNSUPPORTED {
+            match waitid(pidfd.clone()).await {
+                Ok(status) => {
+                    WAITID.store(SUPPORTED, Ordering::Relaxed);
+                    return Ok(status);
+                }
+                // An unknown opcode is EINVAL in its completion; a ring that refuses it,
+                // EOPNOTSUPP. Once the opcode worked, these are real errors.
+                Err(err)
+                    if matches!(err.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+                        && WAITID.load(Ordering::Relaxed) != SUPPORTED =>
+                {
+                    WAITID.store(UNSUPPORTED, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        wait_by_poll(&pidfd).await
+    })
 }
 
-/// A pidfd is readable once its process has exited.
+/// The fallback: a pidfd is readable once its process has exited.
 pub(super) async fn wait_by_poll(pidfd: &SharedFd) -> io::Result<ExitStatus> {
     loop {
         // The fd stays open: `pidfd` is borrowed for the whole loop.
@@ -119,6 +137,18 @@ pub(super) fn sweep() {
     if !orphans.is_empty() {
         orphans.retain(|pidfd| matches!(waitid_nohang(pidfd.as_raw_fd()), Ok(None)));
     }
+}
+
+/// Whether waits have gone through `IORING_OP_WAITID` (for tests).
+#[cfg(test)]
+pub(super) fn uses_waitid() -> bool {
+    WAITID.load(Ordering::Relaxed) == SUPPORTED
+}
+
+/// Forces the poll fallback (`true`), or forgets what was learnt (`false`), for tests.
+#[cfg(test)]
+pub(super) fn force_poll(on: bool) {
+    WAITID.store(if on { UNSUPPORTED } else { UNKNOWN }, Ordering::Relaxed);
 }
 
 /// How many orphans wait for the sweep (for tests).
