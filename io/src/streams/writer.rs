@@ -246,9 +246,10 @@ impl State {
 /// is dropped or closed) sends the buffer as soon as the writing task yields (awaits
 /// something not ready). So writes made in one go leave in one send, and nothing written
 /// stays behind even if `drain` is never called. [`drain`](Self::drain) is the
-/// backpressure: it waits while the buffer is above the high-water mark (default [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the
-/// low-water mark ([`DEFAULT_LOW_WATER`], 16 KiB), and reports a send error. As in asyncio,
-/// call it after writing: `writer.write(data); writer.drain().await?`.
+/// backpressure: it waits while the buffer is above the high-water mark (default
+/// [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the low-water mark
+/// ([`DEFAULT_LOW_WATER`], 16 KiB), and reports a send error. As in asyncio, call it after
+/// writing: `writer.write(data); writer.drain().await?`.
 ///
 /// # Errors
 /// A send error (the peer hung up: `BrokenPipe`, `ConnectionReset`) is kept: later writes
