@@ -875,6 +875,26 @@ fn a_runtime_shutdown_releases_the_waiters_of_writers_and_servers() {
 }
 
 #[test]
+fn a_flush_task_dropped_before_it_ever_ran_still_reports_the_unsent_buffer() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let rt = ringleader::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // block_on returns without yielding: the flush task is spawned but never polled.
+    let writer = rt.block_on(async {
+        let (_reader, writer) = split(a);
+        writer.write(b"never sent\n");
+        writer
+    });
+    drop(rt);
+    rt2().block_on(async {
+        let flushed = timeout(LIMIT, writer.flush()).await.expect("no hang");
+        assert!(flushed.is_err(), "the unsent buffer is reported");
+    });
+    drop(b);
+}
+
+#[test]
 fn start_server_on_a_host_name_binds_each_of_its_addresses() {
     rt2().block_on(async {
         let server = start_server(echo_lines, "localhost:0").await.unwrap();

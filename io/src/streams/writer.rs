@@ -550,17 +550,19 @@ fn lock(shared: &Shared) -> Guard<'_> {
 }
 
 /// The flush task (see the module's protocol).
-async fn flush(shared: Arc<Shared>) {
+fn flush(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
     // If the task is dropped mid-way (the runtime shutting down), the buffer can no longer
     // be sent: record that, so `drain`, `flush` and `wait_closed` report it, not wait. A
-    // task dropped while parked with nothing to send leaves only `task` to reset.
-    struct Abandoned<'a>(&'a Shared, bool);
-    impl Drop for Abandoned<'_> {
+    // task dropped while parked with nothing to send leaves only `task` to reset. The guard
+    // is made here, outside the async block, so that it also runs for a task dropped
+    // before its first poll (a runtime shut down right after the spawn).
+    struct Abandoned(Arc<Shared>, bool);
+    impl Drop for Abandoned {
         fn drop(&mut self) {
             if self.1 {
                 return;
             }
-            let mut st = lock(self.0);
+            let mut st = lock(&self.0);
             st.task = Task::None;
             // Nothing buffered and no close left to perform: nothing was lost.
             let close_pending = st.closing && !st.closed;
@@ -578,9 +580,17 @@ async fn flush(shared: Arc<Shared>) {
             st.wake_all();
         }
     }
-    let mut guard = Abandoned(&shared, false);
-    flush_rounds(&shared).await;
-    guard.1 = true;
+    impl Abandoned {
+        /// The task finished: nothing to record.
+        fn disarm(mut self) {
+            self.1 = true;
+        }
+    }
+    let guard = Abandoned(shared, false);
+    async move {
+        flush_rounds(&guard.0).await;
+        guard.disarm();
+    }
 }
 
 async fn flush_rounds(shared: &Arc<Shared>) {
