@@ -336,6 +336,110 @@ fn lines_stream_yields_each_line_then_ends() {
 }
 
 #[test]
+fn readline_into_appends_each_line_and_discards_an_overlong_one() {
+    rt2().block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut reader, _keep) = split(a);
+        let (_r, writer) = split(b);
+        reader.set_limit(8);
+        writer.write(b"one\nthis line is too long\ntwo\nend");
+        writer.write_eof();
+        let mut line = b"kept:".to_vec();
+        assert_eq!(reader.readline_into(&mut line).await.unwrap(), 4);
+        assert_eq!(line, b"kept:one\n");
+        // As readline: each overrun discards what was buffered of the overlong line, and
+        // nothing is appended on an error; its tail, once short enough, comes as a line.
+        let mut overruns = 0;
+        let tail = loop {
+            line.clear();
+            match reader.readline_into(&mut line).await {
+                Err(ReadError::LimitOverrun(_)) => {
+                    assert!(line.is_empty(), "nothing is appended on an error");
+                    overruns += 1;
+                }
+                Ok(n) => break n,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        };
+        assert!(overruns >= 1);
+        assert_eq!(tail, line.len());
+        assert!(b"this line is too long\n".ends_with(&line), "{line:?}");
+        line.clear();
+        assert_eq!(reader.readline_into(&mut line).await.unwrap(), 4);
+        assert_eq!(line, b"two\n");
+        line.clear();
+        // The last line lacks a newline; then the end of stream gives 0.
+        assert_eq!(reader.readline_into(&mut line).await.unwrap(), 3);
+        assert_eq!(line, b"end");
+        assert_eq!(reader.readline_into(&mut line).await.unwrap(), 0);
+        assert_eq!(line, b"end");
+    });
+}
+
+#[test]
+fn a_writer_shared_by_tasks_on_both_workers_keeps_each_write_whole() {
+    const TASKS: usize = 8;
+    let per_task = support::scaled(2_000);
+    rt2().block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut reader, _keep) = split(a);
+        let (_r, writer) = split(b);
+        let writer = Arc::new(writer);
+        let mut tasks = Vec::new();
+        for t in 0..TASKS {
+            let writer = writer.clone();
+            tasks.push(ringleader::spawn(async move {
+                for i in 0..per_task {
+                    writer.write(format!("{t} {i}\n").as_bytes());
+                    writer.drain().await?;
+                    if i % 64 == 0 {
+                        ringleader::task::yield_now().await;
+                    }
+                }
+                io::Result::Ok(())
+            }));
+        }
+        let mut next = [0usize; TASKS];
+        for _ in 0..TASKS * per_task {
+            let line = reader.readline().await.unwrap();
+            let line = std::str::from_utf8(&line).unwrap();
+            let (t, i) = line.trim_end().split_once(' ').expect("a whole line");
+            let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+            // Each task's lines arrive whole and in its order.
+            assert_eq!(i, next[t], "task {t}");
+            next[t] += 1;
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        writer.flush().await.unwrap();
+        assert_eq!(writer.write_buffer_size(), 0);
+    });
+}
+
+#[test]
+fn dropping_both_halves_sends_the_buffer_then_closes_the_fd() {
+    rt2().block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (reader, writer) = split(a);
+        let (mut peer, _peer_writer) = split(b);
+        writer.write(b"first\n");
+        // Everything is handed to the kernel: the flush task now waits for more.
+        writer.flush().await.unwrap();
+        writer.write(b"last\n");
+        drop(writer);
+        drop(reader);
+        assert_eq!(peer.readline().await.unwrap(), b"first\n");
+        assert_eq!(peer.readline().await.unwrap(), b"last\n");
+        // End of stream: no flush task kept the fd open once the writer was gone.
+        let eof = timeout(LIMIT, peer.readline())
+            .await
+            .expect("the fd was closed");
+        assert_eq!(eof.unwrap(), b"");
+    });
+}
+
+#[test]
 fn drain_to_a_peer_that_closed_returns_an_error() {
     rt2().block_on(async {
         timeout(LIMIT, async {
@@ -766,6 +870,26 @@ fn a_runtime_shutdown_releases_the_waiters_of_writers_and_servers() {
         let flushed = timeout(LIMIT, writer.flush()).await.expect("no hang");
         assert!(flushed.is_err(), "the unsent buffer is reported");
         timeout(LIMIT, server.wait_closed()).await.expect("no hang");
+    });
+    drop(b);
+}
+
+#[test]
+fn a_flush_task_dropped_before_it_ever_ran_still_reports_the_unsent_buffer() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let rt = ringleader::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // block_on returns without yielding: the flush task is spawned but never polled.
+    let writer = rt.block_on(async {
+        let (_reader, writer) = split(a);
+        writer.write(b"never sent\n");
+        writer
+    });
+    drop(rt);
+    rt2().block_on(async {
+        let flushed = timeout(LIMIT, writer.flush()).await.expect("no hang");
+        assert!(flushed.is_err(), "the unsent buffer is reported");
     });
     drop(b);
 }

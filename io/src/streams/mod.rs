@@ -70,6 +70,7 @@ mod error;
 mod readbuf;
 mod reader;
 mod server;
+mod spin;
 mod writer;
 
 pub use compat::Compat;

@@ -57,6 +57,7 @@ impl RecvBuf {
     }
 
     /// The unread bytes.
+    #[inline]
     pub(crate) fn data(&self) -> &[u8] {
         if self.inflight.is_some() && self.direct {
             return &[];
@@ -65,11 +66,13 @@ impl RecvBuf {
     }
 
     /// Whether the peer's end of stream has been received.
+    #[inline]
     pub(crate) fn eof(&self) -> bool {
         self.eof
     }
 
     /// Drops the first `n` unread bytes.
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.data().len());
         if n == 0 {
@@ -83,11 +86,20 @@ impl RecvBuf {
     }
 
     /// Takes the first `n` unread bytes out.
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.data().len());
         let out = self.buf[self.pos..self.pos + n].to_vec();
         self.consume(n);
         out
+    }
+
+    /// Appends the first `n` unread bytes to `out` and drops them from the buffer.
+    #[inline]
+    pub(crate) fn take_into(&mut self, n: usize, out: &mut Vec<u8>) {
+        let n = n.min(self.data().len());
+        out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.consume(n);
     }
 
     /// Receives at most `want` (at least 1) more bytes into the buffer: `Ok(0)` at end of

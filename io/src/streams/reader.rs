@@ -59,6 +59,15 @@ struct Scan {
     scanned: usize,
 }
 
+/// What a separator search found (lengths of buffered data to take).
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    /// The data through the separator, included.
+    Through(usize),
+    /// The stream ended before a separator: what remains (maybe 0).
+    End(usize),
+}
+
 fn find(haystack: &[u8], sep: &[u8]) -> Option<usize> {
     if sep.len() == 1 {
         memchr::memchr(sep[0], haystack)
@@ -199,18 +208,81 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs).
     pub async fn readline(&mut self) -> Result<Vec<u8>, ReadError> {
+        // The common case, a whole line already buffered: served without the poll loop.
+        if let Some(n) = self.buffered_line() {
+            return Ok(self.buf.take(n));
+        }
         let mut scan = Scan::default();
-        poll_fn(|cx| self.poll_readline(cx, &mut scan)).await
+        poll_fn(|cx| {
+            let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
+            Poll::Ready(Ok(self.buf.take(n)))
+        })
+        .await
     }
 
-    fn poll_readline(
+    /// Reads through the next `b"\n"` (included), as [`readline`](Self::readline), but
+    /// appends the line to `line` instead of returning a new vector, and gives its length
+    /// (0 at end of stream, with nothing appended). A loop that clears and reuses one
+    /// vector allocates nothing per line (as `BufRead::read_until` in std):
+    ///
+    /// ```
+    /// # use ringleader_io::streams::split;
+    /// # use ringleader_io::net::UnixStream;
+    /// # ringleader_runtime::run(async {
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (mut reader, _w) = split(a);
+    /// let (_r, writer) = split(b);
+    /// writer.write(b"one\ntwo\n");
+    /// writer.close();
+    /// let mut line = Vec::new();
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     line.clear();
+    ///     if reader.readline_into(&mut line).await? == 0 {
+    ///         break; // end of stream
+    ///     }
+    ///     got.push(String::from_utf8_lossy(&line).into_owned());
+    /// }
+    /// assert_eq!(got, ["one\n", "two\n"]);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`readline`](Self::readline); nothing is appended on an error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs): bytes are appended only when the call completes.
+    pub async fn readline_into(&mut self, line: &mut Vec<u8>) -> Result<usize, ReadError> {
+        if let Some(n) = self.buffered_line() {
+            self.buf.take_into(n, line);
+            return Ok(n);
+        }
+        let mut scan = Scan::default();
+        poll_fn(|cx| {
+            let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
+            self.buf.take_into(n, line);
+            Poll::Ready(Ok(n))
+        })
+        .await
+    }
+
+    /// The length of the first buffered line (newline included), if one is buffered
+    /// within the limit.
+    #[inline]
+    fn buffered_line(&self) -> Option<usize> {
+        let at = memchr::memchr(b'\n', self.buf.data())?;
+        (at <= self.limit).then_some(at + 1)
+    }
+
+    /// Waits for a line: the length to take out of the buffer (what remains at end of
+    /// stream, 0 once nothing does), or readline's errors (an overlong line discarded).
+    fn poll_line(
         &mut self,
         cx: &mut Context<'_>,
         scan: &mut Scan,
-    ) -> Poll<Result<Vec<u8>, ReadError>> {
-        match std::task::ready!(self.poll_readuntil(cx, b"\n", scan)) {
-            Ok(line) => Poll::Ready(Ok(line)),
-            Err(ReadError::IncompleteRead(e)) => Poll::Ready(Ok(e.partial)),
+    ) -> Poll<Result<usize, ReadError>> {
+        match std::task::ready!(self.poll_find(cx, b"\n", scan)) {
+            Ok(Found::Through(n) | Found::End(n)) => Poll::Ready(Ok(n)),
             Err(ReadError::LimitOverrun(e)) => {
                 *scan = Scan::default();
                 let data = self.buf.data();
@@ -224,6 +296,15 @@ impl StreamReader {
             }
             Err(e) => Poll::Ready(Err(e)),
         }
+    }
+
+    fn poll_readline(
+        &mut self,
+        cx: &mut Context<'_>,
+        scan: &mut Scan,
+    ) -> Poll<Result<Vec<u8>, ReadError>> {
+        let n = std::task::ready!(self.poll_line(cx, scan))?;
+        Poll::Ready(Ok(self.buf.take(n)))
     }
 
     /// Reads through the next `separator` (included), as asyncio's `readuntil`.
@@ -247,15 +328,28 @@ impl StreamReader {
             )));
         }
         let mut scan = Scan::default();
-        poll_fn(|cx| self.poll_readuntil(cx, separator, &mut scan)).await
+        poll_fn(|cx| {
+            Poll::Ready(
+                match std::task::ready!(self.poll_find(cx, separator, &mut scan))? {
+                    Found::Through(n) => Ok(self.buf.take(n)),
+                    Found::End(n) => Err(ReadError::IncompleteRead(IncompleteReadError {
+                        partial: self.buf.take(n),
+                        expected: None,
+                    })),
+                },
+            )
+        })
+        .await
     }
 
-    fn poll_readuntil(
+    /// Waits until the buffer holds `sep` within the limit (the length through it) or the
+    /// stream ended without it (the length remaining). Takes nothing out.
+    fn poll_find(
         &mut self,
         cx: &mut Context<'_>,
         sep: &[u8],
         scan: &mut Scan,
-    ) -> Poll<Result<Vec<u8>, ReadError>> {
+    ) -> Poll<Result<Found, ReadError>> {
         loop {
             let data = self.buf.data();
             let len = data.len();
@@ -269,7 +363,7 @@ impl StreamReader {
                     })));
                 }
                 *scan = Scan::default();
-                return Poll::Ready(Ok(self.buf.take(at + sep.len())));
+                return Poll::Ready(Ok(Found::Through(at + sep.len())));
             }
             // No separator starts before here (one may straddle the end).
             let offset = (len + 1).saturating_sub(sep.len());
@@ -282,11 +376,7 @@ impl StreamReader {
             }
             if self.buf.eof() {
                 *scan = Scan::default();
-                let partial = self.buf.take(len);
-                return Poll::Ready(Err(ReadError::IncompleteRead(IncompleteReadError {
-                    partial,
-                    expected: None,
-                })));
+                return Poll::Ready(Ok(Found::End(len)));
             }
             // Never receive past the point where the overrun shows: at most the limit plus
             // the separator is buffered.

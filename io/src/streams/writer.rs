@@ -1,18 +1,25 @@
 //! asyncio's `StreamWriter` (with its transport's write buffer) over a socket's send side.
 //!
 //! # Protocol
-//! One mutex guards [`State`]. Handles: the [`StreamWriter`] (writes, drains, closes) and at
-//! most one flush task (`flushing` is true while it runs).
-//! - `write` appends to `buf` and, if no flush task runs, spawns one (`flushing = true`).
-//!   The task first runs once the writing task yields (awaits something not ready), so
-//!   everything written in one go (every echo of a batch of received lines) leaves in one
-//!   send. asyncio's transport instead tries a `send(2)` in every `write`: a system call
-//!   per write, which made the `lines` benchmark (batches of 100 lines) ~15x slower when
-//!   this writer did the same.
+//! One lock (a [`SpinLock`], see its module for why not a `Mutex`) guards [`State`].
+//! Handles: the [`StreamWriter`] (writes, drains, closes) and at most one flush task
+//! (`task` says whether one exists and whether it is parked).
+//! - `write` appends to `buf` and, unless `flushing` is already set, sets it and hands the
+//!   data to the flush task: wakes it if it is parked, spawns it if none exists. The task
+//!   first runs once the writing task yields (awaits something not ready): a spawned or
+//!   woken task goes to the worker's LIFO slot, behind the running task. So everything
+//!   written in one go (every echo of a batch of received lines) leaves in one send.
+//!   asyncio's transport instead tries a `send(2)` in every `write`: a system call per
+//!   write, which made the `lines` benchmark (batches of 100 lines) ~15x slower when this
+//!   writer did the same.
 //! - The flush task swaps `buf` out (its length moves to `in_flight`), sends it through the
 //!   ring with the lock released, and repeats until `buf` is empty or a send fails; then it
-//!   clears `flushing`, performs a pending `write_eof` / `close`, and exits. It wakes the
-//!   waiters after every round.
+//!   clears `flushing`, performs a pending `write_eof` / `close`, and wakes the waiters
+//!   (after every round too). It then parks (`task = Parked(waker)`) for the next write,
+//!   which costs a wake instead of a spawn, or exits (`task = None`) once nothing can
+//!   be written any more: the writer dropped, closed, shut for writing, or failed. Whoever
+//!   makes that so while the task is parked wakes it (the guard's release does), so a
+//!   parked task never holds the fd of a finished writer.
 //! - `paused` is asyncio's flow control: set when `buf + in_flight` rises above the
 //!   high-water mark, cleared when it falls to the low-water mark or below. `drain` waits
 //!   while `paused`.
@@ -26,14 +33,16 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use ringleader_runtime::driver::{ops, SharedFd};
 use socket2::SockRef;
 
+use super::spin::{SpinGuard, SpinLock};
 use super::{local_addr_of, peer_addr_of, Family, StreamAddr};
 
 /// asyncio's default high-water mark of a transport's write buffer: 64 KiB.
@@ -41,22 +50,30 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// asyncio's default low-water mark: a quarter of the high one, 16 KiB.
 pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
 
+/// What a write must do after releasing the lock for its data to be sent.
+enum Kick {
+    Nothing,
+    Spawn,
+    Wake(Waker),
+}
+
 /// The largest emptied buffer kept for reuse by the next flush round.
 const KEEP_SPARE: usize = 1 << 20;
 
 struct Shared {
     fd: SharedFd,
     family: Family,
-    state: Mutex<State>,
+    state: SpinLock<State>,
     /// `paused || error.is_some()`, refreshed whenever a [`Guard`] is released: lets
     /// `drain` return without locking in the common case (nothing to wait for).
     attention: AtomicBool,
 }
 
-/// The locked state; releasing it refreshes `Shared::attention`.
+/// The locked state; releasing it refreshes `Shared::attention` and then (with the lock
+/// released) wakes the waiters that [`State::wake_all`] marked.
 struct Guard<'a> {
     shared: &'a Shared,
-    st: MutexGuard<'a, State>,
+    st: ManuallyDrop<SpinGuard<'a, State>>,
 }
 
 impl std::ops::Deref for Guard<'_> {
@@ -79,7 +96,38 @@ impl Drop for Guard<'_> {
         if self.shared.attention.load(Ordering::Relaxed) != attention {
             self.shared.attention.store(attention, Ordering::Release);
         }
+        let mut wake = if std::mem::take(&mut self.st.wake) {
+            std::mem::take(&mut self.st.waiters)
+        } else {
+            Vec::new()
+        };
+        // A parked flush task that will never have work again (closed, failed, writer
+        // dropped) is woken to exit, so it does not hold the fd.
+        if matches!(self.st.task, Task::Parked(_)) && !self.st.flushing && self.st.task_done() {
+            if let Task::Parked(waker) = std::mem::replace(&mut self.st.task, Task::Running) {
+                wake.push(waker);
+            }
+        }
+        // SAFETY: `st` is not used again: this is the guard's drop, and the field is
+        // dropped here only (ManuallyDrop has no drop of its own).
+        unsafe { ManuallyDrop::drop(&mut self.st) };
+        // Woken outside the lock: a waker's code never runs under it.
+        for w in wake {
+            w.wake();
+        }
     }
+}
+
+/// Where the flush task stands.
+#[derive(Default)]
+enum Task {
+    /// None exists: the next write that needs one spawns it.
+    #[default]
+    None,
+    /// It waits for work: waking this gives it some.
+    Parked(Waker),
+    /// It runs, or was woken and will run; it looks at the buffer before it parks.
+    Running,
 }
 
 #[derive(Default)]
@@ -91,6 +139,10 @@ struct State {
     /// Bytes the flush task is sending now.
     in_flight: usize,
     flushing: bool,
+    /// The flush task, if one exists (see the module's protocol).
+    task: Task,
+    /// The [`StreamWriter`] was dropped: the flush task exits once the buffer is sent.
+    writer_gone: bool,
     paused: bool,
     high: usize,
     low: usize,
@@ -100,9 +152,31 @@ struct State {
     closing: bool,
     closed: bool,
     waiters: Vec<Waker>,
+    /// The waiters are to be woken when the lock is released (see [`Guard`]).
+    wake: bool,
 }
 
 impl State {
+    /// Marks data as handed to the flush task; what the caller must do once the lock is
+    /// released to get it sent.
+    #[inline]
+    fn kick(&mut self) -> Kick {
+        if std::mem::replace(&mut self.flushing, true) {
+            return Kick::Nothing;
+        }
+        match std::mem::replace(&mut self.task, Task::Running) {
+            Task::None => Kick::Spawn,
+            Task::Parked(waker) => Kick::Wake(waker),
+            Task::Running => Kick::Nothing,
+        }
+    }
+
+    /// The flush task has nothing left to do, ever: it may exit.
+    fn task_done(&self) -> bool {
+        self.writer_gone || self.closed || self.eof_done || self.error.is_some()
+    }
+
+    #[inline]
     fn size(&self) -> usize {
         self.buf.len() + self.in_flight
     }
@@ -122,9 +196,10 @@ impl State {
         })
     }
 
+    /// Wakes every waiter once the lock is released.
     fn wake_all(&mut self) {
-        for w in self.waiters.drain(..) {
-            w.wake();
+        if !self.waiters.is_empty() {
+            self.wake = true;
         }
     }
 
@@ -162,17 +237,19 @@ impl State {
 /// write buffer), from [`open_connection`](super::open_connection),
 /// [`start_server`](super::start_server)'s handler or [`split`](super::split).
 ///
-/// Methods take `&self` (the state is behind a mutex), so one writer can be shared by
+/// Methods take `&self` (the state is behind a lock), so one writer can be shared by
 /// several tasks in an `Arc`, as a chat server's broadcast does.
 ///
 /// # Writing and draining
 /// [`write`](Self::write) never waits: it buffers, and a background flush (a small task
-/// spawned while anything is buffered) sends the buffer as soon as the writing task yields
-/// (awaits something not ready). So writes made in one go leave in one send, and nothing
-/// written stays behind even if `drain` is never called. [`drain`](Self::drain) is the backpressure: it waits while the buffer is above
-/// the high-water mark (default [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the
-/// low-water mark ([`DEFAULT_LOW_WATER`], 16 KiB), and reports a send error. As in asyncio,
-/// call it after writing: `writer.write(data); writer.drain().await?`.
+/// of the writer's, spawned by its first write and parked between writes until the writer
+/// is dropped or closed) sends the buffer as soon as the writing task yields (awaits
+/// something not ready). So writes made in one go leave in one send, and nothing written
+/// stays behind even if `drain` is never called. [`drain`](Self::drain) is the
+/// backpressure: it waits while the buffer is above the high-water mark (default
+/// [`DEFAULT_HIGH_WATER`], 64 KiB) until it is at or below the low-water mark
+/// ([`DEFAULT_LOW_WATER`], 16 KiB), and reports a send error. As in asyncio, call it after
+/// writing: `writer.write(data); writer.drain().await?`.
 ///
 /// # Errors
 /// A send error (the peer hung up: `BrokenPipe`, `ConnectionReset`) is kept: later writes
@@ -203,7 +280,7 @@ impl StreamWriter {
             shared: Arc::new(Shared {
                 fd,
                 family,
-                state: Mutex::new(State {
+                state: SpinLock::new(State {
                     high: DEFAULT_HIGH_WATER,
                     low: DEFAULT_LOW_WATER,
                     ..State::default()
@@ -221,13 +298,43 @@ impl StreamWriter {
     /// send error is dropped (the error is reported by [`drain`](Self::drain)); data written
     /// after [`write_eof`](Self::write_eof) or [`close`](Self::close) is dropped and makes
     /// `drain` fail with `BrokenPipe`.
+    #[inline]
     pub fn write(&self, data: &[u8]) {
-        self.write_all_of(std::iter::once(data));
+        if data.is_empty() {
+            return;
+        }
+        let kick = {
+            // The common case (no error, not closing, staying below the high-water mark)
+            // changes neither `paused` nor `error` and wakes no waiter, so it needs none of
+            // `Guard`'s work on release: the plain spin guard, unlocked by one store.
+            let mut st = self.shared.state.lock();
+            if st.error.is_some()
+                || st.closing
+                || st.eof_requested
+                || st.size() + data.len() > st.high
+            {
+                drop(st);
+                return self.write_all_of(std::iter::once(data));
+            }
+            st.buf.extend_from_slice(data);
+            st.kick()
+        };
+        self.follow(kick);
     }
 
-    /// Appends every buffer under one lock; spawns the flush task if none runs.
+    /// Spawns or wakes the flush task, as [`State::kick`] decided.
+    #[inline]
+    fn follow(&self, kick: Kick) {
+        match kick {
+            Kick::Nothing => {}
+            Kick::Wake(waker) => waker.wake(),
+            Kick::Spawn => self.spawn_flush(),
+        }
+    }
+
+    /// Appends every buffer under one lock; spawns or wakes the flush task if needed.
     fn write_all_of<'a>(&self, bufs: impl IntoIterator<Item = &'a [u8]>) {
-        let spawn = {
+        let kick = {
             let mut st = self.lock();
             let start = st.buf.len();
             for data in bufs {
@@ -253,19 +360,19 @@ impl StreamWriter {
             if st.size() > st.high {
                 st.paused = true;
             }
-            !std::mem::replace(&mut st.flushing, true)
+            st.kick()
         };
-        if spawn {
-            self.spawn_flush();
-        }
+        self.follow(kick);
     }
 
+    #[cold]
     fn spawn_flush(&self) {
         match ringleader_runtime::runtime::Handle::try_current() {
             Ok(handle) => drop(handle.spawn(flush(self.shared.clone()))),
             Err(_) => {
                 let mut st = self.lock();
                 st.flushing = false;
+                st.task = Task::None;
                 st.fail(io::Error::other(
                     "StreamWriter::write outside a ringleader runtime: nothing can send the buffer",
                 ));
@@ -438,22 +545,30 @@ impl StreamWriter {
 fn lock(shared: &Shared) -> Guard<'_> {
     Guard {
         shared,
-        // No code panics while holding it; recover the state if a waker's code ever did.
-        st: shared.state.lock().unwrap_or_else(|e| e.into_inner()),
+        st: ManuallyDrop::new(shared.state.lock()),
     }
 }
 
 /// The flush task (see the module's protocol).
-async fn flush(shared: Arc<Shared>) {
+fn flush(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
     // If the task is dropped mid-way (the runtime shutting down), the buffer can no longer
-    // be sent: record that, so `drain`, `flush` and `wait_closed` report it, not wait.
-    struct Abandoned<'a>(&'a Shared, bool);
-    impl Drop for Abandoned<'_> {
+    // be sent: record that, so `drain`, `flush` and `wait_closed` report it, not wait. A
+    // task dropped while parked with nothing to send leaves only `task` to reset. The guard
+    // is made here, outside the async block, so that it also runs for a task dropped
+    // before its first poll (a runtime shut down right after the spawn).
+    struct Abandoned(Arc<Shared>, bool);
+    impl Drop for Abandoned {
         fn drop(&mut self) {
             if self.1 {
                 return;
             }
-            let mut st = lock(self.0);
+            let mut st = lock(&self.0);
+            st.task = Task::None;
+            // Nothing buffered and no close left to perform: nothing was lost.
+            let close_pending = st.closing && !st.closed;
+            if !st.flushing && !close_pending {
+                return;
+            }
             st.flushing = false;
             st.in_flight = 0;
             st.fail(io::Error::other(
@@ -465,29 +580,54 @@ async fn flush(shared: Arc<Shared>) {
             st.wake_all();
         }
     }
-    let mut guard = Abandoned(&shared, false);
-    flush_rounds(&shared).await;
-    guard.1 = true;
+    impl Abandoned {
+        /// The task finished: nothing to record.
+        fn disarm(mut self) {
+            self.1 = true;
+        }
+    }
+    let guard = Abandoned(shared, false);
+    async move {
+        flush_rounds(&guard.0).await;
+        guard.disarm();
+    }
 }
 
 async fn flush_rounds(shared: &Arc<Shared>) {
     loop {
-        let chunk = {
+        // Parks until there is something to send; returns `None` when the task is to exit.
+        let chunk = poll_fn(|cx| {
             let mut st = lock(shared);
             if st.error.is_some() || st.buf.is_empty() {
-                st.flushing = false;
-                st.paused = false;
-                if st.error.is_some() && st.closing {
-                    st.closed = true;
+                if st.flushing {
+                    st.flushing = false;
+                    st.paused = false;
+                    if st.error.is_some() && st.closing {
+                        st.closed = true;
+                    }
+                    st.settle(&shared.fd);
+                    st.wake_all();
                 }
-                st.settle(&shared.fd);
-                st.wake_all();
-                return;
+                if st.task_done() {
+                    st.task = Task::None;
+                    return Poll::Ready(None);
+                }
+                // Kept alive for the next write: waking it costs less than spawning.
+                match &mut st.task {
+                    Task::Parked(w) if w.will_wake(cx.waker()) => {}
+                    task => *task = Task::Parked(cx.waker().clone()),
+                }
+                return Poll::Pending;
             }
+            st.task = Task::Running;
             let spare = std::mem::take(&mut st.spare);
             let chunk = std::mem::replace(&mut st.buf, spare);
             st.in_flight = chunk.len();
-            chunk
+            Poll::Ready(Some(chunk))
+        })
+        .await;
+        let Some(chunk) = chunk else {
+            return;
         };
         let fd = &shared.fd;
         let (res, mut chunk) = crate::fd::write_all(chunk, |b, _| ops::send(fd.clone(), b)).await;
@@ -504,5 +644,13 @@ async fn flush_rounds(shared: &Arc<Shared>) {
             st.paused = false;
         }
         st.wake_all();
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        // The flush task sends what is buffered, then exits (a parked one is woken by the
+        // guard's release to do so).
+        self.lock().writer_gone = true;
     }
 }
