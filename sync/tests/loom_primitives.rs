@@ -178,6 +178,28 @@ fn loom_notify_waiters_vs_register() {
     });
 }
 
+/// A notify_waiters on another thread races with a waiter that queues and a notify_one that
+/// may find it queued or store the permit: the waiter completes, and at most one permit is
+/// left stored.
+#[test]
+fn loom_notify_waiters_bump_vs_queue_and_permit() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut fut = Box::pin(n.notified()); // created before the call: must receive it
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_waiters());
+        let queued = poll_once(fut.as_mut()).is_pending(); // queues, or sees the bump
+        n.notify_one(); // to the queued waiter, or stored
+        if queued {
+            block_on(fut.as_mut());
+        }
+        t.join().unwrap();
+        let first = poll_once(pin!(n.notified())).is_ready();
+        let second = poll_once(pin!(n.notified())).is_ready();
+        assert!(!(first && second), "two permits");
+    });
+}
+
 /// Event::set races with wait: the waiter always completes.
 #[test]
 fn loom_event_set_wait() {
