@@ -82,6 +82,20 @@ impl Future for Steps {
     }
 }
 
+/// Another thread wakes the task parked on `waker` and runs the scheduler to completion.
+fn wake_and_run_elsewhere(
+    sched: &TestSched,
+    waker: &Arc<Mutex<Option<Waker>>>,
+) -> thread::JoinHandle<()> {
+    let (s, w) = (sched.clone(), waker.clone());
+    thread::spawn(move || {
+        if let Some(w) = lock(&w).take() {
+            w.wake();
+        }
+        s.run_all();
+    })
+}
+
 fn spawn_steps(
     sched: &TestSched,
     polls: usize,
@@ -142,15 +156,8 @@ fn join_waker_registration_races_completion() {
         let sched = TestSched::new();
         let (join, waker, drops) = spawn_steps(&sched, 1);
         sched.run_all();
-        let s = sched.clone();
-        let w = waker.clone();
         // Another thread wakes and runs the task to completion while we await the handle.
-        let runner = thread::spawn(move || {
-            if let Some(w) = lock(&w).take() {
-                w.wake();
-            }
-            s.run_all();
-        });
+        let runner = wake_and_run_elsewhere(&sched, &waker);
         let out = loom::future::block_on(join);
         runner.join().unwrap();
         assert_eq!(out.unwrap(), 7);
@@ -166,14 +173,7 @@ fn join_handle_dropped_while_task_completes() {
         let sched = TestSched::new();
         let (join, waker, drops) = spawn_steps(&sched, 1);
         sched.run_all();
-        let s = sched.clone();
-        let w = waker.clone();
-        let runner = thread::spawn(move || {
-            if let Some(w) = lock(&w).take() {
-                w.wake();
-            }
-            s.run_all();
-        });
+        let runner = wake_and_run_elsewhere(&sched, &waker);
         // Register a join waker, then drop the handle, racing completion.
         let mut join = join;
         let mut cx = Context::from_waker(Waker::noop());
@@ -196,14 +196,7 @@ fn unpolled_join_handle_dropped_while_task_completes_or_is_aborted() {
         let (join, waker, drops) = spawn_steps(&sched, 1);
         sched.run_all();
         let abort = join.abort_handle();
-        let s = sched.clone();
-        let w = waker.clone();
-        let runner = thread::spawn(move || {
-            if let Some(w) = lock(&w).take() {
-                w.wake();
-            }
-            s.run_all();
-        });
+        let runner = wake_and_run_elsewhere(&sched, &waker);
         drop(join);
         abort.abort();
         drop(abort);
