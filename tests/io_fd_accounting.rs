@@ -7,20 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringleader::net::{TcpListener, TcpStream};
-use support::{open_fds, rt2, scaled};
+use support::{open_fds, poll_once, rt2, scaled};
 
 static FD_COUNT: Mutex<()> = Mutex::new(());
-
-/// Polls `f` once, returning its output if it was ready.
-async fn poll_once<F: std::future::Future>(mut f: std::pin::Pin<&mut F>) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
-}
 
 #[test]
 fn ten_thousand_connections_opened_and_dropped_leave_no_fd() {

@@ -7,29 +7,20 @@ use std::sync::Mutex;
 
 use ringleader::net::{TcpListener, TcpStream};
 use ringleader::runtime::{Builder, Runtime};
-use support::{open_fds, rt2};
+use support::{open_fds, poll_once, rt2};
 
-/// Tests here that count `/proc/self/fd` hold this lock (tests of one binary run in
-/// parallel threads of one process).
+/// Every test here holds this lock: two of them count `/proc/self/fd`, and tests of one
+/// binary run in parallel threads of one process.
 static FD_COUNT: Mutex<()> = Mutex::new(());
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
 
-/// Polls `f` once, returning its output if it was ready.
-async fn poll_once<F: std::future::Future>(mut f: std::pin::Pin<&mut F>) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
-}
-
 #[test]
 fn a_write_larger_than_the_socket_buffer_completes_through_the_ring_in_order() {
+    // Its sockets and runtime would move the others' fd counts.
+    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
     let rt = rt2();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -79,3 +79,14 @@ pub fn open_fds_all() -> usize {
         .expect("read /proc/self/fd")
         .count()
 }
+
+/// Polls `f` once, returning its output if it was ready.
+pub async fn poll_once<F: std::future::Future>(mut f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
