@@ -77,54 +77,58 @@ impl Client {
 }
 
 fn ringleader_server() -> (ringleader::runtime::Runtime, ringleader::streams::Server) {
-    use ringleader::streams::{start_server, StreamReader, StreamWriter};
-    let rt = ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(THREADS)
-        .build()
-        .expect("ringleader runtime");
-    let server = rt.block_on(async {
-        start_server(
-            |mut reader: StreamReader, writer: StreamWriter| async move {
-                let mut line = Vec::with_capacity(LINE);
-                loop {
-                    line.clear();
-                    if reader.readline_into(&mut line).await? == 0 {
-                        return std::io::Result::Ok(());
-                    }
-                    writer.write(&line);
-                    writer.drain().await?;
+    use ringleader::streams::{StreamReader, StreamWriter};
+    ringleader_server_with(
+        |mut reader: StreamReader, writer: StreamWriter| async move {
+            let mut line = Vec::with_capacity(LINE);
+            loop {
+                line.clear();
+                if reader.readline_into(&mut line).await? == 0 {
+                    return std::io::Result::Ok(());
                 }
-            },
-            "127.0.0.1:0",
-        )
-        .await
-        .expect("start_server")
-    });
-    (rt, server)
+                writer.write(&line);
+                writer.drain().await?;
+            }
+        },
+    )
 }
 
 fn ringleader_server_readline() -> (ringleader::runtime::Runtime, ringleader::streams::Server) {
-    use ringleader::streams::{start_server, StreamReader, StreamWriter};
+    use ringleader::streams::{StreamReader, StreamWriter};
+    ringleader_server_with(
+        |mut reader: StreamReader, writer: StreamWriter| async move {
+            loop {
+                let line = reader.readline().await?;
+                if line.is_empty() {
+                    return std::io::Result::Ok(());
+                }
+                writer.write(&line);
+                writer.drain().await?;
+            }
+        },
+    )
+}
+
+/// A 2-worker runtime with a `start_server` on a loopback port running `handler` per
+/// connection.
+fn ringleader_server_with<H, Fut>(
+    handler: H,
+) -> (ringleader::runtime::Runtime, ringleader::streams::Server)
+where
+    H: Fn(ringleader::streams::StreamReader, ringleader::streams::StreamWriter) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let rt = ringleader::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
         .build()
         .expect("ringleader runtime");
     let server = rt.block_on(async {
-        start_server(
-            |mut reader: StreamReader, writer: StreamWriter| async move {
-                loop {
-                    let line = reader.readline().await?;
-                    if line.is_empty() {
-                        return std::io::Result::Ok(());
-                    }
-                    writer.write(&line);
-                    writer.drain().await?;
-                }
-            },
-            "127.0.0.1:0",
-        )
-        .await
-        .expect("start_server")
+        ringleader::streams::start_server(handler, "127.0.0.1:0")
+            .await
+            .expect("start_server")
     });
     (rt, server)
 }
