@@ -235,3 +235,29 @@ async fn a_sleep_first_polled_after_its_deadline_completes_at_once() {
     let out = timeout(Duration::from_secs(30), late).await;
     assert!(out.is_ok(), "the late sleep never fired");
 }
+
+#[test]
+fn timers_filed_behind_cancelled_ones_fire_on_a_running_and_a_paused_clock() {
+    // Filed and dropped on a running clock (the wheel may keep their expiry as an early
+    // hint), then shorter and longer sleeps: each fires, and the paused clock lands on the
+    // live deadline.
+    let rt = rt2();
+    let metrics = rt.handle().metrics();
+    rt.block_on(async {
+        for _ in 0..100 {
+            let mut far = Box::pin(sleep(Duration::from_secs(3600)));
+            let _ = futures_poll_once(far.as_mut());
+        }
+        sleep(Duration::from_millis(5)).await;
+        let mut far = Box::pin(sleep(Duration::from_secs(3600)));
+        let _ = futures_poll_once(far.as_mut());
+        drop(far);
+        time::pause();
+        let start = Instant::now();
+        sleep(Duration::from_secs(7200)).await;
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_secs(7200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(7201), "{elapsed:?}");
+    });
+    assert_eq!(metrics.timers_armed(), 0);
+}

@@ -495,22 +495,18 @@ impl std::task::Wake for CountWake {
 
 #[test]
 fn a_sleep_dropped_while_its_shard_fires_it() {
-    use crate::time::driver::{TimeDriver, TimerEntry};
+    use crate::time::driver::TimeDriver;
     loom::model(|| {
         let driver = std::sync::Arc::new(TimeDriver::new(1, true));
         let count = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
-        let entry = TimerEntry::new();
-        entry.set_waker(&Waker::from(count.clone()));
-        let (filed, _) = driver.register(0, 5, entry.clone());
+        let (filed, _) = driver.register(0, 5, Waker::from(count.clone()));
         let d2 = driver.clone();
         // The shard's worker fires everything due at 10 ms...
         let firer = thread::spawn(move || {
             d2.process(0, 10);
         });
         // ...while the Sleep is dropped on another thread (what `Sleep::drop` does).
-        if !entry.is_fired() {
-            driver.deregister(&filed, &entry);
-        }
+        driver.deregister(&filed);
         firer.join().unwrap();
         // Fired or removed, never both, never left behind; woken at most once.
         assert_eq!(driver.armed(), 0);
@@ -521,23 +517,196 @@ fn a_sleep_dropped_while_its_shard_fires_it() {
 
 #[test]
 fn a_waker_registered_while_the_shard_fires_is_not_lost() {
-    use crate::time::driver::{TimeDriver, TimerEntry};
+    use crate::time::driver::TimeDriver;
     loom::model(|| {
         let driver = std::sync::Arc::new(TimeDriver::new(1, true));
+        let first = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
         let count = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
-        let entry = TimerEntry::new();
-        let (_filed, _) = driver.register(0, 5, entry.clone());
+        let (filed, _) = driver.register(0, 5, Waker::from(first.clone()));
         let d2 = driver.clone();
         let firer = thread::spawn(move || {
             d2.process(0, 10);
         });
-        // A re-poll of the Sleep from another worker: store the waker, then check.
-        entry.set_waker(&Waker::from(count.clone()));
-        let seen_fired = entry.is_fired();
+        // A re-poll of the Sleep from another worker (after a steal): store the new waker,
+        // or learn that it fired.
+        let seen_fired = driver.poll_filed(&filed, &Waker::from(count.clone()));
         firer.join().unwrap();
         // Either the poll saw it fired, or the firer woke the waker it stored.
         let woken = count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert!(seen_fired || woken == 1, "lost wake-up");
+        assert!(driver.is_fired(&filed));
+        // The stale filing never removes a later timer that reuses its slot.
+        let (later, _) = driver.register(0, 50, Waker::from(first.clone()));
+        driver.deregister(&filed);
+        assert!(!driver.is_fired(&later));
+        assert_eq!(driver.armed(), 1);
+    });
+}
+
+/// How the only worker's park ended in [`the_paused_clock_has_a_worker_to_advance_it`].
+#[derive(Debug)]
+enum ParkOutcome {
+    /// Parked on the running clock, until this ms (a real-time promise) or no deadline.
+    Parked(Option<u64>),
+    /// Took the paused-clock path and, being idle, auto-advanced to this expiry (if any).
+    Advanced(Option<u64>),
+}
+
+/// The scheduler's park (`Core::park`) for the only worker, cut to its timer steps: the
+/// paused clock auto-advances (every worker is idle); the running clock parks until the
+/// next expiry. `notified` is the worker's sticky unpark token: a park that finds it set
+/// returns at once and the worker parks again (at most `rounds` times).
+fn park_only_worker(
+    driver: &crate::time::driver::TimeDriver,
+    notified: &crate::loom::AtomicBool,
+    rounds: usize,
+) -> ParkOutcome {
+    let mut outcome = ParkOutcome::Parked(None);
+    for _ in 0..rounds {
+        driver.parking(0);
+        if driver.clock.is_paused() {
+            return ParkOutcome::Advanced(driver.earliest_expiry_ms());
+        }
+        let until = driver
+            .park_timeout(0)
+            .map(|t| driver.clock.now_ms() + t.as_millis() as u64);
+        if !driver.clock.is_paused() {
+            driver.parked_until(0, until);
+        }
+        outcome = ParkOutcome::Parked(until);
+        if !notified.swap(false, Ordering::AcqRel) {
+            return outcome;
+        }
+        driver.unparked(0);
+    }
+    outcome
+}
+
+/// The parker's unpark: sets the sticky token with a swap, as `RingShared::unpark` does.
+/// (A plain store here lets loom 0.7.3 report a racing swap reading the value from before
+/// the store while ordering its write after it: the store must be an RMW.)
+fn unpark(notified: &crate::loom::AtomicBool) {
+    notified.swap(true, Ordering::AcqRel);
+}
+
+#[test]
+fn the_paused_clock_has_a_worker_to_advance_it() {
+    use crate::loom::AtomicBool;
+    use crate::time::driver::TimeDriver;
+    // The hang of issue #3 (the wheel-slot timer, reverted in 8c88db9): a worker parked in
+    // real time until a shard's expiry, the clock paused, a later sleep was filed, and no
+    // worker passed through park again to auto-advance. The expiry is a stale hint (its
+    // timer cancelled) or a live timer (then the filing is not earlier and wakes nobody:
+    // only the pause's unpark of every worker moves the clock).
+    for cancelled in [true, false] {
+        loom::model(move || {
+            let driver = std::sync::Arc::new(TimeDriver::new(1, false));
+            let notified = std::sync::Arc::new(AtomicBool::new(false));
+            let noop = Waker::noop();
+            let shard = driver.external_shard();
+            let far = driver.clock.now_ms() + 1_000_000;
+            let (first, _) = driver.register(shard, far, noop.clone());
+            if cancelled {
+                driver.deregister(&first);
+            }
+            let (d2, n2) = (driver.clone(), notified.clone());
+            // The worker parks on the running clock (or, if the pause is first, on the
+            // paused one), racing the pause and the filing.
+            let worker = thread::spawn(move || park_only_worker(&d2, &n2, 2));
+            // `time::pause`: exact expiries, then every worker unparked (sticky).
+            driver.pause();
+            unpark(&notified);
+            // A later sleep from a thread that is not a worker (`Sleep::poll`).
+            let later = far + 10;
+            let (_filed, earlier) = driver.register(shard, later, noop.clone());
+            if earlier && driver.worker_to_wake_for(later).is_some() {
+                unpark(&notified);
+            }
+            let outcome = worker.join().unwrap();
+            // A pending unpark makes the worker park again, on the paused clock, where it
+            // auto-advances; otherwise it must have auto-advanced to a live expiry.
+            let pending = notified.load(Ordering::Acquire);
+            match outcome {
+                ParkOutcome::Advanced(Some(ms)) => assert!(ms <= later),
+                _ => assert!(pending, "paused clock stuck: {outcome:?}"),
+            }
+        });
+    }
+}
+
+#[test]
+fn a_filing_on_the_paused_clock_wakes_a_worker_parked_until_a_real_time_deadline() {
+    use crate::time::driver::TimeDriver;
+    loom::model(|| {
+        // Without the pause's unpark: the worker is parked until a stale real-time expiry
+        // when the clock pauses, then re-parks (woken for another reason) while a later
+        // sleep is filed. The filing must not take the real-time promise as covering it.
+        let driver = std::sync::Arc::new(TimeDriver::new(1, false));
+        let noop = Waker::noop();
+        let shard = driver.external_shard();
+        let far = driver.clock.now_ms() + 1_000_000;
+        let (cancelled, _) = driver.register(shard, far, noop.clone());
+        driver.deregister(&cancelled);
+        driver.parking(0);
+        let until = driver
+            .park_timeout(0)
+            .map(|t| driver.clock.now_ms() + t.as_millis() as u64);
+        assert!(until.is_some_and(|u| u <= far), "parked on the hint");
+        driver.parked_until(0, until);
+        driver.pause();
+        let d2 = driver.clone();
+        let worker = thread::spawn(move || {
+            d2.unparked(0);
+            d2.parking(0);
+            d2.earliest_expiry_ms()
+        });
+        let later = far + 10;
+        let (_filed, earlier) = driver.register(shard, later, noop.clone());
+        let woken = earlier && driver.worker_to_wake_for(later).is_some();
+        let advanced_to = worker.join().unwrap();
+        assert!(
+            woken || advanced_to.is_some_and(|ms| ms <= later),
+            "paused clock stuck"
+        );
+        // And a worker still parked on the real-time promise is woken by the filing.
+        driver.parked_until(0, until);
+        assert_eq!(driver.worker_to_wake_for(later + 1), Some(0));
+    });
+}
+
+#[test]
+fn a_filing_behind_a_stale_expiry_still_has_a_worker_to_fire_it() {
+    use crate::time::driver::TimeDriver;
+    loom::model(|| {
+        // Real time: a removal leaves the non-worker shard's published expiry early.
+        let driver = std::sync::Arc::new(TimeDriver::new(1, false));
+        let noop = Waker::noop();
+        let shard = driver.external_shard();
+        let far = driver.clock.now_ms() + 1_000_000;
+        let (cancelled, _) = driver.register(shard, far, noop.clone());
+        driver.deregister(&cancelled);
+        // (The wheel publishes its slot's start, which is at or before the deadline.)
+        assert!(driver.next_expiry_ms(shard).is_some_and(|ms| ms <= far));
+        let d2 = driver.clone();
+        // The only worker parks, computing its timeout as the scheduler does...
+        let parker = thread::spawn(move || {
+            d2.parking(0);
+            let until = d2
+                .park_timeout(0)
+                .map(|t| d2.clock.now_ms() + t.as_millis() as u64);
+            d2.parked_until(0, until);
+            until
+        });
+        // ...while a thread that is not a worker files a later timer.
+        let later = far + 10;
+        let (_filed, earlier) = driver.register(shard, later, noop.clone());
+        let woken = earlier && driver.worker_to_wake_for(later).is_some();
+        let until = parker.join().unwrap();
+        // The worker wakes by the new deadline on its own, or the filing woke it.
+        assert!(
+            woken || until.is_some_and(|u| u <= later),
+            "timer with no worker"
+        );
     });
 }
 

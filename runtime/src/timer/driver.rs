@@ -3,26 +3,50 @@
 //!
 //! # Protocol
 //! - A `Sleep` files its entry on the shard of the thread that first polls it (its worker's
-//!   own shard, so registration takes an uncontended lock) and remembers (shard, key).
+//!   own shard, so registration takes an uncontended lock) and remembers (shard, key,
+//!   stamp). The entry (waker and stamp) lives in the shard's wheel, in a slab slot that
+//!   later filings reuse: filing allocates nothing once the slab has grown, and the `Sleep`
+//!   and the wheel share no state outside the shard's lock.
+//! - Everything about an entry happens under its shard's lock: filing, a re-poll storing a
+//!   new waker (from whichever worker now runs the task), firing (which removes it) and
+//!   removal. A `Sleep` learns that it fired from its entry being gone: no filing with
+//!   its stamp is left in the wheel.
 //! - Each shard publishes its next expiry in an atomic, so a worker checks for due timers
 //!   with one load and one clock read, and computes how long it may park without a lock.
+//!   The published expiry is never later than the wheel's: filing lowers it, firing sets
+//!   it exactly, and removal leaves it alone while the clock runs in real time. An early
+//!   value costs one wake-up that finds nothing due (and then publishes the exact value);
+//!   it saves the removal a rescan, and the next filing the wake-up check below (a filing
+//!   at or after the published expiry needs none: every parked worker wakes by then).
+//!   With a paused clock, whose auto-advance jumps to the published expiry, removal
+//!   publishes the exact value, and pausing republishes every shard.
 //! - A worker fires its own shard's due entries (at maintenance ticks and around parking)
-//!   and the shared non-worker shard's. Firing marks the entry fired, then wakes its waker:
+//!   and the shared non-worker shard's. Firing removes the entry, takes its waker, and
+//!   wakes it after the lock is released:
 //!   the task is woken wherever it now runs, so a sleep that moved to another worker after
 //!   a steal still fires on time.
 //! - A dropped or reset `Sleep` removes its entry at once under that shard's lock, from
-//!   whichever thread; the key is checked against the entry's identity so a stale key can
+//!   whichever thread; the key is checked against the entry's stamp so a stale key can
 //!   never remove someone else's entry.
 //! - A registration on the non-worker shard that moves its next expiry earlier unparks a
-//!   worker, which recomputes its park timeout.
+//!   worker, which recomputes its park timeout, unless some worker is awake or will wake
+//!   by the new deadline. A worker's published wake-up (`wake_at`) is a real-time promise:
+//!   while the clock is paused it covers no deadline (the paused clock moves only when a
+//!   worker passes through park and auto-advances), so then only an awake worker spares
+//!   the registrant the unpark.
+//! - Pausing or resuming the clock unparks every worker (`time::pause`, `time::resume`):
+//!   a worker parked until a real-time deadline must re-park under the paused rules
+//!   (auto-advance), and one parked with no timeout on a paused clock must take up its
+//!   timers' real deadlines again. The unpark is sticky, so a worker between its clock
+//!   check and its park does not miss it.
 
-// The clock's atomics are plain std: they carry time, not a protocol. Everything the
-// register / fire / remove protocol touches comes from the loom swap module.
-use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicI64, AtomicU64 as StdAtomicU64};
-use std::sync::Arc;
+// The clock's time atomics are plain std: they carry time, not a protocol. Everything the
+// register / fire / remove protocol touches comes from the loom swap module, and so does
+// the paused flag (the pause / park / filing protocol reads it).
+use std::sync::atomic::{AtomicI64, AtomicU64 as StdAtomicU64};
 use std::task::Waker;
 
-use crate::loom::{fence, lock, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::loom::{fence, lock, AtomicBool, AtomicU64, Mutex, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam_utils::CachePadded;
@@ -31,66 +55,50 @@ use super::wheel::Wheel;
 
 const NONE: u64 = u64::MAX;
 
-const IDLE: u8 = 0;
-const FIRED: u8 = 2;
-
-/// State shared between one `Sleep` and the wheel entry that represents it.
-pub(crate) struct TimerEntry {
-    state: AtomicU8,
-    waker: Mutex<Option<Waker>>,
+/// What the wheel holds for one filed `Sleep`: its waker, and the stamp that tells this
+/// filing apart from a later one that reuses the same slab key.
+struct TimerSlot {
+    stamp: u64,
+    waker: Option<Waker>,
 }
 
-impl TimerEntry {
-    #[cfg_attr(not(ringleader_loom), allow(dead_code))]
-    pub(crate) fn new() -> Arc<TimerEntry> {
-        TimerEntry::with_waker(None)
-    }
+/// One shard's wheel and the stamp counter, under the shard's lock.
+struct Timers {
+    wheel: Wheel<TimerSlot>,
+    /// The stamp the next filing gets; never reused within a shard.
+    next_stamp: u64,
+}
 
-    /// An entry that already holds the waker of the task filing it (no lock taken: nobody
-    /// else can see the entry yet).
-    pub(crate) fn with_waker(waker: Option<Waker>) -> Arc<TimerEntry> {
-        Arc::new(TimerEntry {
-            state: AtomicU8::new(IDLE),
-            waker: Mutex::new(waker),
-        })
-    }
-
-    pub(crate) fn is_fired(&self) -> bool {
-        self.state.load(Ordering::Acquire) == FIRED
-    }
-
-    /// Stores the waker; the caller re-checks `is_fired` afterwards (fire sets the state
-    /// before taking the waker, so one of the two sides sees the other).
-    pub(crate) fn set_waker(&self, waker: &Waker) {
-        let mut slot = lock(&self.waker);
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
-        }
-    }
-
-    fn fire(&self) -> Option<Waker> {
-        self.state.store(FIRED, Ordering::Release);
-        lock(&self.waker).take()
+impl Timers {
+    /// The slot `filed` names, if it is still filed (not fired, not removed).
+    fn slot_mut(&mut self, filed: &Filed) -> Option<&mut TimerSlot> {
+        self.wheel
+            .get_mut(filed.key)
+            .filter(|slot| slot.stamp == filed.stamp)
     }
 }
 
 struct Shard {
-    wheel: Mutex<Wheel<Arc<TimerEntry>>>,
+    timers: Mutex<Timers>,
     /// Next expiry in clock ms, or NONE.
     next: AtomicU64,
 }
 
 impl Shard {
-    fn publish(&self, wheel: &Wheel<Arc<TimerEntry>>) {
-        self.next
-            .store(wheel.next_expiration().unwrap_or(NONE), Ordering::Release);
+    fn publish(&self, wheel: &Wheel<TimerSlot>) {
+        let next = wheel.next_expiration().unwrap_or(NONE);
+        // Skip the store when nothing changed (a filing after a later one, a removal that
+        // leaves the earliest slot filled): the line stays shared with readers.
+        if self.next.load(Ordering::Relaxed) != next {
+            self.next.store(next, Ordering::Release);
+        }
     }
 }
 
 /// The clock: real time, or a paused virtual time that only `advance` and auto-advance move.
 pub(crate) struct Clock {
     base: StdInstant,
-    paused: StdAtomicBool,
+    paused: AtomicBool,
     /// Paused: virtual time since `base`, in ns.
     virtual_ns: StdAtomicU64,
     /// Unpaused: ns added to real time (virtual time gained while paused).
@@ -101,7 +109,7 @@ impl Clock {
     fn new(start_paused: bool) -> Clock {
         Clock {
             base: StdInstant::now(),
-            paused: StdAtomicBool::new(start_paused),
+            paused: AtomicBool::new(start_paused),
             virtual_ns: StdAtomicU64::new(0),
             offset_ns: AtomicI64::new(0),
         }
@@ -117,7 +125,9 @@ impl Clock {
         } else {
             let offset = self.offset_ns.load(Ordering::Relaxed);
             let real = StdInstant::now();
-            if offset >= 0 {
+            if offset == 0 {
+                real // never paused: no offset to add (the common case, on every `sleep`)
+            } else if offset > 0 {
                 real + Duration::from_nanos(offset as u64)
             } else {
                 real - Duration::from_nanos(offset.unsigned_abs())
@@ -191,14 +201,15 @@ pub(crate) struct TimeDriver {
     /// reads the shard's next expiry and a registrant publishes the expiry before it reads
     /// these (SeqCst on both sides), so one of them always sees the other.
     wake_at: Box<[CachePadded<AtomicU64>]>,
-    /// Armed timers, across shards (metrics).
-    armed: StdAtomicU64,
 }
 
-/// A filed timer: enough to remove it.
+/// A filed timer: where it is, and the stamp that proves a slot there is still this
+/// filing (the slab key is reused once the timer fired or was removed).
+#[derive(Debug)]
 pub(crate) struct Filed {
     shard: usize,
     key: usize,
+    stamp: u64,
 }
 
 impl TimeDriver {
@@ -209,13 +220,15 @@ impl TimeDriver {
             shards: (0..=workers)
                 .map(|_| {
                     CachePadded::new(Shard {
-                        wheel: Mutex::new(Wheel::new(0)),
+                        timers: Mutex::new(Timers {
+                            wheel: Wheel::new(0),
+                            next_stamp: 0,
+                        }),
                         next: AtomicU64::new(NONE),
                     })
                 })
                 .collect(),
             clock,
-            armed: StdAtomicU64::new(0),
             wake_at: (0..workers)
                 .map(|_| CachePadded::new(AtomicU64::new(AWAKE)))
                 .collect(),
@@ -223,8 +236,13 @@ impl TimeDriver {
     }
 
     /// A worker starts parking: until it publishes a deadline, registrants must wake it.
+    ///
+    /// The fence pairs with the one in [`TimeDriver::worker_to_wake_for`]: either the
+    /// parking worker's next reads of the published expiries see a registrant's filing, or
+    /// that registrant sees this worker parking.
     pub(crate) fn parking(&self, worker: usize) {
         self.wake_at[worker].store(UNBOUNDED, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// The parking worker will wake by `ms` (None: not by any deadline).
@@ -238,15 +256,18 @@ impl TimeDriver {
     }
 
     /// After a shared-shard registration for `deadline_ms`: the worker to wake, if every
-    /// worker is parked past that deadline.
+    /// worker is parked past that deadline (on a paused clock: if every worker is parked).
     pub(crate) fn worker_to_wake_for(&self, deadline_ms: u64) -> Option<usize> {
         fence(Ordering::SeqCst);
+        // A parked worker's wake-up time is real time, which a paused clock never reaches:
+        // auto-advance needs a worker to pass through park, so one must be woken.
+        let paused = self.clock.is_paused();
         let mut pick = None;
         for (i, slot) in self.wake_at.iter().enumerate() {
             match slot.load(Ordering::SeqCst) {
                 // Someone is running: it sees the shard when it next parks or ticks.
                 AWAKE => return None,
-                at if at <= deadline_ms => return None,
+                at if at <= deadline_ms && !paused => return None,
                 _ => pick = pick.or(Some(i)),
             }
         }
@@ -258,38 +279,91 @@ impl TimeDriver {
         self.shards.len() - 1
     }
 
+    /// Timers filed across shards (metrics: takes each shard's lock once).
     pub(crate) fn armed(&self) -> u64 {
-        self.armed.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| lock(&s.timers).wheel.len() as u64)
+            .sum()
     }
 
-    /// Files `entry` to fire at `deadline_ms` on `shard`. Returns where it was filed, and
-    /// whether the shard's next expiry moved earlier (the caller may need to wake a
-    /// worker).
-    pub(crate) fn register(
-        &self,
-        shard: usize,
-        deadline_ms: u64,
-        entry: Arc<TimerEntry>,
-    ) -> (Filed, bool) {
+    /// Files a timer due at `deadline_ms` on `shard`, to wake `waker`. Returns where it
+    /// was filed, and whether the shard's next expiry moved earlier (the caller may need
+    /// to wake a worker).
+    pub(crate) fn register(&self, shard: usize, deadline_ms: u64, waker: Waker) -> (Filed, bool) {
         let s = &self.shards[shard];
-        let mut wheel = lock(&s.wheel);
-        let before = s.next.load(Ordering::Relaxed);
-        let key = wheel.insert(deadline_ms, entry);
-        s.publish(&wheel);
-        let earlier = s.next.load(Ordering::Relaxed) < before;
-        self.armed.fetch_add(1, Ordering::Relaxed);
-        (Filed { shard, key }, earlier)
+        let mut timers = lock(&s.timers);
+        let stamp = timers.next_stamp;
+        timers.next_stamp += 1;
+        let (key, due) = timers.wheel.insert(
+            deadline_ms,
+            TimerSlot {
+                stamp,
+                waker: Some(waker),
+            },
+        );
+        // The wheel's next expiration is now the earlier of the published one and the new
+        // entry's slot (`next` is written only under this lock).
+        let earlier = due < s.next.load(Ordering::Relaxed);
+        if earlier {
+            s.next.store(due, Ordering::Release);
+        }
+        (Filed { shard, key, stamp }, earlier)
     }
 
-    /// Removes a filed timer if it is still filed for `entry`.
-    pub(crate) fn deregister(&self, filed: &Filed, entry: &Arc<TimerEntry>) {
-        let s = &self.shards[filed.shard];
-        let mut wheel = lock(&s.wheel);
-        if wheel.get(filed.key).is_some_and(|e| Arc::ptr_eq(e, entry)) {
-            wheel.remove(filed.key);
-            s.publish(&wheel);
-            self.armed.fetch_sub(1, Ordering::Relaxed);
+    /// A re-poll of a filed timer: `true` if it has fired; otherwise stores `waker` (unless
+    /// the stored one wakes the same task) for the firing to wake.
+    pub(crate) fn poll_filed(&self, filed: &Filed, waker: &Waker) -> bool {
+        let mut timers = lock(&self.shards[filed.shard].timers);
+        match timers.slot_mut(filed) {
+            Some(slot) => {
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    slot.waker = Some(waker.clone());
+                }
+                false
+            }
+            None => true,
         }
+    }
+
+    /// Whether a filed timer has fired (it is no longer in its wheel).
+    pub(crate) fn is_fired(&self, filed: &Filed) -> bool {
+        lock(&self.shards[filed.shard].timers)
+            .slot_mut(filed)
+            .is_none()
+    }
+
+    /// Removes a filed timer if it has not fired. Its waker is dropped after the lock is
+    /// released.
+    pub(crate) fn deregister(&self, filed: &Filed) {
+        let s = &self.shards[filed.shard];
+        let mut timers = lock(&s.timers);
+        if timers.slot_mut(filed).is_some() {
+            let removed = timers.wheel.remove(filed.key);
+            // In real time the published expiry may stay early (see the protocol): only a
+            // paused clock, whose auto-advance jumps to it, needs it exact.
+            if removed.as_ref().is_some_and(|(_, emptied)| *emptied) && self.clock.is_paused() {
+                s.publish(&timers.wheel);
+            }
+            drop(timers);
+            drop(removed);
+        }
+    }
+
+    /// Pauses the clock, and makes every shard's published expiry exact again (auto-advance
+    /// jumps to it, so it must not name a removed timer). The caller then unparks every
+    /// worker (see the protocol).
+    pub(crate) fn pause(&self) {
+        self.clock.pause();
+        for s in self.shards.iter() {
+            let timers = lock(&s.timers);
+            s.publish(&timers.wheel);
+        }
+    }
+
+    /// Resumes real time. The caller then unparks every worker (see the protocol).
+    pub(crate) fn resume(&self) {
+        self.clock.resume();
     }
 
     /// The next expiry of `shard` in ms, without locking.
@@ -316,16 +390,15 @@ impl TimeDriver {
         let mut wakers = Vec::new();
         let mut fired = 0;
         {
-            let mut wheel = lock(&s.wheel);
-            wheel.poll_expired(now_ms, |entry| {
+            let mut timers = lock(&s.timers);
+            timers.wheel.poll_expired(now_ms, |slot| {
                 fired += 1;
-                if let Some(w) = entry.fire() {
+                if let Some(w) = slot.waker {
                     wakers.push(w);
                 }
             });
-            s.publish(&wheel);
+            s.publish(&timers.wheel);
         }
-        self.armed.fetch_sub(fired as u64, Ordering::Relaxed);
         for w in wakers {
             w.wake();
         }
@@ -351,5 +424,42 @@ impl TimeDriver {
         .min()?;
         let now = self.clock.now_ms();
         Some(Duration::from_millis(next.saturating_sub(now)))
+    }
+}
+
+#[cfg(all(test, not(ringleader_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_keeps_an_early_hint_in_real_time_and_pausing_makes_it_exact() {
+        let driver = TimeDriver::new(1, false);
+        let shard = driver.external_shard();
+        let far = driver.clock.now_ms() + 3_600_000;
+        let (filed, earlier) = driver.register(shard, far, Waker::noop().clone());
+        assert!(earlier);
+        driver.deregister(&filed);
+        assert_eq!(driver.armed(), 0);
+        // Running clock: the hint stays (at or before the removed deadline).
+        let hint = driver.next_expiry_ms(shard).expect("early hint kept");
+        assert!(hint <= far);
+        // A later filing is not "earlier" than the hint: no wake-up check needed.
+        let (later, earlier) = driver.register(shard, far + 10, Waker::noop().clone());
+        assert!(!earlier);
+        driver.deregister(&later);
+        // Paused: auto-advance reads the expiry, so it must name a live timer or none.
+        driver.pause();
+        assert_eq!(driver.next_expiry_ms(shard), None);
+        let (filed, _) = driver.register(shard, far, Waker::noop().clone());
+        assert!(driver.next_expiry_ms(shard).is_some());
+        driver.deregister(&filed);
+        assert_eq!(driver.next_expiry_ms(shard), None);
+        // A due timer fires (its waker taken) and a re-poll then sees it fired.
+        let now = driver.clock.now_ms();
+        let (due, _) = driver.register(shard, now, Waker::noop().clone());
+        assert!(!driver.poll_filed(&due, Waker::noop()));
+        assert_eq!(driver.process(shard, now), 1);
+        assert!(driver.poll_filed(&due, Waker::noop()));
+        assert!(driver.is_fired(&due));
     }
 }

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use driver::{Filed, TimerEntry};
+use driver::Filed;
 
 use crate::loom::Arc;
 use crate::scheduler::{self, Shared};
@@ -183,8 +183,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     deadline: Instant,
     shared: Arc<Shared>,
-    /// The timer entry once filed (lazily, at the first poll that has to wait).
-    entry: Option<(std::sync::Arc<TimerEntry>, Filed)>,
+    /// Where the timer is filed (lazily, at the first poll that has to wait).
+    entry: Option<Filed>,
+    /// The filed timer was seen fired (its entry is gone from the wheel).
+    fired: bool,
     /// Set by `sleep(d)` with `d > 0`: the deadline was ahead of the clock when the sleep
     /// was made, so the first poll files the timer without reading the clock again. If it
     /// has passed meanwhile (a sleep polled late), the wheel fires it at its next look,
@@ -206,6 +208,7 @@ impl Sleep {
             deadline,
             shared,
             entry: None,
+            fired: false,
             future_at_creation: false,
         }
     }
@@ -217,21 +220,27 @@ impl Sleep {
 
     /// Whether the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        self.entry.as_ref().is_some_and(|(e, _)| e.is_fired()) || Instant::now() >= self.deadline
+        self.fired
+            || self
+                .entry
+                .as_ref()
+                .is_some_and(|filed| self.shared.time.is_fired(filed))
+            || Instant::now() >= self.deadline
     }
 
     /// Moves the deadline (the sleep waits again even if it had ended).
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
         this.cancel_timer();
+        this.fired = false;
         this.deadline = deadline;
         this.future_at_creation = false;
     }
 
     fn cancel_timer(&mut self) {
-        if let Some((entry, filed)) = self.entry.take() {
-            if !entry.is_fired() {
-                self.shared.time.deregister(&filed, &entry);
+        if let Some(filed) = self.entry.take() {
+            if !self.fired {
+                self.shared.time.deregister(&filed);
             }
         }
     }
@@ -243,13 +252,9 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let progress = ready!(ringleader_coop::poll_proceed(cx));
-        if let Some((entry, _)) = &this.entry {
-            if entry.is_fired() {
-                progress.made_progress();
-                return Poll::Ready(());
-            }
-            entry.set_waker(cx.waker());
-            if entry.is_fired() {
+        if let Some(filed) = &this.entry {
+            if this.fired || this.shared.time.poll_filed(filed, cx.waker()) {
+                this.fired = true;
                 progress.made_progress();
                 return Poll::Ready(());
             }
@@ -262,15 +267,14 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let shard = scheduler::current_worker_index(&this.shared).unwrap_or(time.external_shard());
-        let entry = TimerEntry::with_waker(Some(cx.waker().clone()));
-        let (filed, earlier) = time.register(shard, deadline_ms, entry.clone());
+        let (filed, earlier) = time.register(shard, deadline_ms, cx.waker().clone());
         if earlier && shard == time.external_shard() {
             // Every worker may be parked past this deadline: have one recompute its timeout.
             if let Some(worker) = time.worker_to_wake_for(deadline_ms) {
                 this.shared.unpark_worker(worker);
             }
         }
-        this.entry = Some((entry, filed));
+        this.entry = Some(filed);
         Poll::Pending
     }
 }
@@ -478,7 +482,18 @@ impl<F: Future> Future for Timeout<F> {
 /// # Panics
 /// Outside a runtime.
 pub fn pause() {
-    current_shared("time::pause").time.clock.pause();
+    let shared = current_shared("time::pause");
+    shared.time.pause();
+    unpark_all_workers(&shared);
+}
+
+/// After the clock changed mode: every worker re-parks under the new clock's rules (a
+/// real-time park timeout means nothing to a paused clock, and a worker parked with no
+/// timeout on a paused clock must take up its timers' real deadlines once it resumes).
+fn unpark_all_workers(shared: &Shared) {
+    for worker in 0..shared.num_workers() {
+        shared.unpark_worker(worker);
+    }
 }
 
 /// Resumes real time on the current runtime's clock (from the virtual time reached).
@@ -486,7 +501,9 @@ pub fn pause() {
 /// # Panics
 /// Outside a runtime.
 pub fn resume() {
-    current_shared("time::resume").time.clock.resume();
+    let shared = current_shared("time::resume");
+    shared.time.resume();
+    unpark_all_workers(&shared);
 }
 
 /// Moves the paused clock forward by `duration`, fires the timers that became due, and

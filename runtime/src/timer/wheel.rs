@@ -23,10 +23,29 @@ const SLOTS: u64 = 1 << SLOT_BITS;
 /// taken as due and re-filed over and over).
 const MAX_SPAN: u64 = (SLOTS - 1) << (SLOT_BITS * (LEVELS as u32 - 1));
 
+/// A slab key or none, in 4 bytes: the levels' 768 list ends fit in 3 KiB instead of 12,
+/// and an entry's links in 8 bytes. (A wheel would need 4 billion timers, hundreds of GB,
+/// before a key reached `NIL`.)
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Link(u32);
+
+impl Link {
+    const NIL: Link = Link(u32::MAX);
+
+    fn to(key: usize) -> Link {
+        debug_assert!(key < u32::MAX as usize, "timer slab key out of range");
+        Link(key as u32)
+    }
+
+    fn get(self) -> Option<usize> {
+        (self != Link::NIL).then_some(self.0 as usize)
+    }
+}
+
 struct Entry<T> {
     deadline: u64,
-    prev: Option<usize>,
-    next: Option<usize>,
+    prev: Link,
+    next: Link,
     level: u8,
     slot: u8,
     value: T,
@@ -35,10 +54,10 @@ struct Entry<T> {
 #[derive(Clone, Copy)]
 struct Level {
     occupied: u64,
-    heads: [Option<usize>; SLOTS as usize],
+    heads: [Link; SLOTS as usize],
     /// Each slot's list is FIFO (appended at the tail), so timers due in the same
     /// millisecond fire in the order they were filed, as asyncio's do.
-    tails: [Option<usize>; SLOTS as usize],
+    tails: [Link; SLOTS as usize],
 }
 
 /// A timing wheel holding values of type `T` keyed by a deadline in ms.
@@ -67,34 +86,51 @@ impl<T> Wheel<T> {
             elapsed: start,
             levels: [Level {
                 occupied: 0,
-                heads: [None; SLOTS as usize],
-                tails: [None; SLOTS as usize],
+                heads: [Link::NIL; SLOTS as usize],
+                tails: [Link::NIL; SLOTS as usize],
             }; LEVELS],
             entries: Slab::new(),
         }
     }
 
-    #[cfg(all(test, not(ringleader_loom)))]
+    /// Entries filed.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Files `value` to expire at `deadline`. A deadline already past expires at the next
-    /// `poll_expired`.
-    pub(crate) fn insert(&mut self, deadline: u64, value: T) -> usize {
+    /// `poll_expired`. Returns the key, and when the slot it landed in is due: the wheel's
+    /// next expiration is now the earlier of that and the one before the insert.
+    pub(crate) fn insert(&mut self, deadline: u64, value: T) -> (usize, u64) {
         let key = self.entries.insert(Entry {
             deadline,
-            prev: None,
-            next: None,
+            prev: Link::NIL,
+            next: Link::NIL,
             level: 0,
             slot: 0,
             value,
         });
-        self.link(key);
-        key
+        let (level, slot) = self.link(key);
+        (key, self.slot_time(level, slot))
     }
 
-    fn link(&mut self, key: usize) {
+    /// When slot `slot` of `level` is next due (never earlier than `elapsed`).
+    fn slot_time(&self, level: usize, slot: usize) -> u64 {
+        let shift = level as u32 * SLOT_BITS;
+        let slot_width = 1u64 << shift;
+        let level_width = slot_width << SLOT_BITS;
+        let now_slot = (self.elapsed >> shift) & (SLOTS - 1);
+        let slot = slot as u64;
+        let level_start = self.elapsed & !(level_width - 1);
+        let mut when = level_start + slot * slot_width;
+        // A slot behind the current one comes round in the next turn of this level.
+        if slot < now_slot {
+            when += level_width;
+        }
+        when.max(self.elapsed)
+    }
+
+    fn link(&mut self, key: usize) -> (usize, usize) {
         let deadline = self.entries[key].deadline.max(self.elapsed);
         let level = level_for(self.elapsed, deadline);
         let slot = slot_for(self.elapsed, deadline, level);
@@ -104,46 +140,53 @@ impl<T> Wheel<T> {
             entry.level = level as u8;
             entry.slot = slot as u8;
             entry.prev = tail;
-            entry.next = None;
+            entry.next = Link::NIL;
         }
-        match tail {
-            Some(t) => self.entries[t].next = Some(key),
-            None => self.levels[level].heads[slot] = Some(key),
+        match tail.get() {
+            Some(t) => self.entries[t].next = Link::to(key),
+            None => self.levels[level].heads[slot] = Link::to(key),
         }
-        self.levels[level].tails[slot] = Some(key);
+        self.levels[level].tails[slot] = Link::to(key);
         self.levels[level].occupied |= 1 << slot;
+        (level, slot)
     }
 
-    fn unlink(&mut self, key: usize) {
+    /// Unlinks `key`; returns whether its slot became empty (only then can the next
+    /// expiration change).
+    fn unlink(&mut self, key: usize) -> bool {
         let (prev, next, level, slot) = {
             let e = &self.entries[key];
             (e.prev, e.next, e.level as usize, e.slot as usize)
         };
-        match prev {
+        match prev.get() {
             Some(p) => self.entries[p].next = next,
             None => self.levels[level].heads[slot] = next,
         }
-        match next {
+        match next.get() {
             Some(n) => self.entries[n].prev = prev,
             None => self.levels[level].tails[slot] = prev,
         }
-        if self.levels[level].heads[slot].is_none() {
+        if self.levels[level].heads[slot] == Link::NIL {
             self.levels[level].occupied &= !(1 << slot);
+            return true;
         }
+        false
     }
 
-    /// Removes an entry, returning its value; `None` if `key` is not filed.
-    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+    /// Removes an entry, returning its value and whether the next expiration may have
+    /// moved (its slot emptied); `None` if `key` is not filed.
+    pub(crate) fn remove(&mut self, key: usize) -> Option<(T, bool)> {
         if !self.entries.contains(key) {
             return None;
         }
-        self.unlink(key);
-        Some(self.entries.remove(key).value)
+        let emptied = self.unlink(key);
+        Some((self.entries.remove(key).value, emptied))
     }
 
-    /// Access to a filed value (to check that a key still belongs to its owner).
-    pub(crate) fn get(&self, key: usize) -> Option<&T> {
-        self.entries.get(key).map(|e| &e.value)
+    /// Access to a filed value (to check that a key still belongs to its owner, and to
+    /// update it in place).
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        self.entries.get_mut(key).map(|e| &mut e.value)
     }
 
     /// The time (ms) at which the next slot is due, or `None` if the wheel is empty. Never
@@ -160,19 +203,12 @@ impl<T> Wheel<T> {
                 continue;
             }
             let shift = level as u32 * SLOT_BITS;
-            let slot_width = 1u64 << shift;
-            let level_width = slot_width << SLOT_BITS;
             let now_slot = (self.elapsed >> shift) & (SLOTS - 1);
             let distance = occupied.rotate_right(now_slot as u32).trailing_zeros() as u64;
-            let slot = (now_slot + distance) & (SLOTS - 1);
-            let level_start = self.elapsed & !(level_width - 1);
-            let mut when = level_start + slot * slot_width;
-            if now_slot + distance >= SLOTS {
-                when += level_width;
-            }
-            let when = when.max(self.elapsed);
+            let slot = ((now_slot + distance) & (SLOTS - 1)) as usize;
+            let when = self.slot_time(level, slot);
             if best.is_none_or(|(_, _, b)| when < b) {
-                best = Some((level, slot as usize, when));
+                best = Some((level, slot, when));
             }
         }
         best
@@ -186,11 +222,12 @@ impl<T> Wheel<T> {
             }
             self.elapsed = self.elapsed.max(when);
             // Take the whole slot, then expire or re-file each entry.
-            let mut cursor = self.levels[level].heads[slot].take();
-            self.levels[level].tails[slot] = None;
+            let mut cursor =
+                std::mem::replace(&mut self.levels[level].heads[slot], Link::NIL).get();
+            self.levels[level].tails[slot] = Link::NIL;
             self.levels[level].occupied &= !(1 << slot);
             while let Some(key) = cursor {
-                cursor = self.entries[key].next;
+                cursor = self.entries[key].next.get();
                 if self.entries[key].deadline <= self.elapsed || level == 0 {
                     expired(self.entries.remove(key).value);
                 } else {
@@ -245,19 +282,36 @@ mod tests {
     }
 
     #[test]
+    fn insert_reports_how_the_next_expiration_moves() {
+        let mut wheel = Wheel::new(0);
+        let mut seed = 3;
+        let mut now = 0;
+        for round in 0..2_000u64 {
+            let before = wheel.next_expiration().unwrap_or(u64::MAX);
+            let d = now + lcg(&mut seed) % 300_000;
+            let (_, when) = wheel.insert(d, round);
+            assert_eq!(wheel.next_expiration(), Some(before.min(when)));
+            if round % 7 == 0 {
+                now += lcg(&mut seed) % 5_000;
+                wheel.poll_expired(now, |_| {});
+            }
+        }
+    }
+
+    #[test]
     fn removal_of_random_subsets_leaves_the_rest() {
         let mut wheel = Wheel::new(1_000);
         let mut seed = 11;
         let keys: Vec<_> = (0..10_000u64)
             .map(|i| {
                 let d = 1_000 + lcg(&mut seed) % 100_000;
-                (wheel.insert(d, i), i)
+                (wheel.insert(d, i).0, i)
             })
             .collect();
         let mut kept = std::collections::HashSet::new();
         for (key, i) in keys {
             if lcg(&mut seed) % 2 == 0 {
-                assert_eq!(wheel.remove(key), Some(i));
+                assert_eq!(wheel.remove(key).map(|(v, _)| v), Some(i));
                 assert_eq!(wheel.remove(key), None);
             } else {
                 kept.insert(i);
@@ -300,8 +354,8 @@ mod tests {
             wheel.insert(5_000, i);
         }
         // Removing from the middle and the ends keeps the rest in order.
-        let k = wheel.insert(5_000, 99);
-        assert_eq!(wheel.remove(k), Some(99));
+        let (k, _) = wheel.insert(5_000, 99);
+        assert_eq!(wheel.remove(k).map(|(v, _)| v), Some(99));
         wheel.poll_expired(5_000, |v| out.push(v));
         assert_eq!(out, (0..10).collect::<Vec<_>>());
     }
