@@ -544,7 +544,6 @@ fn a_waker_registered_while_the_shard_fires_is_not_lost() {
 }
 
 /// How the only worker's park ended in [`the_paused_clock_has_a_worker_to_advance_it`].
-#[derive(Debug)]
 enum ParkOutcome {
     /// Parked on the running clock, until this ms (a real-time promise) or no deadline.
     Parked(Option<u64>),
@@ -628,7 +627,13 @@ fn the_paused_clock_has_a_worker_to_advance_it() {
             let pending = notified.load(Ordering::Acquire);
             match outcome {
                 ParkOutcome::Advanced(Some(ms)) => assert!(ms <= later),
-                _ => assert!(pending, "paused clock stuck: {outcome:?}"),
+                ParkOutcome::Advanced(None) => assert!(pending, "paused clock stuck: no expiry"),
+                ParkOutcome::Parked(until) => {
+                    assert!(
+                        pending,
+                        "paused clock stuck: parked until {until:?} real time"
+                    )
+                }
             }
         });
     }
