@@ -237,3 +237,49 @@ fn pausing_with_no_timers_and_resuming_leaves_sleeps_working() {
         assert_no_timer_left(rt);
     });
 }
+
+#[test]
+fn the_paused_clock_stands_still_while_a_block_on_future_runs() {
+    // asyncio's and tokio's paused-clock tests rely on this: time jumps only when *every*
+    // task is waiting, and the `block_on` future is one of them even on a thread that
+    // drives no worker. Here both workers go idle on a task's 1 s sleep while the block_on
+    // future is still busy; the clock must not move until the future itself waits.
+    within_watchdog("block_on busy", || {
+        let rt = ringleader::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        for _ in 0..5 {
+            rt.block_on(async {
+                let start = Instant::now();
+                let sleeper = ringleader::spawn(async { sleep(Duration::from_secs(1)).await });
+                // Busy on this thread (not awaiting) long enough for the workers to poll the
+                // sleeper and park.
+                std::thread::sleep(Duration::from_millis(30));
+                assert_eq!(
+                    Instant::now(),
+                    start,
+                    "the clock moved under a running block_on"
+                );
+                assert!(!sleeper.is_finished());
+                sleep(Duration::from_millis(500)).await;
+                let at = Instant::now() - start;
+                assert!(
+                    at >= Duration::from_millis(500) && at < Duration::from_millis(501),
+                    "{at:?}"
+                );
+                assert!(
+                    !sleeper.is_finished(),
+                    "the 1 s sleep ended before the 500 ms one"
+                );
+                sleeper.await.expect("sleeper");
+                let at = Instant::now() - start;
+                assert!(
+                    at >= Duration::from_secs(1) && at < Duration::from_millis(1001),
+                    "{at:?}"
+                );
+            });
+        }
+    });
+}

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::loom::{lock, thread, Arc, AtomicUsize, Mutex, Ordering};
-use crate::park::{Park, ThreadParker};
+use crate::park::{BlockOnActivity, Park, ThreadParker};
 use crate::scheduler::{self, Config, Shared};
 use crate::task::{new_task, Notified, RawTask, Registry, Schedule, Task};
 
@@ -225,6 +225,42 @@ fn unpark_is_never_lost() {
             parker.park(None);
         }
         t.join().unwrap();
+    });
+}
+
+/// A `block_on` thread that drives no core, woken while it goes idle: once the waker has
+/// run, the thread never looks idle to the paused clock until it has polled again (else a
+/// worker could auto-advance the clock under a future about to run), and the wake-up is
+/// not lost.
+#[test]
+fn a_woken_block_on_thread_never_looks_idle_before_it_polls() {
+    loom::model(|| {
+        let activity = std::sync::Arc::new(BlockOnActivity::new());
+        let mut parker = ThreadParker::new();
+        let unparker = parker.unparker();
+        let ready = Arc::new(AtomicUsize::new(0));
+        // The block_on loop of `park_on_thread`: "poll" reads `ready`.
+        let thread_activity = activity.clone();
+        let thread_ready = ready.clone();
+        let block_on = thread::spawn(move || loop {
+            if thread_ready.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            if thread_activity.try_idle() {
+                parker.park(None);
+            }
+            thread_activity.running();
+        });
+        // The waker: the future's event, then the block_on waker's two steps.
+        ready.store(1, Ordering::SeqCst);
+        activity.woken();
+        unparker.unpark();
+        assert!(
+            !activity.is_idle(),
+            "a woken block_on thread looked idle before its next poll"
+        );
+        block_on.join().unwrap();
+        assert!(!activity.is_idle());
     });
 }
 

@@ -9,7 +9,7 @@
 //! - `park` may return spuriously; callers re-check their queues.
 //! - `park(Some(d))` returns no later than about `d` after it was called.
 
-use crate::loom::{lock, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{lock, AtomicU8, AtomicUsize, Condvar, Mutex, Ordering};
 // Unparkers are trait objects behind std's Arc (loom's Arc cannot coerce to `dyn`); the
 // state they touch is loom-visible.
 use std::sync::Arc;
@@ -167,5 +167,63 @@ impl Unpark for ParkInner {
             }
             actual => unreachable!("parker in state {actual}"),
         }
+    }
+}
+
+/// Whether a `block_on` thread that drives no core has something to do: its future is being
+/// polled or has been woken, or it waits with nothing to do.
+///
+/// A paused clock jumps to the next deadline only when every task waits, and a `block_on`
+/// future counts as a task there (asyncio's and tokio's paused-clock tests rely on time
+/// standing still while the test's own body runs). The waker marks the thread woken before
+/// it unparks it, and the thread can only go idle from running (a compare-exchange that
+/// fails once it was woken), so a woken thread never looks idle until it has polled again.
+/// A thread that goes idle while the clock is paused nudges a worker (see
+/// `Shared::block_on_went_idle`), which re-checks whether every task now waits.
+pub(crate) struct BlockOnActivity {
+    /// `RUNNING`, `WOKEN` or `IDLE`.
+    state: AtomicU8,
+}
+
+const RUNNING: u8 = 0;
+const WOKEN: u8 = 1;
+const IDLE: u8 = 2;
+
+impl BlockOnActivity {
+    /// A thread about to poll its future.
+    pub(crate) fn new() -> BlockOnActivity {
+        BlockOnActivity {
+            state: AtomicU8::new(RUNNING),
+        }
+    }
+
+    /// The future was woken: called by its waker before the thread is unparked.
+    pub(crate) fn woken(&self) {
+        // A swap rather than a store (the same `xchg` on x86): loom 0.7 lets a plain store
+        // be ordered before another thread's earlier compare-exchange, an outcome the
+        // hardware never produces, and its models would report it.
+        self.state.swap(WOKEN, Ordering::SeqCst);
+    }
+
+    /// After a poll that returned `Pending`: true if the thread may park (it is now idle),
+    /// false if it was woken meanwhile and should poll again.
+    pub(crate) fn try_idle(&self) -> bool {
+        self.state
+            .compare_exchange(RUNNING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The thread is about to poll its future again (after a park or a failed `try_idle`).
+    ///
+    /// A read-modify-write, not a store: when it replaces a `WOKEN` it reads the waker's
+    /// write, so the poll that follows sees what the waker published before waking; and a
+    /// `WOKEN` written after it makes the next `try_idle` fail.
+    pub(crate) fn running(&self) {
+        self.state.swap(RUNNING, Ordering::SeqCst);
+    }
+
+    /// Whether the thread waits with nothing to do.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == IDLE
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::blocking::{BlockingPool, BlockingSchedule, BlockingTask};
 use crate::callbacks::{self, CallbackHandle};
 use crate::loom::Arc;
-use crate::park::{Park, ThreadParker, Unpark};
+use crate::park::{BlockOnActivity, Park, ThreadParker, Unpark};
 use crate::scheduler::{self, Config, Shared};
 use crate::task::{self, JoinHandle, TaskInfo};
 
@@ -450,13 +450,19 @@ impl Drop for Runtime {
 
 /// Polls `future` on this thread, parking the thread between wake-ups.
 fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
-    struct ThreadWaker(std::sync::Arc<dyn Unpark>);
+    struct ThreadWaker {
+        unpark: std::sync::Arc<dyn Unpark>,
+        activity: std::sync::Arc<BlockOnActivity>,
+    }
     impl Wake for ThreadWaker {
         fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark()
+            self.wake_by_ref()
         }
         fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            self.0.unpark()
+            // Marked woken before the unpark, so a paused clock never sees this thread idle
+            // between the wake-up and its next poll.
+            self.activity.woken();
+            self.unpark.unpark()
         }
     }
     // A ring of this thread's own when one can be set up: its I/O completes where it
@@ -472,7 +478,11 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     };
     #[cfg(ringleader_loom)]
     let mut parker: Box<dyn Park> = Box::new(ThreadParker::new());
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(parker.unparker())));
+    let activity = std::sync::Arc::new(BlockOnActivity::new());
+    let waker = Waker::from(std::sync::Arc::new(ThreadWaker {
+        unpark: parker.unparker(),
+        activity: activity.clone(),
+    }));
     let mut cx = Context::from_waker(&waker);
     struct Registered<'a>(&'a Shared, u64);
     impl Drop for Registered<'_> {
@@ -480,7 +490,10 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
             self.0.remove_block_on(self.1);
         }
     }
-    let _registered = Registered(shared, shared.add_block_on(parker.unparker()));
+    let _registered = Registered(
+        shared,
+        shared.add_block_on(parker.unparker(), activity.clone()),
+    );
     let out = {
         let mut future = pin!(future);
         loop {
@@ -491,7 +504,11 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
             {
                 break out;
             }
-            parker.park(None);
+            if activity.try_idle() {
+                shared.block_on_went_idle();
+                parker.park(None);
+            }
+            activity.running();
         }
     };
     // The future is gone: submit the cancellations its dropped operations queued.

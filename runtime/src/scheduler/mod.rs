@@ -51,7 +51,7 @@ use crossbeam_utils::CachePadded;
 use crate::blocking::BlockingPool;
 use crate::callbacks::CallSoonQueue;
 use crate::loom::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
-use crate::park::{Park, Unpark};
+use crate::park::{BlockOnActivity, Park, Unpark};
 use crate::task::{Notified, RawTask, Registry, Schedule, Task};
 use crate::time::driver::TimeDriver;
 use idle::Idle;
@@ -153,12 +153,19 @@ pub(crate) struct Shared {
     pub(crate) fd_watchers: Mutex<FdWatchers>,
     /// Set (with the report) when an unobserved panic shut the runtime down.
     pub(crate) panic_shutdown: Mutex<Option<String>>,
-    /// Threads inside `block_on` on this runtime that drive no core, woken by a panic
-    /// shutdown.
-    block_on_waiters: Mutex<Vec<(u64, std::sync::Arc<dyn Unpark>)>>,
+    /// Threads inside `block_on` on this runtime that drive no core: woken by a panic
+    /// shutdown, and waited for by the paused clock's auto-advance.
+    block_on_waiters: Mutex<Vec<BlockOnThread>>,
     /// Workers that have finished their shutdown work, for `shutdown_timeout`.
     exited: Mutex<usize>,
     exited_cv: Condvar,
+}
+
+/// A thread inside `block_on` that drives no core.
+struct BlockOnThread {
+    key: u64,
+    unpark: std::sync::Arc<dyn Unpark>,
+    activity: std::sync::Arc<BlockOnActivity>,
 }
 
 /// What one worker owns: handed to the thread that drives it.
@@ -465,8 +472,8 @@ impl Shared {
             }
         }
         self.begin_shutdown();
-        for (_, waiter) in lock(&self.block_on_waiters).iter() {
-            waiter.unpark();
+        for waiter in lock(&self.block_on_waiters).iter() {
+            waiter.unpark.unpark();
         }
     }
 
@@ -475,16 +482,42 @@ impl Shared {
         lock(&self.panic_shutdown).clone()
     }
 
-    /// Registers a `block_on` thread's unparker; returns its key for `remove_block_on`.
-    pub(crate) fn add_block_on(&self, unpark: std::sync::Arc<dyn Unpark>) -> u64 {
+    /// Registers a `block_on` thread's unparker and activity; returns its key for
+    /// `remove_block_on`.
+    pub(crate) fn add_block_on(
+        &self,
+        unpark: std::sync::Arc<dyn Unpark>,
+        activity: std::sync::Arc<BlockOnActivity>,
+    ) -> u64 {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        lock(&self.block_on_waiters).push((key, unpark));
+        lock(&self.block_on_waiters).push(BlockOnThread {
+            key,
+            unpark,
+            activity,
+        });
         key
     }
 
     pub(crate) fn remove_block_on(&self, key: u64) {
-        lock(&self.block_on_waiters).retain(|(k, _)| *k != key);
+        lock(&self.block_on_waiters).retain(|t| t.key != key);
+        self.block_on_went_idle();
+    }
+
+    /// Whether every `block_on` thread without a core waits with nothing to do.
+    fn block_on_threads_idle(&self) -> bool {
+        lock(&self.block_on_waiters)
+            .iter()
+            .all(|t| t.activity.is_idle())
+    }
+
+    /// A `block_on` thread went idle or left. On a paused clock the workers may have parked
+    /// without advancing because it was busy: one of them re-checks whether every task now
+    /// waits (its unpark is stored, so a worker about to park sees it too).
+    pub(crate) fn block_on_went_idle(&self) {
+        if self.time.clock.is_paused() {
+            self.unpark_worker(0);
+        }
     }
 }
 
@@ -681,9 +714,12 @@ impl Core {
         let time = &shared.time;
         time.parking(self.index);
         let timeout = if time.clock.is_paused() {
-            // Paused clock: when every worker is idle (and no blocking job runs), jump to
-            // the next deadline instead of sleeping.
-            if shared.idle.num_sleeping() == shared.num_workers() && shared.blocking.num_busy() == 0
+            // Paused clock: when every task waits (every worker is idle, no blocking job
+            // runs, no `block_on` future is being polled or was woken), jump to the next
+            // deadline instead of sleeping.
+            if shared.idle.num_sleeping() == shared.num_workers()
+                && shared.blocking.num_busy() == 0
+                && shared.block_on_threads_idle()
             {
                 if let Some(next) = time.earliest_expiry_ms() {
                     time.clock.advance_to_ms(next);

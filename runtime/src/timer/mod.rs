@@ -6,9 +6,11 @@
 //!
 //! # Paused clock
 //! With [`Builder::start_paused`](crate::runtime::Builder::start_paused) or [`pause`], time
-//! stands still until [`advance`] moves it, or until every worker is idle: then it jumps to
-//! the next deadline (auto-advance). A test of a one-hour timeout then runs in
-//! milliseconds and gives the same result every run.
+//! stands still until [`advance`] moves it, or until every task waits: then it jumps to
+//! the next deadline (auto-advance). "Every task" means every worker is idle, no blocking
+//! job runs, and no `block_on` future is being polled or has been woken, so time never
+//! moves while the test's own body runs, on either flavour. A test of a one-hour timeout
+//! then runs in milliseconds and gives the same result every run.
 //!
 //! ```
 //! use std::time::Duration;
