@@ -55,12 +55,21 @@ where
     H: Fn(StreamReader, StreamWriter) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
+    serve_n(ROUNDS, handler)
+}
+
+/// As [`serve`], with `rounds` clients.
+fn serve_n<H, Fut>(rounds: usize, handler: H) -> Vec<Vec<u8>>
+where
+    H: Fn(StreamReader, StreamWriter) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
     rt2().block_on(async {
         timeout(LIMIT, async {
             let server = start_server(handler, "127.0.0.1:0").await.unwrap();
             let port = port_of(&server);
             let mut all = Vec::new();
-            for _ in 0..ROUNDS {
+            for _ in 0..rounds {
                 all.push(run_client(port).await);
             }
             server.close();
@@ -215,5 +224,35 @@ fn write_eof_and_flush_in_a_hosted_poll_see_the_staged_writes() {
     );
     for echo in got {
         assert_eq!(String::from_utf8_lossy(&echo), "a\nb\nc\n");
+    }
+}
+
+#[test]
+fn a_poll_staging_more_than_the_socket_takes_at_once_sends_the_rest_in_order() {
+    // 16 MiB staged in one poll (the marks raised so it all fits the room): the poll's end
+    // sends what the socket takes at once, and the flush task the rest, before anything
+    // written later.
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 256;
+    let got = serve_n(
+        3,
+        |mut reader: StreamReader, writer: StreamWriter| async move {
+            assert_eq!(reader.readline().await?, b"go\n");
+            writer.set_write_buffer_limits(64 << 20, 16 << 20)?;
+            for i in 0..CHUNKS {
+                writer.write(&[(i % 251) as u8; CHUNK]);
+            }
+            writer.drain().await?;
+            writer.write(b"end\n");
+            writer.flush().await?;
+            writer.close();
+            writer.wait_closed().await
+        },
+    );
+    let mut expected: Vec<u8> = (0..CHUNKS).flat_map(|i| [(i % 251) as u8; CHUNK]).collect();
+    expected.extend_from_slice(b"end\n");
+    for echo in got {
+        assert_eq!(echo.len(), expected.len());
+        assert!(echo == expected, "the bytes differ");
     }
 }
