@@ -124,6 +124,32 @@ impl RecvBuf {
         self.consume(n);
     }
 
+    /// If the unread bytes hold `byte` at most `limit` bytes in, appends them through it
+    /// to `out`, drops them from the buffer and gives their length: a whole buffered line
+    /// in one pass (one search, one copy).
+    #[inline]
+    pub(crate) fn take_through_into(
+        &mut self,
+        byte: u8,
+        limit: usize,
+        find: impl FnOnce(u8, &[u8]) -> Option<usize>,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let data = self.data();
+        let at = find(byte, data)?;
+        if at > limit {
+            return None;
+        }
+        let n = at + 1;
+        out.extend_from_slice(&data[..n]);
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.pos = 0;
+            self.buf.clear();
+        }
+        Some(n)
+    }
+
     /// Receives at most `want` (at least 1) more bytes into the buffer: `Ok(0)` at end of
     /// stream. The unread bytes then number at most `data().len() + want`.
     pub(crate) fn poll_fill(

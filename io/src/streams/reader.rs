@@ -268,8 +268,11 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs): bytes are appended only when the call completes.
     pub async fn readline_into(&mut self, line: &mut Vec<u8>) -> Result<usize, ReadError> {
-        if let Some(n) = self.buffered_line() {
-            self.buf.take_into(n, line);
+        // The common case, a whole line already buffered: one search and one copy.
+        if let Some(n) = self
+            .buf
+            .take_through_into(b'\n', self.limit, find_byte, line)
+        {
             return Ok(n);
         }
         let mut scan = Scan::default();
