@@ -256,3 +256,75 @@ fn a_poll_staging_more_than_the_socket_takes_at_once_sends_the_rest_in_order() {
         assert!(echo == expected, "the bytes differ");
     }
 }
+
+#[test]
+fn a_handler_writing_to_a_peer_that_hung_up_gets_the_error_from_drain() {
+    // Each poll's end sends with one send(2): its error must reach drain, wait_closed and
+    // later writes as the flush task's does.
+    rt2().block_on(async {
+        timeout(LIMIT, async {
+            let (tx, rx) = std::sync::mpsc::channel::<io::ErrorKind>();
+            let tx = std::sync::Mutex::new(tx);
+            let server = start_server(
+                move |mut reader: StreamReader, writer: StreamWriter| {
+                    let tx = tx.lock().unwrap().clone();
+                    async move {
+                        assert_eq!(reader.readline().await?, b"go\n");
+                        let chunk = vec![7u8; 16 * 1024];
+                        let mut kind = None;
+                        for _ in 0..10_000 {
+                            writer.write(&chunk);
+                            if let Err(e) = writer.drain().await {
+                                kind = Some(e.kind());
+                                break;
+                            }
+                            ringleader::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        let kind = kind.expect("drain reported the hang-up");
+                        writer.write(b"more");
+                        assert!(writer.drain().await.is_err());
+                        writer.close();
+                        assert!(writer.wait_closed().await.is_err());
+                        tx.send(kind).unwrap();
+                        io::Result::Ok(())
+                    }
+                },
+                "127.0.0.1:0",
+            )
+            .await
+            .unwrap();
+            let port = port_of(&server);
+            for _ in 0..3 {
+                let (_reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+                writer.write(b"go\n");
+                writer.flush().await.unwrap();
+                // Hang up (both halves dropped: the fd closes once the flush is done).
+                drop(writer);
+                drop(_reader);
+                let kind = loop {
+                    if let Ok(kind) = rx.try_recv() {
+                        break kind;
+                    }
+                    ringleader::time::sleep(Duration::from_millis(1)).await;
+                };
+                assert!(
+                    matches!(
+                        kind,
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ),
+                    "{kind:?}"
+                );
+            }
+            server.close();
+            server.wait_closed().await;
+            let stats = server.stats();
+            assert_eq!(
+                stats.failed + stats.panicked,
+                0,
+                "a handler failed: {stats:?}"
+            );
+        })
+        .await
+        .unwrap();
+    });
+}

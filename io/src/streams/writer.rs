@@ -377,12 +377,15 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
     let mut chunk = chunk;
     match res {
         Ok(n) if n == chunk.len() => {}
-        Ok(n) => {
+        Ok(n) if st.error.is_none() => {
             // The rest goes first, then what others wrote meanwhile.
             chunk.drain(..n);
             chunk.extend_from_slice(&st.buf);
             std::mem::swap(&mut st.buf, &mut chunk);
         }
+        // The writer failed meanwhile (a write after a close): the rest is dropped, as the
+        // failure dropped the buffer.
+        Ok(_) => {}
         Err(e) => st.fail(e),
     }
     chunk.clear();
@@ -568,7 +571,8 @@ impl StreamWriter {
     /// hosted here.
     fn lock(&self) -> Guard<'_> {
         let mut st = lock(&self.shared);
-        let kick = HOST.with(|h| {
+        // `try_with`: a writer dropped while the thread's locals are torn down has no host.
+        let kick = HOST.try_with(|h| {
             let Ok(mut slot) = h.try_borrow_mut() else {
                 return Kick::Nothing;
             };
@@ -581,7 +585,7 @@ impl StreamWriter {
                 _ => Kick::Nothing,
             }
         });
-        st.kick = kick;
+        st.kick = kick.unwrap_or(Kick::Nothing);
         st
     }
 
@@ -601,7 +605,7 @@ impl StreamWriter {
     /// lock) at a poll's first staged write.
     #[inline]
     fn stage(&self, data: &[u8]) -> bool {
-        HOST.with(|h| {
+        HOST.try_with(|h| {
             let Ok(mut slot) = h.try_borrow_mut() else {
                 return false;
             };
@@ -643,6 +647,7 @@ impl StreamWriter {
             stage.staged.extend_from_slice(data);
             true
         })
+        .unwrap_or(false)
     }
 
     /// Queues `data` for sending; never waits (see the type's docs). Data written after a
