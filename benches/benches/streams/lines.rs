@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 
-use crate::common::{thread_cpu_ticks, ticks_per_sec};
-
 const THREADS: usize = 2;
 const CONNS: usize = 10;
 const LINES: usize = 100;
@@ -177,10 +175,45 @@ fn tokio_server() -> (tokio::runtime::Runtime, SocketAddr) {
     (rt, addr)
 }
 
+/// CPU time (ns, from `schedstat`: finer than the tick counts of `stat`) and context
+/// switches (voluntary + involuntary, from `status`) of this process's threads whose name
+/// starts with `prefix`.
+fn thread_counters(prefix: &str) -> (u64, u64) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    let mut cpu = 0;
+    let mut switches = 0;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        if let Ok(sched) = std::fs::read_to_string(path.join("schedstat")) {
+            cpu += sched
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            switches += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (cpu, switches)
+}
+
 fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
     let mut client = Client::connect(addr);
     client.rounds(1);
-    let cpu0 = thread_cpu_ticks(threads);
+    let (cpu0, switches0) = thread_counters(threads);
     let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut group = c.benchmark_group("lines");
     group
@@ -195,12 +228,19 @@ fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
         })
     });
     group.finish();
-    let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / ticks_per_sec();
+    let (cpu1, switches1) = thread_counters(threads);
+    let cpu = (cpu1 - cpu0) as f64;
+    let switches = (switches1 - switches0) as f64;
     let lines = rounds.load(std::sync::atomic::Ordering::Relaxed) * (CONNS * LINES) as u64;
     if lines > 0 {
+        // Per batch (100 lines of one connection) the context switches say how often a
+        // server thread slept and was woken.
         eprintln!(
-            "lines/{name}: server CPU {:.0} ns/line ({lines} lines, {cpu:.2} s)",
-            cpu * 1e9 / lines as f64
+            "lines/{name}: server CPU {:.1} ns/line, {:.3} context switches per batch \
+             ({lines} lines, {:.2} s)",
+            cpu / lines as f64,
+            switches * LINES as f64 / lines as f64,
+            cpu / 1e9
         );
     }
 }

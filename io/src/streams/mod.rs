@@ -48,7 +48,9 @@
 //!   writing task yields, so writes made in one go leave in one send.
 //!   [`drain`](StreamWriter::drain) waits while the buffer is above the high-water mark,
 //!   until it is at or below the low-water mark, and reports a send error. Methods take
-//!   `&self`: share a writer in an `Arc` to write from several tasks.
+//!   `&self`: share a writer in an `Arc` to write from several tasks. A server handler's
+//!   own writes skip the writer's lock: its task collects each poll's writes and sends
+//!   them when the poll ends (see [`StreamWriter`]).
 //! - `TCP_NODELAY` is set on every TCP stream made here, as asyncio does.
 //! - A [`Server`] runs each connection's handler as a task of the server's own task group
 //!   (supervised: a failing or panicking handler is counted and logged, the others go on).

@@ -16,15 +16,30 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll};
 
-use ringleader_runtime::driver::{ops, IoBuf, SharedFd, Slice};
+use ringleader_runtime::driver::{ops, ops_lines, IoBuf, SharedFd, Slice};
 
 type RecvFuture = Pin<Box<dyn Future<Output = (io::Result<usize>, Slice<Vec<u8>>)> + Send>>;
 
 /// Spare room a receive gets at least (unless its caller wants less): 16 KiB, a guess
 /// between tokio's 8 KiB `BufReader` and asyncio's 256 KiB reads.
 pub(crate) const CHUNK: usize = 16 * 1024;
+
+/// Cleared for the process if the kernel rejects `IORING_RECVSEND_POLL_FIRST` (EINVAL,
+/// before Linux 5.19): receives then always try first.
+static POLL_FIRST_OK: AtomicBool = AtomicBool::new(true);
+
+/// Starts a receive into `buf`: one that waits for readiness first when the socket was
+/// just drained (see [`ops_lines::recv_poll_first`]).
+fn start_recv(fd: &SharedFd, buf: Slice<Vec<u8>>, drained: bool) -> (RecvFuture, bool) {
+    if drained && POLL_FIRST_OK.load(Ordering::Relaxed) {
+        (Box::pin(ops_lines::recv_poll_first(fd.clone(), buf)), true)
+    } else {
+        (Box::pin(ops::recv(fd.clone(), buf)), false)
+    }
+}
 
 pub(crate) struct RecvBuf {
     fd: SharedFd,
@@ -36,6 +51,11 @@ pub(crate) struct RecvBuf {
     inflight: Option<RecvFuture>,
     /// The receive in flight was given `buf` itself.
     direct: bool,
+    /// The receive in flight waits for readiness first (it may fail where that is unknown).
+    poll_first: bool,
+    /// The last receive took less than it was offered: the socket is likely empty now, so
+    /// the next receive waits for readiness before trying.
+    drained: bool,
     eof: bool,
 }
 
@@ -48,6 +68,8 @@ impl RecvBuf {
             rx: Vec::new(),
             inflight: None,
             direct: false,
+            poll_first: false,
+            drained: false,
             eof: false,
         }
     }
@@ -102,6 +124,32 @@ impl RecvBuf {
         self.consume(n);
     }
 
+    /// If the unread bytes hold `byte` at most `limit` bytes in, appends them through it
+    /// to `out`, drops them from the buffer and gives their length: a whole buffered line
+    /// in one pass (one search, one copy).
+    #[inline]
+    pub(crate) fn take_through_into(
+        &mut self,
+        byte: u8,
+        limit: usize,
+        find: impl FnOnce(u8, &[u8]) -> Option<usize>,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let data = self.data();
+        let at = find(byte, data)?;
+        if at > limit {
+            return None;
+        }
+        let n = at + 1;
+        out.extend_from_slice(&data[..n]);
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.pos = 0;
+            self.buf.clear();
+        }
+        Some(n)
+    }
+
     /// Receives at most `want` (at least 1) more bytes into the buffer: `Ok(0)` at end of
     /// stream. The unread bytes then number at most `data().len() + want`.
     pub(crate) fn poll_fill(
@@ -130,7 +178,9 @@ impl RecvBuf {
                     let n = want.min(self.buf.capacity());
                     let buf = std::mem::take(&mut self.buf);
                     self.direct = true;
-                    self.inflight = Some(Box::pin(ops::recv(self.fd.clone(), buf.slice(0..n))));
+                    let (op, poll_first) = start_recv(&self.fd, buf.slice(0..n), self.drained);
+                    self.inflight = Some(op);
+                    self.poll_first = poll_first;
                 } else {
                     let mut rx = std::mem::take(&mut self.rx);
                     rx.clear();
@@ -139,7 +189,9 @@ impl RecvBuf {
                     }
                     let n = want.min(rx.capacity());
                     self.direct = false;
-                    self.inflight = Some(Box::pin(ops::recv(self.fd.clone(), rx.slice(0..n))));
+                    let (op, poll_first) = start_recv(&self.fd, rx.slice(0..n), self.drained);
+                    self.inflight = Some(op);
+                    self.poll_first = poll_first;
                 }
             }
             let Some(op) = self.inflight.as_mut() else {
@@ -147,7 +199,11 @@ impl RecvBuf {
             };
             let (res, slice) = ready!(op.as_mut().poll(cx));
             self.inflight = None;
+            let offered = slice.bytes_total();
             let received = slice.into_inner();
+            if let Ok(n) = res {
+                self.drained = n < offered;
+            }
             if self.direct {
                 self.buf = received;
             } else {
@@ -172,6 +228,11 @@ impl RecvBuf {
                 }
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.poll_first && e.raw_os_error() == Some(libc::EINVAL) => {
+                    // A kernel without the hint: plain receives from now on.
+                    POLL_FIRST_OK.store(false, Ordering::Relaxed);
+                    self.drained = false;
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }

@@ -42,6 +42,7 @@ use ringleader_runtime::task::CancelReason;
 use ringleader_taskgroup::{BoxError, ChildResult, GroupConfig, Policy, TaskGroup};
 use socket2::SockRef;
 
+use super::writer::Host;
 use super::{Family, StreamAddr, StreamReader, StreamWriter};
 use crate::net::{lookup_host, TcpListener, ToSocketAddrs, UnixListener};
 
@@ -536,6 +537,7 @@ async fn accept_loop<H, Fut>(
                 };
                 let reader = StreamReader::new(fd.clone(), family);
                 let writer = StreamWriter::new(fd, family);
+                let host = writer.host();
                 let fut = match catch_unwind(AssertUnwindSafe(|| handler(reader, writer))) {
                     Ok(fut) => fut,
                     Err(payload) => {
@@ -547,6 +549,7 @@ async fn accept_loop<H, Fut>(
                     fut: Box::pin(fut),
                     guard: Some(guard),
                     peer,
+                    host,
                 };
                 if tg.spawn(task).is_err() {
                     return; // the group is shutting down
@@ -628,6 +631,9 @@ struct HandlerTask<Fut> {
     fut: Pin<Box<Fut>>,
     guard: Option<ActiveGuard>,
     peer: StreamAddr,
+    /// The connection's writer is hosted by this task: its writes in a poll are handed to
+    /// the flush task once, at the poll's end (see the writer's module).
+    host: Host,
 }
 
 impl<Fut> Future for HandlerTask<Fut>
@@ -639,7 +645,10 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let polled = catch_unwind(AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
+        let fut = &mut this.fut;
+        let polled = this
+            .host
+            .enter(|| catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))));
         let Some(mut guard) = (match &polled {
             Ok(Poll::Pending) => return Poll::Pending,
             _ => this.guard.take(),

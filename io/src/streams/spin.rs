@@ -202,13 +202,13 @@ impl<T, P: Prims> Drop for SpinGuard<'_, T, P> {
 }
 
 #[cfg(test)]
-mod loom_models {
+pub(crate) mod loom_models {
     use super::{Cell, Flag, Prims, SpinLock};
     use loom::sync::Arc;
 
     /// loom's primitives: every access to the cell is checked against the happens-before
     /// order the flag creates.
-    struct Loom;
+    pub(crate) struct Loom;
 
     impl Prims for Loom {
         type Flag = loom::sync::atomic::AtomicBool;

@@ -33,6 +33,8 @@ pub(crate) mod op;
 #[cfg(not(ringleader_loom))]
 pub mod ops;
 #[cfg(not(ringleader_loom))]
+pub mod ops_lines;
+#[cfg(not(ringleader_loom))]
 pub mod ops_process;
 #[cfg(not(ringleader_loom))]
 pub mod ops_splice;
