@@ -18,10 +18,55 @@ use std::time::Duration;
 
 mod common;
 
-use common::ringleader_rt;
+use common::{ringleader_rt, thread_cpu_ticks, ticks_per_sec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const WORKERS: usize = 2;
+
+/// CPU spent by the runtime's workers and by the bench thread while one function ran,
+/// printed per iteration when it ends: on this shared machine wall time moves with other
+/// load, CPU per iteration much less (both include criterion's warm-up; the iteration count
+/// does too).
+struct CpuMeter {
+    workers: u64,
+    bench: Duration,
+}
+
+impl CpuMeter {
+    fn start() -> CpuMeter {
+        CpuMeter {
+            workers: thread_cpu_ticks("ringleader-work"),
+            bench: bench_thread_cpu(),
+        }
+    }
+
+    fn report(self, name: &str, iters: u64) {
+        if iters == 0 {
+            return;
+        }
+        let workers = (thread_cpu_ticks("ringleader-work") - self.workers) as f64 / ticks_per_sec();
+        let bench = (bench_thread_cpu() - self.bench).as_secs_f64();
+        eprintln!(
+            "{name}: CPU per iteration: workers {:.1} µs, bench thread {:.1} µs ({iters} iterations)",
+            workers * 1e6 / iters as f64,
+            bench * 1e6 / iters as f64,
+        );
+    }
+}
+
+/// The calling thread's CPU time so far.
+fn bench_thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// Small, data-dependent work per received message (tokio's benches use a random-length
 /// loop; a fixed one keeps runs comparable).
@@ -275,14 +320,24 @@ fn channels(c: &mut Criterion) {
     for n in [10, 100] {
         let mut g = c.benchmark_group("sync_watch");
         let (tx, wg) = rl::watch_setup(&rt, n);
+        let (cpu, mut iters) = (CpuMeter::start(), 0);
         g.bench_function(BenchmarkId::new("ringleader", n), |b| {
-            b.iter(|| rl::watch_round(&rt, n, &tx, &wg))
+            b.iter(|| {
+                iters += 1;
+                rl::watch_round(&rt, n, &tx, &wg)
+            })
         });
+        cpu.report(&format!("sync_watch/ringleader/{n}"), iters);
         drop(tx);
         let (tx, wg) = tk::watch_setup(&rt, n);
+        let (cpu, mut iters) = (CpuMeter::start(), 0);
         g.bench_function(BenchmarkId::new("tokio", n), |b| {
-            b.iter(|| tk::watch_round(&rt, n, &tx, &wg))
+            b.iter(|| {
+                iters += 1;
+                tk::watch_round(&rt, n, &tx, &wg)
+            })
         });
+        cpu.report(&format!("sync_watch/tokio/{n}"), iters);
         drop(tx);
         g.finish();
     }
@@ -424,12 +479,26 @@ fn primitives(c: &mut Criterion) {
             {
                 use rlp as $m;
                 let $x = $setup;
-                g.bench_function("ringleader", |b| b.iter(|| $body));
+                let (cpu, mut iters) = (CpuMeter::start(), 0);
+                g.bench_function("ringleader", |b| {
+                    b.iter(|| {
+                        iters += 1;
+                        $body
+                    })
+                });
+                cpu.report(concat!($group, "/ringleader"), iters);
             }
             {
                 use tkp as $m;
                 let $x = $setup;
-                g.bench_function("tokio", |b| b.iter(|| $body));
+                let (cpu, mut iters) = (CpuMeter::start(), 0);
+                g.bench_function("tokio", |b| {
+                    b.iter(|| {
+                        iters += 1;
+                        $body
+                    })
+                });
+                cpu.report(concat!($group, "/tokio"), iters);
             }
             g.finish();
         }};

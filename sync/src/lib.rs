@@ -81,6 +81,7 @@ macro_rules! send_error {
 }
 
 mod loom;
+mod intrusive;
 mod waitlist;
 
 mod barrier;

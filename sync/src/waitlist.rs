@@ -23,11 +23,6 @@
 //! - **Cancellation.** A future dropped while holding a key calls [`WaitList::remove`]; the
 //!   returned [`Removed`] says whether it had already been notified, so the primitive can
 //!   pass on what it was handed (a permit, a lock, a `notify_one`).
-//! - **Notifier-removed entries.** One exception to "only the owner removes": a primitive
-//!   whose waiters carry a notification flag of their own (`Notify`) lets the notifier
-//!   remove the entry outright with [`WaitList::pop_front`], so a woken waiter need not take
-//!   the lock to free it. Such an owner reads its flag under the lock before touching its
-//!   key: a set flag means the key is spent (and may already name another waiter).
 //!
 //! # Cost
 //!
@@ -181,23 +176,6 @@ impl<T> WaitList<T> {
         f(&mut self.entries[key].data);
         self.notify(key, wakes);
         Some(key)
-    }
-
-    /// Unlinks *and removes* the first queued waiter, giving back its payload and waker.
-    ///
-    /// For lists whose waiters learn they were notified from state of their own (as
-    /// `Notify`'s per-waiter flags): the key is spent the moment this returns, so its owner
-    /// must check that state, under the lock, before it touches the key again.
-    pub(crate) fn pop_front(&mut self) -> Option<(T, Option<Waker>)> {
-        let key = self.head?;
-        self.unlink(key);
-        let e = self.entries.remove(key);
-        Some((e.data, e.waker))
-    }
-
-    /// Slots allocated: the high-water mark of simultaneous entries.
-    pub(crate) fn capacity(&self) -> usize {
-        self.entries.capacity()
     }
 
     /// Notifies every queued waiter in FIFO order, letting `f` fill each payload first.
