@@ -23,6 +23,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const WORKERS: usize = 2;
 
+/// Workers for `sync_notify`, whose bench thread spins: one core for it, one for the worker.
+const NOTIFY_WORKERS: usize = 1;
+
 /// CPU spent by the runtime's workers and by the bench thread while one function ran,
 /// printed per iteration when it ends: on this shared machine wall time moves with other
 /// load, CPU per iteration much less (both include criterion's warm-up; the iteration count
@@ -350,6 +353,13 @@ fn channels(c: &mut Criterion) {
 // released by a writer), and `sync_notify.rs` (10 waiter tasks in a loop, 500 wake-ups by
 // `notify_one` or `notify_waiters` per iteration).
 //
+// `sync_notify` runs on its own runtime of `NOTIFY_WORKERS` (1) workers: its notifier spins
+// on the bench thread, and tokio's file gives it a core of its own (6 workers on a larger
+// machine). With 2 workers here, three busy threads share the 2 cores, and the result
+// followed which primitive happened to make the spinning notifier sleep (a contended
+// lock frees a core for the workers) more than what either primitive costs: it moved by
+// ±50 % between runs of the same code.
+//
 // Guards: the semaphore's uncontended path (one internal lock per acquire and release), the
 // FIFO hand-off under contention, and wake-up fan-out.
 
@@ -534,14 +544,15 @@ fn primitives(c: &mut Criterion) {
         |m| Arc::new(m::RwLock::new(())),
         |l| m::rwlock_read_contended(&rt, &l)
     );
+    let notify_rt = ringleader_rt(NOTIFY_WORKERS);
     pair!(
         "sync_notify/notify_one",
-        |m| m::notify_setup(&rt, 10),
+        |m| m::notify_setup(&notify_rt, 10),
         |n| m::notify_round(&n.0, &n.1, false)
     );
     pair!(
         "sync_notify/notify_waiters",
-        |m| m::notify_setup(&rt, 10),
+        |m| m::notify_setup(&notify_rt, 10),
         |n| m::notify_round(&n.0, &n.1, true)
     );
 }

@@ -113,7 +113,15 @@ impl List {
     ///   unlinked it or the owner itself calls [`List::remove`] on this list.
     pub(crate) unsafe fn push_back(&mut self, node: NonNull<Node>, waker: Option<Waker>) {
         // SAFETY: the caller guarantees `node` is live; we hold the lock (`&mut self`).
-        unsafe { Self::with_links(node, |l| *l = Links { prev: self.tail, next: None, waker }) };
+        unsafe {
+            Self::with_links(node, |l| {
+                *l = Links {
+                    prev: self.tail,
+                    next: None,
+                    waker,
+                }
+            })
+        };
         match self.tail {
             // SAFETY: linked nodes are live (push_back's contract), and we hold the lock.
             Some(t) => unsafe { Self::with_links(t, |l| l.next = Some(node)) },
@@ -132,7 +140,9 @@ impl List {
         // contract), and we hold the lock.
         let waker = unsafe { self.unlink(node) };
         // SAFETY: as above; this Release store is our last touch of the node.
-        unsafe { node.as_ref() }.state.store(value, Ordering::Release);
+        unsafe { node.as_ref() }
+            .state
+            .store(value, Ordering::Release);
         Some(waker)
     }
 
@@ -165,9 +175,8 @@ impl List {
     /// `node` is linked in this list.
     unsafe fn unlink(&mut self, node: NonNull<Node>) -> Option<Waker> {
         // SAFETY: the caller guarantees `node` is linked here; we hold the lock.
-        let (prev, next, waker) = unsafe {
-            Self::with_links(node, |l| (l.prev.take(), l.next.take(), l.waker.take()))
-        };
+        let (prev, next, waker) =
+            unsafe { Self::with_links(node, |l| (l.prev.take(), l.next.take(), l.waker.take())) };
         match prev {
             // SAFETY: `prev` is linked in this list, hence live.
             Some(p) => unsafe { Self::with_links(p, |l| l.next = next) },

@@ -80,8 +80,8 @@ macro_rules! send_error {
     };
 }
 
-mod loom;
 mod intrusive;
+mod loom;
 mod waitlist;
 
 mod barrier;
