@@ -122,11 +122,25 @@ impl Notify {
         if self.store_permit() {
             return;
         }
-        let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
-        self.notify_one_locked(&mut st, &mut wakes);
+        let waker = match st.waiters.pop_front(ONE) {
+            Some(waker) => {
+                if st.waiters.is_empty() {
+                    self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+                }
+                waker
+            }
+            None => {
+                let stored = self.store_permit();
+                debug_assert!(stored, "WAITERS set with an empty list");
+                None
+            }
+        };
         drop(st);
-        wakes.wake_all();
+        // One waker at most: no wake list to build and drain on this hot path.
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Stores the permit (or finds it stored) if no waiter is queued; `false` if one is.
@@ -144,18 +158,6 @@ impl Notify {
                 },
                 _ => return false,
             }
-        }
-    }
-
-    /// `notify_one` under the lock: the front waiter, or else the permit.
-    fn notify_one_locked(&self, st: &mut State, wakes: &mut WakeList) {
-        if st.notify_front(ONE, wakes) {
-            if st.waiters.is_empty() {
-                self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
-            }
-        } else {
-            let stored = self.store_permit();
-            debug_assert!(stored, "WAITERS set with an empty list");
         }
     }
 
