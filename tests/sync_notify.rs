@@ -126,7 +126,7 @@ fn waiter_dropped_at_the_tail_and_head_then_queue_reused() {
 #[test]
 fn notify_one_survives_cancelled_waiters_on_two_workers() {
     let rt = rt2();
-    let total = scaled(200_000);
+    let total = scaled(50_000);
     let n = Arc::new(Notify::new());
     let done = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicUsize::new(0));

@@ -228,6 +228,13 @@ impl WakeList {
         }
     }
 
+    /// Makes room for `n` more wakers in one allocation (none if they fit inline).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        // `len` counts the inline wakers only; `reserve` counts from the spill's length.
+        self.spill
+            .reserve((self.len + n).saturating_sub(Self::INLINE));
+    }
+
     /// Adds a waker.
     pub(crate) fn push(&mut self, waker: Waker) {
         if self.len < Self::INLINE {
@@ -339,6 +346,8 @@ impl FanOut {
             return;
         }
         self.epoch.fetch_add(1, Ordering::Release);
+        // A crowd spills past the inline wakers: one allocation, not one per doubling.
+        wakes.reserve(w.len());
         for waker in w.drain() {
             wakes.push(waker);
         }
@@ -425,9 +434,13 @@ mod tests {
         }
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let mut wakes = WakeList::new();
+        wakes.reserve(40);
+        let cap = wakes.spill.capacity();
+        assert!(cap >= 8, "reserved {cap}");
         for _ in 0..40 {
             wakes.push(Waker::from(count.clone()));
         }
+        assert_eq!(wakes.spill.capacity(), cap, "grew after reserving");
         wakes.wake_all();
         assert_eq!(count.0.load(Ordering::SeqCst), 40);
         wakes.push(Waker::from(count.clone()));
