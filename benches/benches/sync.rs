@@ -12,8 +12,11 @@
 //! fast path and sender hand-off when full), oneshot wake-up cost, broadcast and watch
 //! fan-out wake-ups.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 mod common;
@@ -50,7 +53,7 @@ impl CpuMeter {
         let workers = (thread_cpu_ticks("ringleader-work") - self.workers) as f64 / ticks_per_sec();
         let bench = (bench_thread_cpu() - self.bench).as_secs_f64();
         eprintln!(
-            "{name}: CPU per iteration: workers {:.1} µs, bench thread {:.1} µs ({iters} iterations)",
+            "{name}: CPU per iteration: workers {:.2} µs, bench thread {:.2} µs ({iters} iterations)",
             workers * 1e6 / iters as f64,
             bench * 1e6 / iters as f64,
         );
@@ -361,7 +364,8 @@ fn channels(c: &mut Criterion) {
 // ±50 % between runs of the same code.
 //
 // Guards: the semaphore's uncontended path (one internal lock per acquire and release), the
-// FIFO hand-off under contention, and wake-up fan-out.
+// FIFO hand-off under contention, and wake-up fan-out. `sync_notify/cycle_*` (ours, not
+// tokio's) polls 10 waiters by hand on the bench thread: the primitive's own cost per wait.
 
 /// One copy of every primitive workload per implementation: `$($p)::+` names a module with
 /// `Semaphore`, `Mutex`, `RwLock` and `Notify` of the same shape (ringleader's or tokio's).
@@ -462,6 +466,24 @@ macro_rules! primitive_workloads {
                 (notify, counter)
             }
 
+            /// 10 waiters polled by hand on the bench thread (no runtime, no other thread):
+            /// all register, then `notify_one` x 10 (or one `notify_waiters`) and all complete.
+            /// The primitive's own cost per wait, without the scheduling of `notify_round`.
+            pub(crate) fn notify_cycle(notify: &Notify, all: bool) {
+                let mut futs = std::pin::pin!(std::array::from_fn::<_, 10, _>(|_| notify.notified()));
+                for f in each_pinned(futs.as_mut()) {
+                    assert!(poll_noop(f).is_pending());
+                }
+                if all {
+                    notify.notify_waiters();
+                } else {
+                    (0..10).for_each(|_| notify.notify_one());
+                }
+                for f in each_pinned(futs.as_mut()) {
+                    assert!(poll_noop(f).is_ready());
+                }
+            }
+
             pub(crate) fn notify_round(notify: &Notify, counter: &AtomicUsize, all: bool) {
                 counter.store(0, Ordering::SeqCst);
                 while counter.load(Ordering::SeqCst) < 500 {
@@ -475,6 +497,21 @@ macro_rules! primitive_workloads {
             }
         }
     };
+}
+
+/// The elements of a pinned array, each pinned in place.
+fn each_pinned<T, const N: usize>(a: Pin<&mut [T; N]>) -> impl Iterator<Item = Pin<&mut T>> {
+    // SAFETY: the elements are never moved out of the pinned array: each is only re-pinned
+    // where it lies.
+    unsafe { a.get_unchecked_mut() }
+        .iter_mut()
+        // SAFETY: as above.
+        .map(|x| unsafe { Pin::new_unchecked(x) })
+}
+
+/// Polls once with a waker that does nothing.
+fn poll_noop<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 primitive_workloads!(rlp, ringleader::sync);
@@ -543,6 +580,14 @@ fn primitives(c: &mut Criterion) {
         "sync_rwlock/read_contended",
         |m| Arc::new(m::RwLock::new(())),
         |l| m::rwlock_read_contended(&rt, &l)
+    );
+    pair!("sync_notify/cycle_notify_one", |m| m::Notify::new(), |n| {
+        m::notify_cycle(&n, false)
+    });
+    pair!(
+        "sync_notify/cycle_notify_waiters",
+        |m| m::Notify::new(),
+        |n| m::notify_cycle(&n, true)
     );
     let notify_rt = ringleader_rt(NOTIFY_WORKERS);
     pair!(
