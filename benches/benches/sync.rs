@@ -12,16 +12,67 @@
 //! fast path and sender hand-off when full), oneshot wake-up cost, broadcast and watch
 //! fan-out wake-ups.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 mod common;
 
-use common::ringleader_rt;
+use common::{ringleader_rt, thread_cpu_ticks, ticks_per_sec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const WORKERS: usize = 2;
+
+/// Workers for `sync_notify`, whose bench thread spins: one core for it, one for the worker.
+const NOTIFY_WORKERS: usize = 1;
+
+/// CPU spent by the runtime's workers and by the bench thread while one function ran,
+/// printed per iteration when it ends: on this shared machine wall time moves with other
+/// load, CPU per iteration much less (both include criterion's warm-up; the iteration count
+/// does too).
+struct CpuMeter {
+    workers: u64,
+    bench: Duration,
+}
+
+impl CpuMeter {
+    fn start() -> CpuMeter {
+        CpuMeter {
+            workers: thread_cpu_ticks("ringleader-work"),
+            bench: bench_thread_cpu(),
+        }
+    }
+
+    fn report(self, name: &str, iters: u64) {
+        if iters == 0 {
+            return;
+        }
+        let workers = (thread_cpu_ticks("ringleader-work") - self.workers) as f64 / ticks_per_sec();
+        let bench = (bench_thread_cpu() - self.bench).as_secs_f64();
+        eprintln!(
+            "{name}: CPU per iteration: workers {:.2} µs, bench thread {:.2} µs ({iters} iterations)",
+            workers * 1e6 / iters as f64,
+            bench * 1e6 / iters as f64,
+        );
+    }
+}
+
+/// The calling thread's CPU time so far.
+fn bench_thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// Small, data-dependent work per received message (tokio's benches use a random-length
 /// loop; a fixed one keeps runs comparable).
@@ -275,14 +326,24 @@ fn channels(c: &mut Criterion) {
     for n in [10, 100] {
         let mut g = c.benchmark_group("sync_watch");
         let (tx, wg) = rl::watch_setup(&rt, n);
+        let (cpu, mut iters) = (CpuMeter::start(), 0);
         g.bench_function(BenchmarkId::new("ringleader", n), |b| {
-            b.iter(|| rl::watch_round(&rt, n, &tx, &wg))
+            b.iter(|| {
+                iters += 1;
+                rl::watch_round(&rt, n, &tx, &wg)
+            })
         });
+        cpu.report(&format!("sync_watch/ringleader/{n}"), iters);
         drop(tx);
         let (tx, wg) = tk::watch_setup(&rt, n);
+        let (cpu, mut iters) = (CpuMeter::start(), 0);
         g.bench_function(BenchmarkId::new("tokio", n), |b| {
-            b.iter(|| tk::watch_round(&rt, n, &tx, &wg))
+            b.iter(|| {
+                iters += 1;
+                tk::watch_round(&rt, n, &tx, &wg)
+            })
         });
+        cpu.report(&format!("sync_watch/tokio/{n}"), iters);
         drop(tx);
         g.finish();
     }
@@ -295,8 +356,16 @@ fn channels(c: &mut Criterion) {
 // released by a writer), and `sync_notify.rs` (10 waiter tasks in a loop, 500 wake-ups by
 // `notify_one` or `notify_waiters` per iteration).
 //
+// `sync_notify` runs on its own runtime of `NOTIFY_WORKERS` (1) workers: its notifier spins
+// on the bench thread, and tokio's file gives it a core of its own (6 workers on a larger
+// machine). With 2 workers here, three busy threads share the 2 cores, and the result
+// followed which primitive happened to make the spinning notifier sleep (a contended
+// lock frees a core for the workers) more than what either primitive costs: it moved by
+// ±50 % between runs of the same code.
+//
 // Guards: the semaphore's uncontended path (one internal lock per acquire and release), the
-// FIFO hand-off under contention, and wake-up fan-out.
+// FIFO hand-off under contention, and wake-up fan-out. `sync_notify/cycle_*` (ours, not
+// tokio's) polls 10 waiters by hand on the bench thread: the primitive's own cost per wait.
 
 /// One copy of every primitive workload per implementation: `$($p)::+` names a module with
 /// `Semaphore`, `Mutex`, `RwLock` and `Notify` of the same shape (ringleader's or tokio's).
@@ -397,6 +466,24 @@ macro_rules! primitive_workloads {
                 (notify, counter)
             }
 
+            /// 10 waiters polled by hand on the bench thread (no runtime, no other thread):
+            /// all register, then `notify_one` x 10 (or one `notify_waiters`) and all complete.
+            /// The primitive's own cost per wait, without the scheduling of `notify_round`.
+            pub(crate) fn notify_cycle(notify: &Notify, all: bool) {
+                let mut futs = std::pin::pin!(std::array::from_fn::<_, 10, _>(|_| notify.notified()));
+                for f in each_pinned(futs.as_mut()) {
+                    assert!(poll_noop(f).is_pending());
+                }
+                if all {
+                    notify.notify_waiters();
+                } else {
+                    (0..10).for_each(|_| notify.notify_one());
+                }
+                for f in each_pinned(futs.as_mut()) {
+                    assert!(poll_noop(f).is_ready());
+                }
+            }
+
             pub(crate) fn notify_round(notify: &Notify, counter: &AtomicUsize, all: bool) {
                 counter.store(0, Ordering::SeqCst);
                 while counter.load(Ordering::SeqCst) < 500 {
@@ -412,6 +499,21 @@ macro_rules! primitive_workloads {
     };
 }
 
+/// The elements of a pinned array, each pinned in place.
+fn each_pinned<T, const N: usize>(a: Pin<&mut [T; N]>) -> impl Iterator<Item = Pin<&mut T>> {
+    // SAFETY: the elements are never moved out of the pinned array: each is only re-pinned
+    // where it lies.
+    unsafe { a.get_unchecked_mut() }
+        .iter_mut()
+        // SAFETY: as above.
+        .map(|x| unsafe { Pin::new_unchecked(x) })
+}
+
+/// Polls once with a waker that does nothing.
+fn poll_noop<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 primitive_workloads!(rlp, ringleader::sync);
 primitive_workloads!(tkp, tokio::sync);
 
@@ -424,12 +526,26 @@ fn primitives(c: &mut Criterion) {
             {
                 use rlp as $m;
                 let $x = $setup;
-                g.bench_function("ringleader", |b| b.iter(|| $body));
+                let (cpu, mut iters) = (CpuMeter::start(), 0);
+                g.bench_function("ringleader", |b| {
+                    b.iter(|| {
+                        iters += 1;
+                        $body
+                    })
+                });
+                cpu.report(concat!($group, "/ringleader"), iters);
             }
             {
                 use tkp as $m;
                 let $x = $setup;
-                g.bench_function("tokio", |b| b.iter(|| $body));
+                let (cpu, mut iters) = (CpuMeter::start(), 0);
+                g.bench_function("tokio", |b| {
+                    b.iter(|| {
+                        iters += 1;
+                        $body
+                    })
+                });
+                cpu.report(concat!($group, "/tokio"), iters);
             }
             g.finish();
         }};
@@ -465,14 +581,23 @@ fn primitives(c: &mut Criterion) {
         |m| Arc::new(m::RwLock::new(())),
         |l| m::rwlock_read_contended(&rt, &l)
     );
+    pair!("sync_notify/cycle_notify_one", |m| m::Notify::new(), |n| {
+        m::notify_cycle(&n, false)
+    });
+    pair!(
+        "sync_notify/cycle_notify_waiters",
+        |m| m::Notify::new(),
+        |n| m::notify_cycle(&n, true)
+    );
+    let notify_rt = ringleader_rt(NOTIFY_WORKERS);
     pair!(
         "sync_notify/notify_one",
-        |m| m::notify_setup(&rt, 10),
+        |m| m::notify_setup(&notify_rt, 10),
         |n| m::notify_round(&n.0, &n.1, false)
     );
     pair!(
         "sync_notify/notify_waiters",
-        |m| m::notify_setup(&rt, 10),
+        |m| m::notify_setup(&notify_rt, 10),
         |n| m::notify_round(&n.0, &n.1, true)
     );
 }

@@ -80,6 +80,7 @@ macro_rules! send_error {
     };
 }
 
+mod intrusive;
 mod loom;
 mod waitlist;
 

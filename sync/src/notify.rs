@@ -20,32 +20,28 @@
 //!   only under the lock). A [`Notified`] captures `calls` when created, and on its first
 //!   poll completes if it has changed: a notification sent after `notified()` reached it
 //!   even if it had not been polled yet.
-//! - `waiters`: a [`WaitList`] of queued waiters, each entry carrying the waiter's **flag**,
-//!   an `Arc<AtomicUsize>` shared with its [`Notified`]. A notifier, under the lock, stores
-//!   into the flag what notified the waiter (`ONE`: chosen by `notify_one`, which must not
-//!   be lost; or `ALL`), then removes the entry itself ([`WaitList::pop_front`]) and wakes
-//!   the waiter after unlocking. A woken waiter reads its flag with one atomic load and
-//!   completes without taking the lock: it has no entry left to free. While its flag says
-//!   `WAITING`, its entry (and key) is still in the list; it reads the flag *under the
-//!   lock* before touching its key, because after a notification the key may name another
-//!   waiter.
-//! - `spare`: flags whose waiters were notified. A flag is reused (reset to `WAITING`) only
-//!   when `Arc::get_mut` proves its old [`Notified`] has let go of it, which also orders
-//!   that future's last read before the reset. So waiting allocates a flag only when the
-//!   number of waiters (queued, or notified and not yet completed) reaches a new high.
+//! - `waiters`: an intrusive [`List`] of the queued waiters' nodes. Each [`Notified`] embeds
+//!   its node (the future is `!Unpin`, so the node does not move once polled): queueing
+//!   allocates nothing. A notifier, under the lock, unlinks the front node, takes its waker
+//!   and stores into the node's state what notified it (`ONE`: chosen by `notify_one`,
+//!   which must not be lost; or `ALL`) as its last touch of the node; it wakes the waiter
+//!   after unlocking. A woken waiter reads that state with one atomic load and completes
+//!   without taking the lock. A waiter that still reads `WAITING` takes the lock and reads
+//!   it again before touching its links (the protocol of [`crate::intrusive`]).
 //!
 //! A [`Notified`] dropped after `notify_one` chose it but before it returned `Ready` passes
 //! the notification on (to the next waiter, or into the stored permit), so `notify_one`
 //! never vanishes with a cancelled task. Wake-ups are issued after the lock is released.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
-use crate::waitlist::{WaitList, WakeList};
+use crate::intrusive::{List, Node, WAITING};
+use crate::loom::{lock, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::waitlist::WakeList;
 
 /// Wakes one waiting task ([`notify_one`](Notify::notify_one), storing a permit if nobody
 /// waits) or every waiting task ([`notify_waiters`](Notify::notify_waiters)).
@@ -68,61 +64,28 @@ pub struct Notify {
 const PERMIT: usize = 1;
 const WAITERS: usize = 2;
 
-/// A waiter's flag values.
-const WAITING: usize = 0;
+/// What a notifier stored in a waiter's node (besides `intrusive::WAITING`).
 const ONE: usize = 1;
 const ALL: usize = 2;
-
-/// A waiter's notification flag, shared by its list entry and its [`Notified`].
-type Flag = Arc<AtomicUsize>;
-
-/// At most this many spare flags are checked for reuse per registration before a new one is
-/// allocated (a guess: a notified waiter usually completes before its successors register).
-const SPARE_PROBES: usize = 4;
 
 #[derive(Debug)]
 struct State {
     generation: usize,
-    waiters: WaitList<Flag>,
-    spare: VecDeque<Flag>,
+    waiters: List,
 }
 
 impl State {
-    /// A flag set to `WAITING` that no other future holds.
-    fn fresh_flag(&mut self) -> Flag {
-        for _ in 0..SPARE_PROBES.min(self.spare.len()) {
-            let Some(mut f) = self.spare.pop_front() else {
-                break;
-            };
-            // `get_mut` succeeds only once the old `Notified` dropped its clone (an Acquire
-            // on the count, so its reads of the flag come before this reset).
-            if Arc::get_mut(&mut f).is_some() {
-                f.store(WAITING, Ordering::Relaxed);
-                return f;
-            }
-            self.spare.push_back(f); // still held by a woken waiter: look at the next one
-        }
-        Arc::new(AtomicUsize::new(WAITING))
-    }
-
-    /// Keeps a used flag for reuse, up to about twice the high-water mark of waiters.
-    fn retire(&mut self, flag: Flag) {
-        if self.spare.len() < 2 * self.waiters.capacity() + SPARE_PROBES {
-            self.spare.push_back(flag);
-        }
-    }
-
     /// Notifies the first queued waiter with `kind`; returns whether there was one.
     fn notify_front(&mut self, kind: usize, wakes: &mut WakeList) -> bool {
-        let Some((flag, waker)) = self.waiters.pop_front() else {
-            return false;
-        };
-        flag.store(kind, Ordering::Release);
-        self.retire(flag);
-        if let Some(w) = waker {
-            wakes.push(w);
+        match self.waiters.pop_front(kind) {
+            Some(waker) => {
+                if let Some(w) = waker {
+                    wakes.push(w);
+                }
+                true
+            }
+            None => false,
         }
-        true
     }
 }
 
@@ -132,8 +95,7 @@ impl Notify {
         Notify {
             state: Mutex::new(State {
                 generation: 0,
-                waiters: WaitList::new(),
-                spare: VecDeque::new(),
+                waiters: List::new(),
             }),
             calls: AtomicUsize::new(0),
             word: AtomicUsize::new(0),
@@ -146,8 +108,7 @@ impl Notify {
         Notify {
             state: Mutex::new(State {
                 generation: 0,
-                waiters: WaitList::new(),
-                spare: VecDeque::new(),
+                waiters: List::new(),
             }),
             calls: AtomicUsize::new(0),
             word: AtomicUsize::new(0),
@@ -161,11 +122,25 @@ impl Notify {
         if self.store_permit() {
             return;
         }
-        let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
-        self.notify_one_locked(&mut st, &mut wakes);
+        let waker = match st.waiters.pop_front(ONE) {
+            Some(waker) => {
+                if st.waiters.is_empty() {
+                    self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+                }
+                waker
+            }
+            None => {
+                let stored = self.store_permit();
+                debug_assert!(stored, "WAITERS set with an empty list");
+                None
+            }
+        };
         drop(st);
-        wakes.wake_all();
+        // One waker at most: no wake list to build and drain on this hot path.
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Stores the permit (or finds it stored) if no waiter is queued; `false` if one is.
@@ -183,18 +158,6 @@ impl Notify {
                 },
                 _ => return false,
             }
-        }
-    }
-
-    /// `notify_one` under the lock: the front waiter, or else the permit.
-    fn notify_one_locked(&self, st: &mut State, wakes: &mut WakeList) {
-        if st.notify_front(ONE, wakes) {
-            if st.waiters.is_empty() {
-                self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
-            }
-        } else {
-            let stored = self.store_permit();
-            debug_assert!(stored, "WAITERS set with an empty list");
         }
     }
 
@@ -244,7 +207,7 @@ impl Notify {
             notify: self,
             generation: self.calls.load(Ordering::Acquire),
             state: NotifiedState::Init,
-            flag: None,
+            node: Node::new(),
         }
     }
 
@@ -272,8 +235,8 @@ impl fmt::Debug for Notify {
 #[derive(Debug)]
 enum NotifiedState {
     Init,
-    /// Queued under this key until `Notified::flag` leaves `WAITING`.
-    Waiting(usize),
+    /// `node` is (or was, until a notifier stored into it) linked in the waiter list.
+    Waiting,
     /// Notified by `notify_one` (or a permit), not yet returned.
     ReadyOne,
     /// Notified by `notify_waiters`, not yet returned.
@@ -282,62 +245,65 @@ enum NotifiedState {
 }
 
 /// The future of [`Notify::notified`].
+///
+/// It is `!Unpin`: while it waits, the waiter list points into it. Pin it to poll it by
+/// hand (`std::pin::pin!` or `Box::pin`); `.await` does that for you.
 #[must_use = "futures do nothing unless polled; dropping it passes on a notify_one it was chosen by"]
 pub struct Notified<'a> {
     notify: &'a Notify,
     generation: usize,
     state: NotifiedState,
-    /// This waiter's flag while `Waiting`; dropped as soon as the flag is read as set, which
-    /// lets the flag be reused.
-    flag: Option<Flag>,
+    /// This waiter's node in `notify`'s list (linked only in `Waiting`).
+    node: Node,
 }
+
+// SAFETY: the node's links and waker are touched only under the `Notify`'s lock, whichever
+// thread holds it; everything else is plain data or atomics. `Notify` is `Sync`.
+unsafe impl Send for Notified<'_> {}
+// SAFETY: a shared `&Notified` gives access to nothing (every method takes `Pin<&mut Self>`,
+// `Debug` prints the state).
+unsafe impl Sync for Notified<'_> {}
 
 impl Notified<'_> {
     /// Registers for notifications without a waker, as the first poll would: from here on
     /// `notify_one` may choose this future. Returns `true` if it is already notified (the
     /// next poll returns `Ready`).
     pub fn enable(self: Pin<&mut Self>) -> bool {
-        let this = self.get_mut();
+        // SAFETY: nothing is moved out of the future; `node` stays where it is.
+        let this = unsafe { self.get_unchecked_mut() };
         this.register(None)
     }
 
-    /// The flag's value (`WAITING` if there is no flag).
-    fn flag_value(&self) -> usize {
-        self.flag
-            .as_ref()
-            .map_or(WAITING, |f| f.load(Ordering::Acquire))
-    }
-
-    /// Moves to the ready state a set flag names, letting go of the flag; `false` if it is
-    /// still `WAITING`.
-    fn take_flag(&mut self, value: usize) -> bool {
+    /// Moves to the ready state a notifier's value names; `false` if it is `WAITING`.
+    fn take_state(&mut self, value: usize) -> bool {
         self.state = match value {
             ONE => NotifiedState::ReadyOne,
             ALL => NotifiedState::ReadyAll,
             _ => return false,
         };
-        self.flag = None;
         true
     }
 
     /// Moves `Init` to `Waiting` or to a ready state; returns whether it is notified.
+    ///
+    /// Called only through a pinned `self` (poll, enable): `node` does not move once linked.
     fn register(&mut self, waker: Option<&Waker>) -> bool {
         match &self.state {
             NotifiedState::Init => {}
-            NotifiedState::Waiting(key) => {
-                let key = *key;
-                // The common wake-up: the notifier set the flag and removed our entry.
-                if self.take_flag(self.flag_value()) {
+            NotifiedState::Waiting => {
+                // The common wake-up: the notifier unlinked our node and stored the kind.
+                if self.take_state(self.node.state()) {
                     return true;
                 }
                 let notify = self.notify;
                 let mut st = notify.lock();
-                // Under the lock the flag is final: `WAITING` means the key is still ours.
-                if self.take_flag(self.flag_value()) {
+                // Under the lock the node's state is final: `WAITING` means still linked.
+                if self.take_state(self.node.state()) {
                     return true;
                 }
                 if let Some(w) = waker {
-                    st.waiters.set_waker(key, w);
+                    // SAFETY: the node is linked in this list (WAITING under its lock).
+                    unsafe { st.waiters.set_waker(NonNull::from(&self.node), w) };
                 }
                 return false;
             }
@@ -378,10 +344,13 @@ impl Notified<'_> {
                 Err(actual) => w = actual,
             }
         }
-        let flag = st.fresh_flag();
-        let key = st.waiters.push_back(flag.clone(), waker.cloned());
-        self.state = NotifiedState::Waiting(key);
-        self.flag = Some(flag);
+        // SAFETY: the future is pinned (see above), so the node stays put; it was never
+        // linked (state `Init`); `Drop` unlinks it unless a notifier did.
+        unsafe {
+            st.waiters
+                .push_back(NonNull::from(&self.node), waker.cloned())
+        };
+        self.state = NotifiedState::Waiting;
         false
     }
 }
@@ -390,7 +359,8 @@ impl Future for Notified<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
+        // SAFETY: nothing is moved out of the future; `node` stays where it is.
+        let this = unsafe { self.get_unchecked_mut() };
         if matches!(this.state, NotifiedState::Done) {
             return Poll::Pending;
         }
@@ -408,15 +378,15 @@ impl Future for Notified<'_> {
 impl Drop for Notified<'_> {
     fn drop(&mut self) {
         let kind = match std::mem::replace(&mut self.state, NotifiedState::Done) {
-            NotifiedState::Waiting(key) => {
-                let mut kind = self.flag_value();
+            NotifiedState::Waiting => {
+                let mut kind = self.node.state();
                 if kind == WAITING {
                     let mut st = self.notify.lock();
-                    kind = self.flag_value(); // final under the lock
+                    kind = self.node.state(); // final under the lock
                     if kind == WAITING {
-                        // Still queued: the entry is ours to remove.
-                        let entry = st.waiters.remove(key).data;
-                        st.retire(entry);
+                        // SAFETY: still linked (WAITING under the lock); we unlink it before
+                        // the node's memory goes away.
+                        unsafe { st.waiters.remove(NonNull::from(&self.node)) };
                         if st.waiters.is_empty() {
                             self.notify.word.store(0, Ordering::SeqCst);
                         }
@@ -438,41 +408,5 @@ impl fmt::Debug for Notified<'_> {
         f.debug_struct("Notified")
             .field("state", &self.state)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(all(test, not(ringleader_loom)))]
-mod tests {
-    use super::*;
-
-    fn poll(f: Pin<&mut Notified<'_>>) -> Poll<()> {
-        f.poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    #[test]
-    fn flags_and_slots_are_reused() {
-        let n = Notify::new();
-        for round in 0..200 {
-            let mut futs: Vec<_> = (0..3).map(|_| Box::pin(n.notified())).collect();
-            for f in &mut futs {
-                assert!(poll(f.as_mut()).is_pending());
-            }
-            if round % 2 == 0 {
-                n.notify_waiters();
-            } else {
-                (0..3).for_each(|_| n.notify_one());
-            }
-            for f in &mut futs {
-                assert!(poll(f.as_mut()).is_ready());
-            }
-        }
-        let st = n.lock();
-        assert!(
-            st.waiters.capacity() <= 4,
-            "slots grew: {}",
-            st.waiters.capacity()
-        );
-        // Every flag is back and free: no allocation per wait.
-        assert!(st.spare.len() <= 3, "flags grew: {}", st.spare.len());
     }
 }

@@ -23,11 +23,6 @@
 //! - **Cancellation.** A future dropped while holding a key calls [`WaitList::remove`]; the
 //!   returned [`Removed`] says whether it had already been notified, so the primitive can
 //!   pass on what it was handed (a permit, a lock, a `notify_one`).
-//! - **Notifier-removed entries.** One exception to "only the owner removes": a primitive
-//!   whose waiters carry a notification flag of their own (`Notify`) lets the notifier
-//!   remove the entry outright with [`WaitList::pop_front`], so a woken waiter need not take
-//!   the lock to free it. Such an owner reads its flag under the lock before touching its
-//!   key: a set flag means the key is spent (and may already name another waiter).
 //!
 //! # Cost
 //!
@@ -183,23 +178,6 @@ impl<T> WaitList<T> {
         Some(key)
     }
 
-    /// Unlinks *and removes* the first queued waiter, giving back its payload and waker.
-    ///
-    /// For lists whose waiters learn they were notified from state of their own (as
-    /// `Notify`'s per-waiter flags): the key is spent the moment this returns, so its owner
-    /// must check that state, under the lock, before it touches the key again.
-    pub(crate) fn pop_front(&mut self) -> Option<(T, Option<Waker>)> {
-        let key = self.head?;
-        self.unlink(key);
-        let e = self.entries.remove(key);
-        Some((e.data, e.waker))
-    }
-
-    /// Slots allocated: the high-water mark of simultaneous entries.
-    pub(crate) fn capacity(&self) -> usize {
-        self.entries.capacity()
-    }
-
     /// Notifies every queued waiter in FIFO order, letting `f` fill each payload first.
     pub(crate) fn notify_all(&mut self, wakes: &mut WakeList, mut f: impl FnMut(&mut T)) {
         while self.notify_front(wakes, |d| f(d)).is_some() {}
@@ -248,6 +226,13 @@ impl WakeList {
             len: 0,
             spill: Vec::new(),
         }
+    }
+
+    /// Makes room for `n` more wakers in one allocation (none if they fit inline).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        // `len` counts the inline wakers only; `reserve` counts from the spill's length.
+        self.spill
+            .reserve((self.len + n).saturating_sub(Self::INLINE));
     }
 
     /// Adds a waker.
@@ -361,6 +346,8 @@ impl FanOut {
             return;
         }
         self.epoch.fetch_add(1, Ordering::Release);
+        // A crowd spills past the inline wakers: one allocation, not one per doubling.
+        wakes.reserve(w.len());
         for waker in w.drain() {
             wakes.push(waker);
         }
@@ -447,9 +434,13 @@ mod tests {
         }
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let mut wakes = WakeList::new();
+        wakes.reserve(40);
+        let cap = wakes.spill.capacity();
+        assert!(cap >= 8, "reserved {cap}");
         for _ in 0..40 {
             wakes.push(Waker::from(count.clone()));
         }
+        assert_eq!(wakes.spill.capacity(), cap, "grew after reserving");
         wakes.wake_all();
         assert_eq!(count.0.load(Ordering::SeqCst), 40);
         wakes.push(Waker::from(count.clone()));

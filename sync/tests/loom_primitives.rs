@@ -164,6 +164,36 @@ fn loom_notify_woken_waiter_registers_again() {
     });
 }
 
+/// Three queued waiters; another thread calls notify_one twice while the middle one is
+/// dropped (unlinking its node from the middle of the intrusive list, or passing on a
+/// notify_one that already chose it): the other two both end notified, and no permit is
+/// left over.
+#[test]
+fn loom_notify_middle_waiter_dropped_vs_notify_one() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut a = Box::pin(n.notified());
+        let mut b = Box::pin(n.notified());
+        let mut c = Box::pin(n.notified());
+        for f in [a.as_mut(), b.as_mut(), c.as_mut()] {
+            assert!(poll_once(f).is_pending());
+        }
+        let n2 = n.clone();
+        let t = thread::spawn(move || {
+            n2.notify_one();
+            n2.notify_one();
+        });
+        drop(b);
+        t.join().unwrap();
+        assert!(poll_once(a.as_mut()).is_ready(), "a missed");
+        assert!(poll_once(c.as_mut()).is_ready(), "c missed");
+        assert!(
+            poll_once(pin!(n.notified())).is_pending(),
+            "a permit was left"
+        );
+    });
+}
+
 /// notify_waiters races with a waiter registering: a future created before the call
 /// completes, whether it registered before the call or after.
 #[test]
