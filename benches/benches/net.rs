@@ -15,6 +15,11 @@
 //! flight, and criterion's throughput is messages per second. Every server runs on 2
 //! threads, on the same 2 cores as the clients.
 //!
+//! After each function the bench prints CPU time per message: the server's threads (by
+//! name, from `/proc/self/task`), the client's threads (each reads its own thread clock) and
+//! their sum. On these 2 shared cores the client's figure matters too: a server that wakes
+//! the client once per reply costs the client more than one that replies in batches.
+//!
 //! Placement: ringleader and tokio accept on one listener and spawn a task per connection
 //! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
 //! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
