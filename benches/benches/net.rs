@@ -15,6 +15,11 @@
 //! flight, and criterion's throughput is messages per second. Every server runs on 2
 //! threads, on the same 2 cores as the clients.
 //!
+//! After each function the bench prints CPU time per message: the server's threads (by
+//! name, from `/proc/self/task`), the client's threads (each reads its own thread clock) and
+//! their sum. On these 2 shared cores the client's figure matters too: a server that wakes
+//! the client once per reply costs the client more than one that replies in batches.
+//!
 //! Placement: ringleader and tokio accept on one listener and spawn a task per connection
 //! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
 //! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
@@ -48,6 +53,20 @@ struct Client {
     size: usize,
     /// Messages echoed so far (for the `RINGLEADER_BENCH_METRICS` report).
     messages: u64,
+    /// CPU time the client threads spent so far, ns (their threads end with each call of
+    /// `rounds`, so each adds its own figure).
+    cpu_ns: u64,
+}
+
+/// CPU time of the calling thread, ns.
+fn own_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Client {
@@ -63,6 +82,7 @@ impl Client {
             per_thread,
             size,
             messages: 0,
+            cpu_ns: 0,
         }
     }
 
@@ -71,24 +91,36 @@ impl Client {
         let size = self.size;
         self.messages += n * self.per_thread.iter().map(|v| v.len() as u64).sum::<u64>();
         let start = Instant::now();
-        std::thread::scope(|s| {
-            for conns in &mut self.per_thread {
-                s.spawn(move || {
-                    let out = vec![0xA5u8; size];
-                    let mut back = vec![0u8; size];
-                    for _ in 0..n {
-                        for c in conns.iter_mut() {
-                            c.write_all(&out).expect("client write");
+        let cpu_ns = std::thread::scope(|s| {
+            let threads: Vec<_> = self
+                .per_thread
+                .iter_mut()
+                .map(|conns| {
+                    s.spawn(move || {
+                        let cpu0 = own_cpu_ns();
+                        let out = vec![0xA5u8; size];
+                        let mut back = vec![0u8; size];
+                        for _ in 0..n {
+                            for c in conns.iter_mut() {
+                                c.write_all(&out).expect("client write");
+                            }
+                            for c in conns.iter_mut() {
+                                c.read_exact(&mut back).expect("client read");
+                            }
                         }
-                        for c in conns.iter_mut() {
-                            c.read_exact(&mut back).expect("client read");
-                        }
-                    }
-                    assert_eq!(back[size - 1], 0xA5);
-                });
-            }
+                        assert_eq!(back[size - 1], 0xA5);
+                        own_cpu_ns() - cpu0
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("client thread"))
+                .sum::<u64>()
         });
-        start.elapsed()
+        let elapsed = start.elapsed();
+        self.cpu_ns += cpu_ns;
+        elapsed
     }
 }
 
@@ -456,7 +488,7 @@ fn run<S: Server>(
         ready.recv().expect("server threads");
     }
     client.rounds(1);
-    let (cpu0, msgs0) = (thread_cpu_ticks(threads), client.messages);
+    let (cpu0, msgs0, client0) = (thread_cpu_ticks(threads), client.messages, client.cpu_ns);
     let counters0 = server.counters();
     let mut group = c.benchmark_group(format!("echo/{conns}x{size}"));
     group.throughput(Throughput::Elements(conns as u64));
@@ -467,9 +499,12 @@ fn run<S: Server>(
     let cpu = (thread_cpu_ticks(threads) - cpu0) as f64 / ticks_per_sec();
     let msgs = client.messages - msgs0;
     if msgs > 0 {
+        let client_cpu = (client.cpu_ns - client0) as f64 / 1e9;
         eprintln!(
-            "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message ({msgs} messages, {cpu:.2} s)",
-            cpu * 1e6 / msgs as f64
+            "echo/{conns}x{size}/{name}: server CPU {:.2} µs/message, client {:.2}, total {:.2} ({msgs} messages, {cpu:.2} s)",
+            cpu * 1e6 / msgs as f64,
+            client_cpu * 1e6 / msgs as f64,
+            (cpu + client_cpu) * 1e6 / msgs as f64,
         );
         if std::env::var_os("RINGLEADER_BENCH_METRICS").is_some() {
             server.report(msgs, &counters0);

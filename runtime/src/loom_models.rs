@@ -795,49 +795,94 @@ fn model_op() -> (ModelOp, Arc<[AtomicUsize; 3]>) {
     )
 }
 
+/// Hands a cell's completion to a reaper thread, as the ring's worker would.
+fn spawn_reaper(user_data: u64, res: i32) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        // SAFETY: `user_data` is the key of a cell the caller treats as pushed; this is its
+        // one completion.
+        unsafe { crate::driver::op::complete(user_data, res, 0) };
+    })
+}
+
 #[test]
 fn an_operation_dropped_while_its_completion_arrives_is_released_exactly_once() {
-    use crate::driver::op;
+    use crate::driver::op::CellPtr;
     loom::model(|| {
         let (kind, counts) = model_op();
-        let cell = op::new_cell(kind, Waker::noop().clone());
-        let user_data = op::ring_reference(&cell);
-        // The reaper, on the ring's thread.
-        let reaper = thread::spawn(move || {
-            // SAFETY: `user_data` is the ring's reference of a pushed cell; one completion.
-            unsafe { op::complete(user_data, 3, 0) };
-        });
+        let (cell, _entry) = CellPtr::new(kind, Waker::noop().clone());
+        let reaper = spawn_reaper(cell.user_data(), 3);
         // The owner drops its future meanwhile.
-        let send_cancel = op::abandon_cell(&cell);
-        drop(cell);
+        let cancel = cell.abandon();
         reaper.join().unwrap();
         // Whoever came second released the result; nobody turned it into an output; the
         // kind (buffers, fds) was dropped once, after the kernel was done with it.
         assert_eq!(counts[0].load(Ordering::SeqCst), 0);
         assert_eq!(counts[1].load(Ordering::SeqCst), 1);
         assert_eq!(counts[2].load(Ordering::SeqCst), 1);
-        let _ = send_cancel;
+        let _ = cancel;
     });
 }
 
 #[test]
 fn a_completion_racing_a_poll_is_never_lost() {
-    use crate::driver::op;
+    use crate::driver::op::CellPtr;
     loom::model(|| {
         let (kind, counts) = model_op();
-        let cell = op::new_cell(kind, Waker::noop().clone());
-        let user_data = op::ring_reference(&cell);
-        let reaper = thread::spawn(move || {
-            // SAFETY: as in the model above.
-            unsafe { op::complete(user_data, 7, 0) };
-        });
-        // The owner polls (with a new waker, as after a steal) until the output arrives.
-        let out = loom::future::block_on(std::future::poll_fn(|cx| op::poll_cell(&cell, cx)));
+        // Created with a waker that wakes nobody: the owner's first poll must replace it
+        // (as after a steal, or a future moved to another task) while the completion races.
+        let (cell, _entry) = CellPtr::new(kind, Waker::noop().clone());
+        let reaper = spawn_reaper(cell.user_data(), 7);
+        let mut cell = Some(cell);
+        let out = loom::future::block_on(std::future::poll_fn(|cx| {
+            match cell.take().expect("polled after ready").poll(cx) {
+                Ok(out) => Poll::Ready(out),
+                Err(back) => {
+                    cell = Some(back);
+                    // A task woken by itself goes back through the scheduler's queue before
+                    // its next poll: a yield, which loom needs to see to let the reaper on.
+                    thread::yield_now();
+                    Poll::Pending
+                }
+            }
+        }));
         reaper.join().unwrap();
         assert_eq!(out, 7);
         assert_eq!(counts[0].load(Ordering::SeqCst), 1);
         assert_eq!(counts[1].load(Ordering::SeqCst), 0);
-        drop(cell);
+        assert_eq!(counts[2].load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn an_operation_polled_then_dropped_while_its_completion_arrives_is_released_once() {
+    use crate::driver::op::CellPtr;
+    loom::model(|| {
+        let (kind, counts) = model_op();
+        let (cell, _entry) = CellPtr::new(kind, Waker::noop().clone());
+        let reaper = spawn_reaper(cell.user_data(), 5);
+        // One poll with a new waker (it may register, or find the output), then the drop.
+        let woken = std::sync::Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let outcome = match cell.poll(&mut cx) {
+            Ok(out) => Some(out),
+            Err(cell) => {
+                let _ = cell.abandon();
+                None
+            }
+        };
+        reaper.join().unwrap();
+        match outcome {
+            Some(out) => {
+                assert_eq!(out, 5);
+                assert_eq!(counts[0].load(Ordering::SeqCst), 1);
+                assert_eq!(counts[1].load(Ordering::SeqCst), 0);
+            }
+            None => {
+                assert_eq!(counts[0].load(Ordering::SeqCst), 0);
+                assert_eq!(counts[1].load(Ordering::SeqCst), 1);
+            }
+        }
         assert_eq!(counts[2].load(Ordering::SeqCst), 1);
     });
 }

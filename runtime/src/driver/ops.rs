@@ -232,15 +232,22 @@ impl<B: IoBuf> std::future::Future for SendFuture<'_, B> {
                 panic!("a send was polled after it completed");
             };
             let len = buf.bytes_init();
-            // SAFETY: send(2) reads `len` initialised bytes of the buffer, which we own for
-            // the duration of the call; the fd is kept open by `fd` (owned or borrowed from
-            // a handle that outlives this future).
+            // The raw system call, not libc's `send`: that wrapper is a thread-cancellation
+            // point, and glibc brackets it with two atomic updates of the thread's cancel
+            // state (about 2 % of an echo server's CPU in a profile). ringleader never
+            // cancels its threads, and this call never blocks (MSG_DONTWAIT).
+            // SAFETY: sendto(2) with no address reads `len` initialised bytes of the buffer,
+            // which we own for the duration of the call; the fd is kept open by `fd` (owned
+            // or borrowed from a handle that outlives this future).
             let n = unsafe {
-                libc::send(
+                libc::syscall(
+                    libc::SYS_sendto,
                     fd.raw(),
-                    buf.stable_ptr().cast(),
+                    buf.stable_ptr(),
                     len,
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    std::ptr::null::<libc::sockaddr>(),
+                    0 as libc::socklen_t,
                 )
             };
             if n >= 0 {
