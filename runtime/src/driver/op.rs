@@ -314,6 +314,21 @@ impl<K: OpKind> CellPtr<K> {
         kind.complete(res, flags)
     }
 
+    /// This handle, type-erased, to be abandoned on the ring's owner thread.
+    #[cfg(not(ringleader_loom))]
+    pub(crate) fn into_remote(self) -> RemoteAbandon {
+        /// # Safety
+        /// `cell` is the pointer of a `CellPtr<K>` given up by `into_remote`; called once.
+        unsafe fn abandon_erased<K: OpKind>(cell: NonNull<()>) -> Option<u64> {
+            CellPtr::<K> { ptr: cell.cast() }.abandon()
+        }
+        let this = ManuallyDrop::new(self);
+        RemoteAbandon {
+            cell: this.ptr.cast(),
+            abandon: abandon_erased::<K>,
+        }
+    }
+
     /// The owner gives up. A completed operation's result is released now
     /// ([`OpKind::abandoned`]); one in flight is left to the reaper, and its key is returned
     /// so that a cancellation can be sent.
@@ -331,6 +346,41 @@ impl<K: OpKind> CellPtr<K> {
         } else {
             Some(user_data)
         }
+    }
+}
+
+/// A dropped operation's cell on its way to its ring's owner thread, which abandons it there
+/// (see `RingShared::abandon`). Type-erased, so that the ring's request queue can hold
+/// cells of any kind.
+#[cfg(not(ringleader_loom))]
+pub(crate) struct RemoteAbandon {
+    cell: NonNull<()>,
+    abandon: unsafe fn(NonNull<()>) -> Option<u64>,
+}
+
+// SAFETY: it stands for one `CellPtr<K>`, which is Send.
+#[cfg(not(ringleader_loom))]
+unsafe impl Send for RemoteAbandon {}
+
+#[cfg(not(ringleader_loom))]
+impl RemoteAbandon {
+    /// Abandons the cell ([`CellPtr::abandon`]): the key to cancel if it is in flight.
+    pub(crate) fn run(self) -> Option<u64> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `cell` and `abandon` were made together from one `CellPtr<K>` by
+        // `CellPtr::into_remote`, and this is their only use (self is consumed and its
+        // `Drop` skipped).
+        unsafe { (this.abandon)(this.cell) }
+    }
+}
+
+#[cfg(not(ringleader_loom))]
+impl Drop for RemoteAbandon {
+    fn drop(&mut self) {
+        // Never reached the ring's owner (the ring shut down): abandon here, with no cancel;
+        // the shutdown cancels and reaps whatever is still in flight.
+        // SAFETY: as in `run`; `drop` runs only when `run` did not.
+        let _ = unsafe { (self.abandon)(self.cell) };
     }
 }
 
@@ -421,9 +471,7 @@ impl<K: OpKind> Drop for Op<K> {
     fn drop(&mut self) {
         if let State::Submitted { cell, ring } = std::mem::replace(&mut self.state, State::Finished)
         {
-            if let Some(key) = cell.abandon() {
-                ring.cancel(key);
-            }
+            ring.abandon(cell);
         }
     }
 }

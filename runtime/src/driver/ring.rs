@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue::Entry, types, IoUring};
 
+use super::op::{CellPtr, OpKind, RemoteAbandon};
 use crate::park::{Park, Unpark};
 
 /// `user_data` of the eventfd read that ends a wait; never a cell address (those are
@@ -97,7 +98,9 @@ pub(crate) struct RingConfig {
 
 enum Request {
     Submit(Entry),
-    Cancel(u64),
+    /// An operation dropped on another thread: abandoned (and cancelled if in flight) by the
+    /// owner, where its completion is reaped (see [`RingShared::abandon`]).
+    Abandon(RemoteAbandon),
 }
 
 struct Remote {
@@ -318,7 +321,10 @@ impl RingShared {
     }
 
     fn is_owner(self: &Arc<Self>) -> bool {
-        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|r| Arc::ptr_eq(r, self)))
+        // `try_with`: an operation may be dropped while this thread's locals are torn down.
+        CURRENT
+            .try_with(|c| c.borrow().as_ref().is_some_and(|r| Arc::ptr_eq(r, self)))
+            .unwrap_or(false)
     }
 
     /// Queues `entry` (its `user_data` set to a cell's address) on this ring.
@@ -337,26 +343,35 @@ impl RingShared {
         }
     }
 
-    /// Asks the kernel to cancel the entry whose `user_data` is `target` (best effort: the
-    /// entry may complete first, which the cell handles).
-    pub(crate) fn cancel(self: &Arc<Self>, target: u64) {
-        let entry = opcode::AsyncCancel::new(target)
-            .build()
-            .user_data(CANCEL_TOKEN);
-        if self.is_owner() {
-            let mut local = self.lock_local();
-            // SAFETY: a cancellation refers to no memory; its target is only a key.
-            if let Err(err) = unsafe { local.push(&entry) } {
-                tracing::debug!(%err, "io_uring cancel could not be queued");
+    /// The future owning `cell` was dropped: abandons the cell and, if its operation is in
+    /// flight, asks the kernel to cancel it (best effort: it may complete first, which the
+    /// cell handles).
+    ///
+    /// The cancellation names its target by address, so it must reach the kernel while that
+    /// address still means this operation. Only this ring's owner thread reaps completions
+    /// (and so frees abandoned cells): on it, the abandon and the cancel run with no reap in
+    /// between. Another thread hands the cell to the owner instead of abandoning it itself;
+    /// otherwise the owner could reap the completion and free the cell, a new operation
+    /// could be allocated at the same address (the allocator hands a just-freed block out
+    /// first), and the late cancel would hit it.
+    pub(crate) fn abandon<K: OpKind>(self: &Arc<Self>, cell: CellPtr<K>) {
+        if !self.is_owner() {
+            // Err: the ring shut down; the request's drop abandons the cell (no cancel
+            // needed: the shutdown cancels and reaps all that is in flight).
+            if let Err(err) = self.remote_request(Request::Abandon(cell.into_remote())) {
+                tracing::trace!(%err, "operation dropped after its ring shut down");
             }
-            // Submitted now, not at the end of the round: until the kernel sees it, a
-            // cancelled read can still take data that arrives meanwhile (the next read's).
-            if let Err(err) = local.uring.submit() {
-                tracing::trace!(%err, "io_uring cancel submission deferred to the next round");
-            }
-        } else if let Err(err) = self.remote_request(Request::Cancel(target)) {
-            // The ring is shutting down: it cancels everything in flight anyway.
-            tracing::trace!(%err, "cancel after ring shutdown");
+            return;
+        }
+        let Some(target) = cell.abandon() else {
+            return;
+        };
+        let mut local = self.lock_local();
+        local.push_cancel(target);
+        // Submitted now, not at the end of the round: until the kernel sees it, a cancelled
+        // read can still take data that arrives meanwhile (the next read's).
+        if let Err(err) = local.uring.submit() {
+            tracing::trace!(%err, "io_uring cancel submission deferred to the next round");
         }
     }
 
@@ -447,12 +462,13 @@ impl RingShared {
                         }
                     }
                 }
-                Request::Cancel(target) => {
-                    let entry = opcode::AsyncCancel::new(target)
-                        .build()
-                        .user_data(CANCEL_TOKEN);
-                    // SAFETY: a cancellation refers to no memory.
-                    let _ = unsafe { local.push(&entry) };
+                Request::Abandon(cell) => {
+                    // On the owner thread, before this round reaps: the key still names the
+                    // operation (see `abandon`). A completed cell is freed here, which may
+                    // close an fd it was holding (an accepted connection): no ring access.
+                    if let Some(target) = cell.run() {
+                        local.push_cancel(target);
+                    }
                 }
             }
         }
@@ -612,6 +628,17 @@ impl Local {
                 tracing::error!(%err, "io_uring ring could not be enabled");
             }
             self.enabled = true;
+        }
+    }
+
+    /// Queues a cancellation of the in-flight entry whose `user_data` is `target`.
+    fn push_cancel(&mut self, target: u64) {
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(CANCEL_TOKEN);
+        // SAFETY: a cancellation refers to no memory; its target is only a key.
+        if let Err(err) = unsafe { self.push(&entry) } {
+            tracing::debug!(%err, "io_uring cancel could not be queued");
         }
     }
 
