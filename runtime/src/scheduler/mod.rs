@@ -584,7 +584,7 @@ impl Core {
             self.tune_global_interval(ctx);
             // A batch, not one task: under a steady local load (yielding or chained tasks)
             // one task per interval would leave remote spawns waiting for ages.
-            if let Some(task) = steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local)) {
+            if let Some(task) = steal_from_injector(ctx) {
                 return Some(task);
             }
         }
@@ -602,7 +602,7 @@ impl Core {
         if let Some(task) = ctx.local.pop() {
             return Some(task);
         }
-        steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))
+        steal_from_injector(ctx)
     }
 
     /// Steals from peers, at most half the workers searching at once.
@@ -635,7 +635,7 @@ impl Core {
                 return Some(task);
             }
         }
-        steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))
+        steal_from_injector(ctx)
     }
 
     fn stop_searching(&mut self, ctx: &WorkerCtx) {
@@ -774,6 +774,37 @@ impl Core {
         // Every task of this core is gone: cancel the I/O still in flight and wait for it.
         self.parker.shutdown();
     }
+}
+
+/// Tasks a worker moves from the injector to its own queue in one visit, at most.
+///
+/// The injector hands out at most one of its blocks (under 64 tasks) per steal, so a long
+/// remote queue (a thread spawning thousands of tasks) would take many visits, each a
+/// `GLOBAL_QUEUE_INTERVAL` apart on a worker that also runs local work: a visit tops the
+/// batch up to this many. Peers steal from the local queue as from any other.
+const INJECTOR_BATCH: usize = 128;
+
+/// One task from the injector, with a batch of up to `INJECTOR_BATCH - 1` more moved to the
+/// local queue.
+fn steal_from_injector(ctx: &WorkerCtx) -> Option<Notified> {
+    let before = ctx.local.len();
+    let task = steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))?;
+    loop {
+        let taken = ctx.local.len().saturating_sub(before) + 1;
+        if taken >= INJECTOR_BATCH {
+            break;
+        }
+        match ctx
+            .shared
+            .injector
+            .steal_batch_with_limit(&ctx.local, INJECTOR_BATCH - taken)
+        {
+            Steal::Success(()) => {}
+            Steal::Retry => std::hint::spin_loop(),
+            Steal::Empty => break,
+        }
+    }
+    Some(task)
 }
 
 fn steal_one(mut f: impl FnMut() -> Steal<Notified>) -> Option<Notified> {

@@ -85,6 +85,21 @@ mod model {
         pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
             batch(&self.0, dest)
         }
+        /// Moves up to `limit` (at most 4 under the model) to `dest`.
+        pub(crate) fn steal_batch_with_limit(&self, dest: &Local<T>, limit: usize) -> Steal<()> {
+            let mut src = lock(&self.0);
+            if src.is_empty() {
+                return Steal::Empty;
+            }
+            let mut dest = lock(&dest.0);
+            for _ in 0..limit.min(4) {
+                match src.pop_front() {
+                    Some(t) => dest.push_back(t),
+                    None => break,
+                }
+            }
+            Steal::Success(())
+        }
         pub(crate) fn is_empty(&self) -> bool {
             lock(&self.0).is_empty()
         }
