@@ -595,8 +595,14 @@ impl Core {
                 return Some(task);
             }
             // The slot has had its turns: to the back of the queue, behind older work.
+            // If there is none, the pop below takes this very task: nothing is left for a
+            // peer, so no peer is woken (a wake-up that finds nothing costs both threads
+            // a context switch, and a chain of spawns would pay one every few links).
+            let older_work = !ctx.local.is_empty();
             ctx.local.push(task);
-            ctx.shared.notify_parked();
+            if older_work {
+                ctx.shared.notify_parked();
+            }
         }
         self.lifo_streak = 0;
         if let Some(task) = ctx.local.pop() {

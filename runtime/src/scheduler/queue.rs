@@ -55,6 +55,9 @@ mod model {
         pub(crate) fn len(&self) -> usize {
             lock(&self.0).len()
         }
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.0).is_empty()
+        }
     }
 
     impl<T> Stealer<T> {
