@@ -412,31 +412,6 @@ fn a_child_spawned_on_a_worker_runs_with_a_second_worker_parked() {
     });
 }
 
-/// Two remote spawns into a pool of two parked workers: the second may land while the
-/// worker woken for the first is still searching (its notifier then wakes nobody), and the
-/// searcher that finds work hands the search on only if it sees more. Both tasks must run.
-#[test]
-fn a_remote_spawn_made_while_a_worker_searches_is_not_stranded() {
-    model_three_threads(|| {
-        let shared = model_runtime(2);
-        let workers: Vec<_> = (0..2)
-            .map(|i| {
-                let s = shared.clone();
-                thread::spawn(move || scheduler::run_worker(s, i))
-            })
-            .collect();
-        let first = spawn_on(&shared, async { 1 });
-        let second = spawn_on(&shared, async { 2 });
-        assert_eq!(loom::future::block_on(first).unwrap(), 1);
-        assert_eq!(loom::future::block_on(second).unwrap(), 2);
-        shared.begin_shutdown();
-        for w in workers {
-            w.join().unwrap();
-        }
-        shared.drain_injector();
-    });
-}
-
 /// "Completions" posted by tasks: the wakers a ring's reaping would wake.
 type Completions = Arc<Mutex<Vec<Waker>>>;
 
