@@ -791,11 +791,12 @@ impl Core {
 const INJECTOR_BATCH: usize = 128;
 
 /// One task from the injector, with a batch of up to `INJECTOR_BATCH - 1` more moved to the
-/// local queue.
+/// local queue, in at most three more steals (a bound even while a remote spawner refills
+/// the injector and peers drain this queue).
 fn steal_from_injector(ctx: &WorkerCtx) -> Option<Notified> {
     let before = ctx.local.len();
     let task = steal_one(|| ctx.shared.injector.steal_batch_and_pop(&ctx.local))?;
-    loop {
+    for _ in 0..3 {
         let taken = ctx.local.len().saturating_sub(before) + 1;
         if taken >= INJECTOR_BATCH {
             break;
