@@ -41,7 +41,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 mod common;
 
-use common::{thread_cpu_ticks, ticks_per_sec};
+use common::{paired_custom, paired_pairs, thread_cpu_ticks, ticks_per_sec};
 
 const THREADS: usize = 2;
 /// Server read buffer (every server).
@@ -515,7 +515,48 @@ fn run<S: Server>(
     drop(server);
 }
 
+/// `RINGLEADER_BENCH_PAIRED=<pairs>`: every server of a shape up at once, each with its own
+/// client, and ringleader measured interleaved against tokio, then against the bare ring
+/// (`common::paired_custom`), instead of by criterion. The idle servers' threads sleep
+/// while another is measured.
+fn echo_paired(pairs: usize) {
+    for conns in [1usize, 10, 100] {
+        for size in [64usize, 4096] {
+            let rl = RingleaderServer::start();
+            let tk = TokioServer::start();
+            let (bare, ready) = HandOffServer::start(conns, "bare-uring-srv", bare_uring_serve);
+            let mut rl_client = Client::connect(rl.addr(), conns, size);
+            let mut tk_client = Client::connect(tk.addr(), conns, size);
+            let mut bare_client = Client::connect(bare.addr(), conns, size);
+            ready.recv().expect("server threads");
+            for client in [&mut rl_client, &mut tk_client, &mut bare_client] {
+                client.rounds(1);
+            }
+            let name = format!("echo/{conns}x{size}");
+            paired_custom(
+                &name,
+                pairs,
+                ("ringleader", &mut |n| rl_client.rounds(n)),
+                ("tokio", &mut |n| tk_client.rounds(n)),
+            );
+            paired_custom(
+                &name,
+                pairs,
+                ("ringleader", &mut |n| rl_client.rounds(n)),
+                ("bare_uring", &mut |n| bare_client.rounds(n)),
+            );
+            // Closing the connections ends the servers' tasks and threads.
+            drop((rl_client, tk_client, bare_client));
+            drop((rl, tk, bare));
+        }
+    }
+}
+
 fn echo(c: &mut Criterion) {
+    if let Some(pairs) = paired_pairs() {
+        echo_paired(pairs);
+        return;
+    }
     for conns in [1usize, 10, 100] {
         for size in [64usize, 4096] {
             let shape = (conns, size);

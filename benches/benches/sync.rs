@@ -8,6 +8,12 @@
 //! of oneshot senders), `sync_broadcast.rs` (N receiver tasks, 100 sends each awaited by
 //! all) and `sync_watch.rs` (N tasks waiting on `changed` and borrowing, 100 sends).
 //!
+//! `RINGLEADER_BENCH_PAIRED=<pairs>` replaces criterion's sequential measurement by a paired,
+//! interleaved one (`common::paired`): blocks of ringleader's and tokio's version alternate,
+//! and the per-round ratio's quartiles are printed. Most of these shapes cost wake-ups of
+//! the shared runtime more than the primitive itself, and on a machine where wake-ups drift,
+//! only the paired ratio separates the two.
+//!
 //! Guards: the mpsc hot path (push under contention, batch receive, capacity semaphore
 //! fast path and sender hand-off when full), oneshot wake-up cost, broadcast and watch
 //! fan-out wake-ups.
@@ -21,7 +27,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{ringleader_rt, thread_cpu_ticks, ticks_per_sec};
+use common::{paired, paired_pairs, ringleader_rt, thread_cpu_ticks, ticks_per_sec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const WORKERS: usize = 2;
@@ -261,6 +267,10 @@ channel_workloads!(tk, tokio::sync);
 
 fn channels(c: &mut Criterion) {
     let rt = ringleader_rt(WORKERS);
+    if let Some(pairs) = paired_pairs() {
+        channels_paired(&rt, pairs);
+        return;
+    }
 
     macro_rules! pair {
         ($group:literal, |$r:ident| $body:expr) => {{
@@ -519,6 +529,10 @@ primitive_workloads!(tkp, tokio::sync);
 
 fn primitives(c: &mut Criterion) {
     let rt = ringleader_rt(WORKERS);
+    if let Some(pairs) = paired_pairs() {
+        primitives_paired(&rt, pairs);
+        return;
+    }
 
     macro_rules! pair {
         ($group:literal, |$m:ident| $setup:expr, |$x:ident| $body:expr) => {{
@@ -599,6 +613,154 @@ fn primitives(c: &mut Criterion) {
         "sync_notify/notify_waiters",
         |m| m::notify_setup(&notify_rt, 10),
         |n| m::notify_round(&n.0, &n.1, true)
+    );
+}
+
+/// The channel shapes measured paired and interleaved (`RINGLEADER_BENCH_PAIRED`, see
+/// `common::paired`) instead of by criterion.
+fn channels_paired(rt: &ringleader::runtime::Runtime, pairs: usize) {
+    paired(
+        "sync_mpsc/contention_bounded",
+        pairs,
+        || rl::contention_bounded(rt, 1_000_000),
+        || tk::contention_bounded(rt, 1_000_000),
+    );
+    paired(
+        "sync_mpsc/contention_bounded_full",
+        pairs,
+        || rl::contention_bounded(rt, 100),
+        || tk::contention_bounded(rt, 100),
+    );
+    paired(
+        "sync_mpsc/contention_unbounded",
+        pairs,
+        || rl::contention_unbounded(rt),
+        || tk::contention_unbounded(rt),
+    );
+    paired(
+        "sync_mpsc/uncontended_bounded",
+        pairs,
+        || rl::uncontended_bounded(rt),
+        || tk::uncontended_bounded(rt),
+    );
+    paired(
+        "sync_mpsc/uncontended_unbounded",
+        pairs,
+        || rl::uncontended_unbounded(rt),
+        || tk::uncontended_unbounded(rt),
+    );
+    let (rtx, ttx) = (rl::request_reply_server(rt), tk::request_reply_server(rt));
+    paired(
+        "sync_mpsc_oneshot/request_reply",
+        pairs,
+        || rl::request_reply(rt, &rtx),
+        || tk::request_reply(rt, &ttx),
+    );
+    for n in [10, 100] {
+        let (rtx, rwg) = rl::broadcast_setup(rt, n);
+        let (ttx, twg) = tk::broadcast_setup(rt, n);
+        paired(
+            &format!("sync_broadcast/{n}"),
+            pairs,
+            || rl::broadcast_round(rt, n, &rtx, &rwg),
+            || tk::broadcast_round(rt, n, &ttx, &twg),
+        );
+    }
+    for n in [10, 100] {
+        let (rtx, rwg) = rl::watch_setup(rt, n);
+        let (ttx, twg) = tk::watch_setup(rt, n);
+        paired(
+            &format!("sync_watch/{n}"),
+            pairs,
+            || rl::watch_round(rt, n, &rtx, &rwg),
+            || tk::watch_round(rt, n, &ttx, &twg),
+        );
+    }
+}
+
+/// The primitive shapes measured paired and interleaved (`RINGLEADER_BENCH_PAIRED`).
+fn primitives_paired(rt: &ringleader::runtime::Runtime, pairs: usize) {
+    let (rs, ts) = (
+        Arc::new(rlp::Semaphore::new(10)),
+        Arc::new(tkp::Semaphore::new(10)),
+    );
+    paired(
+        "sync_semaphore/uncontended",
+        pairs,
+        || rlp::semaphore_uncontended(rt, &rs),
+        || tkp::semaphore_uncontended(rt, &ts),
+    );
+    paired(
+        "sync_semaphore/uncontended_concurrent",
+        pairs,
+        || rlp::semaphore_tasks(rt, &rs),
+        || tkp::semaphore_tasks(rt, &ts),
+    );
+    let (rs, ts) = (
+        Arc::new(rlp::Semaphore::new(5)),
+        Arc::new(tkp::Semaphore::new(5)),
+    );
+    paired(
+        "sync_semaphore/contended",
+        pairs,
+        || rlp::semaphore_tasks(rt, &rs),
+        || tkp::semaphore_tasks(rt, &ts),
+    );
+    let (rm, tm) = (
+        Arc::new(rlp::Mutex::new(0usize)),
+        Arc::new(tkp::Mutex::new(0usize)),
+    );
+    paired(
+        "sync_mutex_as_semaphore",
+        pairs,
+        || rlp::mutex_as_semaphore(rt, &rm),
+        || tkp::mutex_as_semaphore(rt, &tm),
+    );
+    let (rw, tw) = (
+        Arc::new(rlp::RwLock::new(())),
+        Arc::new(tkp::RwLock::new(())),
+    );
+    paired(
+        "sync_rwlock/read_uncontended",
+        pairs,
+        || rlp::rwlock_read_uncontended(rt, &rw),
+        || tkp::rwlock_read_uncontended(rt, &tw),
+    );
+    paired(
+        "sync_rwlock/read_contended",
+        pairs,
+        || rlp::rwlock_read_contended(rt, &rw),
+        || tkp::rwlock_read_contended(rt, &tw),
+    );
+    let (rn, tn) = (rlp::Notify::new(), tkp::Notify::new());
+    paired(
+        "sync_notify/cycle_notify_one",
+        pairs,
+        || rlp::notify_cycle(&rn, false),
+        || tkp::notify_cycle(&tn, false),
+    );
+    paired(
+        "sync_notify/cycle_notify_waiters",
+        pairs,
+        || rlp::notify_cycle(&rn, true),
+        || tkp::notify_cycle(&tn, true),
+    );
+    let notify_rt = ringleader_rt(NOTIFY_WORKERS);
+    let (rn, tn) = (
+        rlp::notify_setup(&notify_rt, 10),
+        tkp::notify_setup(&notify_rt, 10),
+    );
+    paired(
+        "sync_notify/notify_one",
+        pairs,
+        || rlp::notify_round(&rn.0, &rn.1, false),
+        || tkp::notify_round(&tn.0, &tn.1, false),
+    );
+    paired(
+        "sync_notify/notify_waiters",
+        pairs,
+        || rlp::notify_round(&rn.0, &rn.1, true),
+        || tkp::notify_round(&tn.0, &tn.1, true),
     );
 }
 

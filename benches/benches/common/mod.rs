@@ -272,3 +272,91 @@ pub fn ticks_per_sec() -> f64 {
     // SAFETY: sysconf has no preconditions.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
+
+/// `RINGLEADER_BENCH_PAIRED=<pairs>`: the number of interleaved pairs for [`paired`], if set.
+pub fn paired_pairs() -> Option<usize> {
+    std::env::var("RINGLEADER_BENCH_PAIRED")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n: &usize| n > 0)
+}
+
+/// Paired, interleaved measurement of one workload's two implementations (see
+/// [`paired_custom`]), each given as one iteration's closure.
+pub fn paired(name: &str, pairs: usize, mut ringleader: impl FnMut(), mut tokio: impl FnMut()) {
+    fn time(f: &mut impl FnMut(), n: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        start.elapsed()
+    }
+    paired_custom(
+        name,
+        pairs,
+        ("ringleader", &mut |n| time(&mut ringleader, n)),
+        ("tokio", &mut |n| time(&mut tokio, n)),
+    );
+}
+
+/// Paired, interleaved measurement of two implementations `a` and `b` of one workload, each
+/// given as criterion's `iter_custom` closure (run `n` iterations, return the time they
+/// took): `pairs` rounds, each timing a block of `a` then a block of `b` (the order
+/// alternates between rounds), a block being enough iterations for about 50 ms. Prints
+/// the median time per iteration of each and the quartiles of the per-round ratio `a / b`.
+///
+/// `RINGLEADER_BENCH_PAIRED_ONLY=<text>` skips the workloads whose name does not contain it.
+///
+/// Why: on a VM where the cost of a wake-up drifts by up to 2x within minutes, criterion's
+/// sequential functions (all of `a`'s samples, then all of `b`'s) compare two moments as
+/// much as two implementations. Interleaving puts both under the same conditions in each
+/// round, so the ratio's spread shows what is a difference and what is drift.
+pub fn paired_custom(
+    name: &str,
+    pairs: usize,
+    (a_name, a): (&str, &mut dyn FnMut(u64) -> Duration),
+    (b_name, b): (&str, &mut dyn FnMut(u64) -> Duration),
+) {
+    if std::env::var("RINGLEADER_BENCH_PAIRED_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let per_iter = |f: &mut dyn FnMut(u64) -> Duration, n: u64| f(n) / n as u32;
+    // Warm both up, and size the block from the slower of the two.
+    let mut n = 1u64;
+    let per = loop {
+        let per = per_iter(a, n).max(per_iter(b, n));
+        if per * n as u32 >= Duration::from_millis(20) || n >= 1 << 20 {
+            break per;
+        }
+        n *= 2;
+    };
+    let n = (Duration::from_millis(50).as_nanos() / per.as_nanos().max(1)).max(1) as u64;
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..pairs {
+        let (x, y) = if round % 2 == 0 {
+            let x = per_iter(a, n);
+            (x, per_iter(b, n))
+        } else {
+            let y = per_iter(b, n);
+            (per_iter(a, n), y)
+        };
+        ratios.push(x.as_secs_f64() / y.as_secs_f64().max(1e-12));
+        ta.push(x);
+        tb.push(y);
+    }
+    ta.sort();
+    tb.sort();
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ratios.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "paired {name}: {a_name} {:?}, {b_name} {:?} per iteration (medians); {a_name}/{b_name} median {:.2}, quartiles {:.2}–{:.2}, range {:.2}–{:.2} ({pairs} pairs of {n} iterations)",
+        ta[ta.len() / 2],
+        tb[tb.len() / 2],
+        q(0.5),
+        q(0.25),
+        q(0.75),
+        ratios[0],
+        ratios[ratios.len() - 1],
+    );
+}

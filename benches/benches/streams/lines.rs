@@ -245,7 +245,32 @@ fn run(c: &mut Criterion, name: &str, threads: &str, addr: SocketAddr) {
     }
 }
 
+/// `RINGLEADER_BENCH_PAIRED=<pairs>`: both servers up at once, each with its own client,
+/// measured interleaved (`common::paired_custom`) instead of by criterion.
+fn bench_paired(pairs: usize) {
+    let (rl_rt, rl_server) = ringleader_server();
+    let (tk_rt, tk_addr) = tokio_server();
+    let rl_addr = rl_server.local_addrs()[0].as_inet().expect("a TCP server");
+    let mut rl_client = Client::connect(rl_addr);
+    let mut tk_client = Client::connect(tk_addr);
+    rl_client.rounds(1);
+    tk_client.rounds(1);
+    crate::common::paired_custom(
+        "lines",
+        pairs,
+        ("ringleader", &mut |n| rl_client.rounds(n)),
+        ("tokio", &mut |n| tk_client.rounds(n)),
+    );
+    drop((rl_client, tk_client));
+    rl_rt.block_on(rl_server.shutdown(Duration::from_secs(1)));
+    drop((rl_rt, tk_rt));
+}
+
 pub(crate) fn bench(c: &mut Criterion) {
+    if let Some(pairs) = crate::common::paired_pairs() {
+        bench_paired(pairs);
+        return;
+    }
     let (rt, server) = ringleader_server();
     let addr = server.local_addrs()[0].as_inet().expect("a TCP server");
     run(c, "ringleader", "ringleader-work", addr);

@@ -47,7 +47,31 @@ async fn tokio_batches() {
     }
 }
 
+/// `RINGLEADER_BENCH_PAIRED=<pairs>`: both runtimes up at once, measured interleaved
+/// (`common::paired`) instead of by criterion.
+fn bench_paired(pairs: usize) {
+    let rl = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("ringleader runtime");
+    let tk = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    crate::common::paired(
+        "process",
+        pairs,
+        || rl.block_on(ringleader_batches()),
+        || tk.block_on(tokio_batches()),
+    );
+}
+
 pub(crate) fn bench(c: &mut Criterion) {
+    if let Some(pairs) = crate::common::paired_pairs() {
+        bench_paired(pairs);
+        return;
+    }
     let mut group = c.benchmark_group("process");
     // One iteration is ~1,000 fork/execs: few, long samples.
     group.sample_size(10);

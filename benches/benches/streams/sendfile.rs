@@ -53,8 +53,66 @@ fn make_file() -> PathBuf {
     path
 }
 
+/// One ringleader iteration: a connection, a sendfile of the whole file, the receiver's count.
+fn ringleader_once(rt: &ringleader::runtime::Runtime, path: &std::path::Path) {
+    let (addr, rx) = receiver();
+    rt.block_on(async {
+        let file = ringleader::fs::File::open(path).await.expect("open");
+        let stream = ringleader::net::TcpStream::connect(addr)
+            .await
+            .expect("connect");
+        let sent = ringleader::io::sendfile(&file, &stream, 0, None)
+            .await
+            .expect("sendfile");
+        assert_eq!(sent as u64, LEN);
+        stream.close().await.expect("close");
+    });
+    assert_eq!(rx.join().expect("receiver"), LEN);
+}
+
+/// One tokio iteration: `tokio::io::copy` from the file to a connection.
+fn tokio_once(rt: &tokio::runtime::Runtime, path: &std::path::Path) {
+    let (addr, rx) = receiver();
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut file = tokio::fs::File::open(path).await.expect("open");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let sent = tokio::io::copy(&mut file, &mut stream).await.expect("copy");
+        assert_eq!(sent, LEN);
+        stream.shutdown().await.expect("shutdown");
+    });
+    assert_eq!(rx.join().expect("receiver"), LEN);
+}
+
+fn ringleader_rt() -> ringleader::runtime::Runtime {
+    ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("ringleader runtime")
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 pub(crate) fn bench(c: &mut Criterion) {
     let path = make_file();
+    if let Some(pairs) = crate::common::paired_pairs() {
+        // Both runtimes up at once, measured interleaved (`common::paired`).
+        let (rl, tk) = (ringleader_rt(), tokio_rt());
+        crate::common::paired(
+            "sendfile",
+            pairs,
+            || ringleader_once(&rl, &path),
+            || tokio_once(&tk, &path),
+        );
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
     let mut group = c.benchmark_group("sendfile");
     group
         .sample_size(10)
@@ -62,48 +120,12 @@ pub(crate) fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Bytes(LEN));
 
-    let rt = ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("ringleader runtime");
-    group.bench_function("ringleader", |b| {
-        b.iter(|| {
-            let (addr, rx) = receiver();
-            rt.block_on(async {
-                let file = ringleader::fs::File::open(&path).await.expect("open");
-                let stream = ringleader::net::TcpStream::connect(addr)
-                    .await
-                    .expect("connect");
-                let sent = ringleader::io::sendfile(&file, &stream, 0, None)
-                    .await
-                    .expect("sendfile");
-                assert_eq!(sent as u64, LEN);
-                stream.close().await.expect("close");
-            });
-            assert_eq!(rx.join().expect("receiver"), LEN);
-        })
-    });
+    let rt = ringleader_rt();
+    group.bench_function("ringleader", |b| b.iter(|| ringleader_once(&rt, &path)));
     drop(rt);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    group.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (addr, rx) = receiver();
-            rt.block_on(async {
-                use tokio::io::AsyncWriteExt;
-                let mut file = tokio::fs::File::open(&path).await.expect("open");
-                let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-                let sent = tokio::io::copy(&mut file, &mut stream).await.expect("copy");
-                assert_eq!(sent, LEN);
-                stream.shutdown().await.expect("shutdown");
-            });
-            assert_eq!(rx.join().expect("receiver"), LEN);
-        })
-    });
+    let rt = tokio_rt();
+    group.bench_function("tokio", |b| b.iter(|| tokio_once(&rt, &path)));
     drop(rt);
     group.finish();
     let _ = std::fs::remove_file(&path);
