@@ -461,15 +461,15 @@ macro_rules! primitive_workloads {
             }
 
             /// `n` waiter tasks counting their wake-ups; returns the notify and the counter.
-            pub(crate) fn notify_setup(rt: &Runtime, n: usize) -> (Arc<Notify>, Arc<AtomicUsize>) {
+            pub(crate) fn notify_setup(rt: &Runtime, n: usize) -> (Arc<Notify>, Arc<Padded>) {
                 let notify = Arc::new(Notify::new());
-                let counter = Arc::new(AtomicUsize::new(0));
+                let counter = Arc::new(Padded(AtomicUsize::new(0)));
                 for _ in 0..n {
                     let (notify, counter) = (notify.clone(), counter.clone());
                     drop(rt.handle().spawn(async move {
                         loop {
                             notify.notified().await;
-                            counter.fetch_add(1, Ordering::SeqCst);
+                            counter.0.fetch_add(1, Ordering::SeqCst);
                         }
                     }));
                 }
@@ -494,9 +494,9 @@ macro_rules! primitive_workloads {
                 }
             }
 
-            pub(crate) fn notify_round(notify: &Notify, counter: &AtomicUsize, all: bool) {
-                counter.store(0, Ordering::SeqCst);
-                while counter.load(Ordering::SeqCst) < 500 {
+            pub(crate) fn notify_round(notify: &Notify, counter: &Padded, all: bool) {
+                counter.0.store(0, Ordering::SeqCst);
+                while counter.0.load(Ordering::SeqCst) < 500 {
                     if all {
                         notify.notify_waiters();
                     } else {
@@ -508,6 +508,12 @@ macro_rules! primitive_workloads {
         }
     };
 }
+
+/// A counter alone on its cache lines: the notifier spins reading it and the waiters bump
+/// it, so beside a `Notify` in memory it would add false sharing that depends on where the
+/// allocator put the two (and so differ between the two primitives by luck).
+#[repr(align(128))]
+pub(crate) struct Padded(AtomicUsize);
 
 /// The elements of a pinned array, each pinned in place.
 fn each_pinned<T, const N: usize>(a: Pin<&mut [T; N]>) -> impl Iterator<Item = Pin<&mut T>> {
