@@ -418,27 +418,7 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
 /// socket's buffer is full), or the socket's error.
 fn send_nonblocking(fd: &SharedFd, data: &[u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    loop {
-        // SAFETY: send(2) reads `data.len()` initialised bytes of `data`, borrowed for the
-        // call; the fd is open (`fd` holds it).
-        let n = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => {}
-            Some(libc::EAGAIN) => return Ok(0),
-            _ => return Err(err),
-        }
-    }
+    ops::send_nonblocking(fd.as_raw_fd(), data)
 }
 
 thread_local! {

@@ -232,24 +232,10 @@ impl<B: IoBuf> std::future::Future for SendFuture<'_, B> {
                 panic!("a send was polled after it completed");
             };
             let len = buf.bytes_init();
-            // The raw system call, not libc's `send`: that wrapper is a thread-cancellation
-            // point, and glibc brackets it with two atomic updates of the thread's cancel
-            // state (about 2 % of an echo server's CPU in a profile). ringleader never
-            // cancels its threads, and this call never blocks (MSG_DONTWAIT).
-            // SAFETY: sendto(2) with no address reads `len` initialised bytes of the buffer,
-            // which we own for the duration of the call; the fd is kept open by `fd` (owned
-            // or borrowed from a handle that outlives this future).
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_sendto,
-                    fd.raw(),
-                    buf.stable_ptr(),
-                    len,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    std::ptr::null::<libc::sockaddr>(),
-                    0 as libc::socklen_t,
-                )
-            };
+            // SAFETY: `buf` is ours for the duration of the call and holds `len` initialised
+            // bytes at its stable pointer; the fd is kept open by `fd` (owned, or borrowed
+            // from a handle that outlives this future).
+            let n = unsafe { sendto_raw(fd.raw(), buf.stable_ptr(), len) };
             if n >= 0 {
                 progress.made_progress();
                 return Poll::Ready((Ok(n as usize), buf));
@@ -271,6 +257,49 @@ impl<B: IoBuf> std::future::Future for SendFuture<'_, B> {
         match &mut this.state {
             SendState::Ring(op) => std::pin::Pin::new(op).poll(cx),
             SendState::Start(_) => unreachable!("moved to the ring above"),
+        }
+    }
+}
+
+/// One `send(2)` that never waits and never raises SIGPIPE, through the raw system call:
+/// libc's `send` is a thread-cancellation point, and glibc brackets it with two atomic
+/// updates of the thread's cancel state (about 2 % of an echo server's CPU in a profile);
+/// ringleader never cancels its threads. Returns the bytes taken or `-1` with `errno` set.
+///
+/// # Safety
+/// `ptr` points to `len` initialised bytes that stay valid for the call.
+unsafe fn sendto_raw(fd: RawFd, ptr: *const u8, len: usize) -> isize {
+    // SAFETY: sendto(2) with no address reads `len` bytes at `ptr` (the caller's contract)
+    // and touches nothing else of ours; a bad fd is an error return, not undefined behaviour.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            ptr,
+            len,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        ) as isize
+    }
+}
+
+/// One non-blocking `send(2)` of `data` on `fd`, without SIGPIPE (EPIPE is an error) and
+/// without libc's cancellation-point bracketing; retried on EINTR. `Ok(0)` when the
+/// socket's buffer is full (EAGAIN), so callers that keep their own buffer (the stream
+/// writer) can tell "wait for room" from an error.
+pub fn send_nonblocking(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is borrowed, initialised and valid for the call.
+        let n = unsafe { sendto_raw(fd, data.as_ptr(), data.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EAGAIN) => return Ok(0),
+            _ => return Err(err),
         }
     }
 }
