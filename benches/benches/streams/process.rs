@@ -50,15 +50,7 @@ async fn tokio_batches() {
 /// `RINGLEADER_BENCH_PAIRED=<pairs>`: both runtimes up at once, measured interleaved
 /// (`common::paired`) instead of by criterion.
 fn bench_paired(pairs: usize) {
-    let rl = ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("ringleader runtime");
-    let tk = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let (rl, tk) = (crate::common::ringleader_rt(2), crate::common::tokio_rt(2));
     crate::common::paired(
         "process",
         pairs,

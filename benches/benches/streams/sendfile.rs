@@ -84,26 +84,11 @@ fn tokio_once(rt: &tokio::runtime::Runtime, path: &std::path::Path) {
     assert_eq!(rx.join().expect("receiver"), LEN);
 }
 
-fn ringleader_rt() -> ringleader::runtime::Runtime {
-    ringleader::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("ringleader runtime")
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 pub(crate) fn bench(c: &mut Criterion) {
     let path = make_file();
     if let Some(pairs) = crate::common::paired_pairs() {
         // Both runtimes up at once, measured interleaved (`common::paired`).
-        let (rl, tk) = (ringleader_rt(), tokio_rt());
+        let (rl, tk) = (crate::common::ringleader_rt(2), crate::common::tokio_rt(2));
         crate::common::paired(
             "sendfile",
             pairs,
@@ -120,11 +105,11 @@ pub(crate) fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Bytes(LEN));
 
-    let rt = ringleader_rt();
+    let rt = crate::common::ringleader_rt(2);
     group.bench_function("ringleader", |b| b.iter(|| ringleader_once(&rt, &path)));
     drop(rt);
 
-    let rt = tokio_rt();
+    let rt = crate::common::tokio_rt(2);
     group.bench_function("tokio", |b| b.iter(|| tokio_once(&rt, &path)));
     drop(rt);
     group.finish();

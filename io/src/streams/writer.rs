@@ -63,6 +63,7 @@ use std::future::poll_fn;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -371,7 +372,7 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
         Stage::settle(&mut st, &shared.fd);
         chunk
     };
-    let res = send_nonblocking(&shared.fd, &chunk);
+    let res = ops::send_nonblocking(shared.fd.as_raw_fd(), &chunk);
     let mut st = lock(shared);
     st.in_flight = 0;
     let mut chunk = chunk;
@@ -412,13 +413,6 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
         st.settle(&shared.fd);
     }
     st.wake_all();
-}
-
-/// One `send(2)` that never waits and never raises SIGPIPE: the bytes taken (0 when the
-/// socket's buffer is full), or the socket's error.
-fn send_nonblocking(fd: &SharedFd, data: &[u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    ops::send_nonblocking(fd.as_raw_fd(), data)
 }
 
 thread_local! {
