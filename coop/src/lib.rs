@@ -86,6 +86,7 @@ pub fn has_budget_remaining() -> bool {
 /// spent. On `Ready`, the unit is taken; call [`Progress::made_progress`] if the operation
 /// completed, otherwise dropping the [`Progress`] gives the unit back, so a future that ends
 /// up `Pending` for its own reasons costs nothing.
+#[inline]
 pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<Progress> {
     BUDGET.with(|b| match b.get() {
         None => Poll::Ready(Progress { refund: false }),
@@ -109,12 +110,14 @@ pub struct Progress {
 
 impl Progress {
     /// The operation completed: keep the unit spent.
+    #[inline]
     pub fn made_progress(mut self) {
         self.refund = false;
     }
 }
 
 impl Drop for Progress {
+    #[inline]
     fn drop(&mut self) {
         if self.refund {
             let _ = BUDGET.try_with(|b| {

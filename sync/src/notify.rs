@@ -2,24 +2,29 @@
 //!
 //! # Protocol
 //!
-//! **`word`** (an atomic) holds two bits, `PERMIT` and `WAITERS`, never both set:
+//! **`word`** (one atomic) holds two bits, `PERMIT` and `WAITERS`, never both set, and above
+//! them `calls`, how many times [`Notify::notify_waiters`] ran:
 //!
 //! - `PERMIT`: one stored [`Notify::notify_one`] that nobody was waiting for (at most one).
-//!   It lives only in `word`, so storing it (`0 → PERMIT`) and taking it (`PERMIT → 0`) are
-//!   single CASes that need no lock.
-//! - `WAITERS`: the waiter list is non-empty. Set (`0 → WAITERS`, by CAS, so a concurrent
-//!   lock-free store of a permit is never overwritten) and cleared only under the lock.
-//!   While it is set no lock-free CAS can succeed, so under the lock `word` is then stable.
+//!   It lives only in `word`, so storing and taking it are single CASes that need no lock.
+//! - `WAITERS`: the waiter list is non-empty. Set by CAS under the lock (so it never
+//!   overwrites a permit stored meanwhile, and fails if `calls` moved) and cleared only under
+//!   the lock. While it is set no permit CAS succeeds.
+//! - `calls`: bumped by `notify_waiters`. A [`Notified`] captures it when created and
+//!   completes on its first poll if it has moved: a notification sent after `notified()`
+//!   reached it even if it had not been polled yet. With `WAITERS` clear, `notify_waiters`
+//!   bumps it by one CAS without the lock (the common call of a busy notifier); with
+//!   `WAITERS` set, only under the lock, where it then wakes the whole list. A waiter queues
+//!   only under the lock, through the CAS that sets `WAITERS` with its captured `calls`
+//!   unchanged (or finding `WAITERS` set, when `calls` cannot move without the lock): so
+//!   a lock-free bump either came first (the waiter sees it and completes) or fails and
+//!   takes the lock, and a bump under the lock wakes exactly the waiters queued before it.
 //!
 //! A waiter is queued only while no permit is stored, and a permit is stored only while no
 //! waiter is queued: the permit never barges past a queued waiter, and FIFO order holds.
 //!
 //! **`state`** (one `crate::loom::Mutex<State>`) holds:
 //!
-//! - `generation`: how many times [`Notify::notify_waiters`] ran, mirrored in `calls` (written
-//!   only under the lock). A [`Notified`] captures `calls` when created, and on its first
-//!   poll completes if it has changed: a notification sent after `notified()` reached it
-//!   even if it had not been polled yet.
 //! - `waiters`: an intrusive [`List`] of the queued waiters' nodes. Each [`Notified`] embeds
 //!   its node (the future is `!Unpin`, so the node does not move once polled): queueing
 //!   allocates nothing. A notifier, under the lock, unlinks the front node, takes its waker
@@ -55,14 +60,20 @@ use crate::waitlist::WakeList;
 /// ```
 pub struct Notify {
     state: Mutex<State>,
-    /// Mirror of `State::generation`, readable without the lock by `notified()`.
-    calls: AtomicUsize,
-    /// `PERMIT | WAITERS` (see the protocol).
+    /// `calls << CALLS_SHIFT | PERMIT | WAITERS` (see the protocol).
     word: AtomicUsize,
 }
 
 const PERMIT: usize = 1;
 const WAITERS: usize = 2;
+/// `calls` sits above the two flags; one `notify_waiters` adds `CALL`.
+const CALLS_SHIFT: u32 = 2;
+const CALL: usize = 1 << CALLS_SHIFT;
+
+/// The `notify_waiters` count held in `word`.
+fn calls(word: usize) -> usize {
+    word >> CALLS_SHIFT
+}
 
 /// What a notifier stored in a waiter's node (besides `intrusive::WAITING`).
 const ONE: usize = 1;
@@ -70,7 +81,6 @@ const ALL: usize = 2;
 
 #[derive(Debug)]
 struct State {
-    generation: usize,
     waiters: List,
 }
 
@@ -94,10 +104,8 @@ impl Notify {
     pub fn new() -> Notify {
         Notify {
             state: Mutex::new(State {
-                generation: 0,
                 waiters: List::new(),
             }),
-            calls: AtomicUsize::new(0),
             word: AtomicUsize::new(0),
         }
     }
@@ -107,10 +115,8 @@ impl Notify {
     pub const fn const_new() -> Notify {
         Notify {
             state: Mutex::new(State {
-                generation: 0,
                 waiters: List::new(),
             }),
-            calls: AtomicUsize::new(0),
             word: AtomicUsize::new(0),
         }
     }
@@ -126,7 +132,7 @@ impl Notify {
         let waker = match st.waiters.pop_front(ONE) {
             Some(waker) => {
                 if st.waiters.is_empty() {
-                    self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+                    self.clear_waiters();
                 }
                 waker
             }
@@ -147,16 +153,18 @@ impl Notify {
     fn store_permit(&self) -> bool {
         let mut w = self.word.load(Ordering::SeqCst);
         loop {
-            match w {
-                PERMIT => return true, // coalesces with the stored permit
-                0 => match self
-                    .word
-                    .compare_exchange(0, PERMIT, Ordering::SeqCst, Ordering::SeqCst)
-                {
-                    Ok(_) => return true,
-                    Err(actual) => w = actual,
-                },
-                _ => return false,
+            if w & WAITERS != 0 {
+                return false;
+            }
+            // Also when the permit is already stored (`w | PERMIT == w`): a plain load would
+            // coalesce, but publish nothing; the write makes the waiter that takes the permit
+            // synchronise with this call too, so it sees what our caller wrote before it.
+            match self
+                .word
+                .compare_exchange(w, w | PERMIT, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => w = actual, // `calls` moved, a waiter queued or took the permit
             }
         }
     }
@@ -165,30 +173,50 @@ impl Notify {
     fn take_permit(&self) -> bool {
         // Look before the CAS: a failing CAS still takes the line exclusively, away from
         // the notifier that keeps writing beside it.
-        self.word.load(Ordering::SeqCst) == PERMIT
-            && self
+        let mut w = self.word.load(Ordering::SeqCst);
+        while w & PERMIT != 0 {
+            match self
                 .word
-                .compare_exchange(PERMIT, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+                .compare_exchange(w, w & !PERMIT, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => w = actual,
+            }
+        }
+        false
+    }
+
+    /// Clears `WAITERS` once the list is empty. Under the lock only; `calls` may move
+    /// meanwhile, so it keeps whatever is above the flags.
+    fn clear_waiters(&self) {
+        self.word.fetch_and(!WAITERS, Ordering::SeqCst);
     }
 
     /// Wakes every task currently waiting, including [`Notified`] futures created but not yet
     /// polled. Stores no permit.
     pub fn notify_waiters(&self) {
+        // Nobody queued (the common call of a busy notifier): one CAS, no lock. A waiter that
+        // queues later finds `calls` moved in the CAS that would queue it.
+        let mut w = self.word.load(Ordering::SeqCst);
+        while w & WAITERS == 0 {
+            match self
+                .word
+                .compare_exchange(w, w + CALL, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                Err(actual) => w = actual,
+            }
+        }
+        // Waiters queued: move `calls` under the lock, so that exactly the waiters queued now
+        // are woken, not one that queues between the bump and the wake-ups.
         let mut st = lock(&self.state);
-        st.generation = st.generation.wrapping_add(1);
-        // Release is enough: `calls` is only a hint read outside the lock (a stale value
-        // sends the waiter to the lock, where `generation` decides), and a `notified()`
-        // ordered after this call by the caller's own synchronisation sees the new value.
-        self.calls.store(st.generation, Ordering::Release);
+        self.word.fetch_add(CALL, Ordering::SeqCst);
         if st.waiters.is_empty() {
-            // Nobody queued: the common call of a busy notifier costs the lock and the
-            // store, not a wake list.
             return;
         }
         let mut wakes = WakeList::new();
         while st.notify_front(ALL, &mut wakes) {}
-        self.word.store(0, Ordering::SeqCst); // was WAITERS: stable under the lock
+        self.clear_waiters();
         drop(st);
         wakes.wake_all();
     }
@@ -205,7 +233,7 @@ impl Notify {
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
-            generation: self.calls.load(Ordering::Acquire),
+            generation: calls(self.word.load(Ordering::SeqCst)),
             state: NotifiedState::Init,
             node: Node::new(),
         }
@@ -226,7 +254,7 @@ impl fmt::Debug for Notify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.lock();
         f.debug_struct("Notify")
-            .field("permit", &(self.word.load(Ordering::SeqCst) == PERMIT))
+            .field("permit", &(self.word.load(Ordering::SeqCst) & PERMIT != 0))
             .field("waiters", &st.waiters.len())
             .finish()
     }
@@ -311,7 +339,7 @@ impl Notified<'_> {
             NotifiedState::Done => return false,
         }
         let notify = self.notify;
-        if notify.calls.load(Ordering::Acquire) != self.generation {
+        if calls(notify.word.load(Ordering::SeqCst)) != self.generation {
             self.state = NotifiedState::ReadyAll;
             return true;
         }
@@ -320,23 +348,26 @@ impl Notified<'_> {
             return true;
         }
         let mut st = notify.lock();
-        if st.generation != self.generation {
-            self.state = NotifiedState::ReadyAll;
-            return true;
-        }
-        // Mark the list non-empty, unless a permit arrived meanwhile: then take it.
+        // Mark the list non-empty with `calls` unchanged, unless a permit arrived meanwhile
+        // (then take it) or `calls` moved (then this waiter is notified).
         let mut w = notify.word.load(Ordering::SeqCst);
         loop {
-            let (from, to) = match w {
-                PERMIT => (PERMIT, 0),
-                0 => (0, WAITERS),
-                _ => break, // WAITERS already set
+            if calls(w) != self.generation {
+                self.state = NotifiedState::ReadyAll;
+                return true;
+            }
+            let to = if w & PERMIT != 0 {
+                w & !PERMIT
+            } else if w & WAITERS != 0 {
+                break; // already set: a `notify_waiters` that moves `calls` takes the lock
+            } else {
+                w | WAITERS
             };
             match notify
                 .word
-                .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(w, to, Ordering::SeqCst, Ordering::SeqCst)
             {
-                Ok(_) if from == PERMIT => {
+                Ok(_) if w & PERMIT != 0 => {
                     self.state = NotifiedState::ReadyOne;
                     return true;
                 }
@@ -388,7 +419,7 @@ impl Drop for Notified<'_> {
                         // the node's memory goes away.
                         unsafe { st.waiters.remove(NonNull::from(&self.node)) };
                         if st.waiters.is_empty() {
-                            self.notify.word.store(0, Ordering::SeqCst);
+                            self.notify.clear_waiters();
                         }
                     }
                 }

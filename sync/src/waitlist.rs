@@ -31,6 +31,7 @@
 //! only when the number of simultaneous waiters reaches a new high. A [`WakeList`] holds 32
 //! wakers inline and spills to a `Vec` past that (only `notify_all` on a crowd gets there).
 
+use std::mem::MaybeUninit;
 use std::task::Waker;
 
 use slab::Slab;
@@ -208,9 +209,11 @@ impl<T> Default for WaitList<T> {
 /// Holds [`WakeList::INLINE`] wakers on the stack and spills the rest into a `Vec`. Anything
 /// still held when it is dropped is woken then, so an early return loses no wake-up; declare
 /// it *before* the lock guard so the guard drops first.
-#[derive(Debug)]
 pub(crate) struct WakeList {
-    inline: [Option<Waker>; WakeList::INLINE],
+    /// `inline[..len]` are initialised; the rest is not. Uninitialised rather than
+    /// `[Option<Waker>; 32]`, so that making an empty list writes nothing and dropping one
+    /// reads nothing past `len`: a notify that wakes one task pays for one slot, not 32.
+    inline: [MaybeUninit<Waker>; WakeList::INLINE],
     len: usize,
     spill: Vec<Waker>,
 }
@@ -220,9 +223,10 @@ impl WakeList {
     pub(crate) const INLINE: usize = 32;
 
     /// An empty list; allocates nothing.
+    #[inline]
     pub(crate) fn new() -> Self {
         WakeList {
-            inline: [const { None }; WakeList::INLINE],
+            inline: [const { MaybeUninit::uninit() }; WakeList::INLINE],
             len: 0,
             spill: Vec::new(),
         }
@@ -236,9 +240,10 @@ impl WakeList {
     }
 
     /// Adds a waker.
+    #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
         if self.len < Self::INLINE {
-            self.inline[self.len] = Some(waker);
+            self.inline[self.len].write(waker);
             self.len += 1;
         } else {
             self.spill.push(waker);
@@ -246,13 +251,15 @@ impl WakeList {
     }
 
     /// Wakes everything collected (call after releasing the lock).
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
-        for slot in &mut self.inline[..self.len] {
-            if let Some(w) = slot.take() {
-                w.wake();
-            }
+        let n = std::mem::replace(&mut self.len, 0);
+        for slot in &self.inline[..n] {
+            // SAFETY: slots below the old `len` were written by `push` and not read since;
+            // `len` is already 0, so none is read twice (a panicking wake leaks the rest).
+            let waker = unsafe { slot.assume_init_read() };
+            waker.wake();
         }
-        self.len = 0;
         for w in self.spill.drain(..) {
             w.wake();
         }
@@ -262,6 +269,14 @@ impl WakeList {
 impl Drop for WakeList {
     fn drop(&mut self) {
         self.wake_all();
+    }
+}
+
+impl std::fmt::Debug for WakeList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeList")
+            .field("len", &(self.len + self.spill.len()))
+            .finish()
     }
 }
 

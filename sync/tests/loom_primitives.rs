@@ -230,6 +230,91 @@ fn loom_notify_waiters_bump_vs_queue_and_permit() {
     });
 }
 
+/// notify_waiters on another thread (its lock-free bump while nobody is queued, or its
+/// bump and wake-ups under the lock once a waiter is) races with a waiter created before
+/// it, which queues, and one created after it returned, which must not be woken by it.
+#[test]
+fn loom_notify_waiters_lock_free_bump_is_exact() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut before = Box::pin(n.notified()); // must receive the call
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_waiters());
+        let early = poll_once(before.as_mut()).is_ready(); // queues, or sees the bump
+        t.join().unwrap();
+        let mut after = Box::pin(n.notified()); // created after the call returned
+        assert!(
+            poll_once(after.as_mut()).is_pending(),
+            "woken by an earlier call"
+        );
+        assert!(
+            early || poll_once(before.as_mut()).is_ready(),
+            "missed the call"
+        );
+        n.notify_waiters();
+        assert!(
+            poll_once(after.as_mut()).is_ready(),
+            "missed the second call"
+        );
+    });
+}
+
+/// Two waiters queue on one thread while another calls notify_waiters twice: the bumps and
+/// the `WAITERS` flag never disagree (no waiter stranded behind a lock-free bump).
+#[test]
+fn loom_notify_waiters_twice_vs_two_waiters() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        let mut a = Box::pin(n.notified());
+        let mut b = Box::pin(n.notified());
+        let n2 = n.clone();
+        let t = thread::spawn(move || {
+            n2.notify_waiters();
+            n2.notify_waiters();
+        });
+        let a_early = poll_once(a.as_mut()).is_ready();
+        let b_early = poll_once(b.as_mut()).is_ready();
+        t.join().unwrap();
+        assert!(a_early || poll_once(a.as_mut()).is_ready(), "a missed");
+        assert!(b_early || poll_once(b.as_mut()).is_ready(), "b missed");
+        assert!(
+            poll_once(pin!(n.notified())).is_pending(),
+            "a permit appeared"
+        );
+    });
+}
+
+/// A notify_one that finds the permit already stored still publishes what its caller wrote
+/// before it: the waiter that takes the permit after it sees the write (the permit's second
+/// store is a read-modify-write, so the waiter's take synchronises with it).
+#[test]
+fn loom_notify_one_on_stored_permit_publishes() {
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::atomic::Ordering::Relaxed;
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        n.notify_one(); // a permit nobody took yet
+        let data = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicBool::new(false));
+        let (n2, data2, sent2) = (n.clone(), data.clone(), sent.clone());
+        let t = thread::spawn(move || {
+            data2.store(1, Relaxed);
+            n2.notify_one(); // coalesces with the stored permit
+            sent2.store(true, Relaxed);
+        });
+        while !sent.load(Relaxed) {
+            thread::yield_now();
+        }
+        block_on(n.notified());
+        assert_eq!(
+            data.load(Relaxed),
+            1,
+            "the second notify_one published nothing"
+        );
+        t.join().unwrap();
+    });
+}
+
 /// Event::set races with wait: the waiter always completes.
 #[test]
 fn loom_event_set_wait() {
