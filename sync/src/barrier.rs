@@ -5,7 +5,10 @@
 //! One `crate::loom::Mutex<State>`: `arrived` (parties waiting in the current round),
 //! `broken`, and a [`WaitList`] whose payload is the outcome a waiter was released with.
 //! The party whose arrival makes `arrived == parties` is the leader: under the lock it
-//! resets `arrived` to 0 and notifies every queued waiter with `Passed`, so the next round
+//! resets `arrived` to 0 and notifies every queued waiter with `Passed(index)`, numbering
+//! them `0..parties - 1` in arrival order (the leader takes `parties - 1`, as asyncio's
+//! last arrival does; cancelled waiters are not queued, so the indices are dense and
+//! distinct), so the next round
 //! starts at once and later arrivals never mix with the released ones. A waiter dropped
 //! while still queued decrements `arrived` (as if it never came); one dropped after release
 //! changes nothing. [`Barrier::abort`] and [`Barrier::reset`] notify every queued waiter with
@@ -46,7 +49,8 @@ struct State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    Passed,
+    /// Released by the leader, with this party's index in the round.
+    Passed(usize),
     Broken,
 }
 
@@ -80,7 +84,9 @@ impl Barrier {
     }
 
     /// Waits until `parties` tasks are waiting, then releases them all. The last to arrive is
-    /// the leader.
+    /// the leader. Each party of a round gets a distinct
+    /// [`index`](BarrierWaitResult::index) in `0..parties`, its arrival order (asyncio's
+    /// return value of `wait()`).
     ///
     /// # Errors
     /// [`BrokenBarrier`] if the barrier is broken, or gets aborted or reset while waiting.
@@ -158,9 +164,18 @@ impl Future for BarrierWait<'_> {
                     st.arrived += 1;
                     if st.arrived >= this.barrier.parties {
                         st.arrived = 0;
-                        st.waiters
-                            .notify_all(&mut wakes, |o| *o = Some(Outcome::Passed));
-                        Ok(BarrierWaitResult { is_leader: true })
+                        // Queued waiters are the other parties of this round, in arrival
+                        // order.
+                        let mut index = 0;
+                        st.waiters.notify_all(&mut wakes, |o| {
+                            *o = Some(Outcome::Passed(index));
+                            index += 1;
+                        });
+                        debug_assert_eq!(index, this.barrier.parties - 1);
+                        Ok(BarrierWaitResult {
+                            is_leader: true,
+                            index,
+                        })
                     } else {
                         let key = st.waiters.push_back(None, Some(cx.waker().clone()));
                         this.key = Some(key);
@@ -175,7 +190,10 @@ impl Future for BarrierWait<'_> {
                 }
                 this.key = None;
                 match st.waiters.remove(key).data {
-                    Some(Outcome::Passed) => Ok(BarrierWaitResult { is_leader: false }),
+                    Some(Outcome::Passed(index)) => Ok(BarrierWaitResult {
+                        is_leader: false,
+                        index,
+                    }),
                     _ => Err(BrokenBarrier(())),
                 }
             }
@@ -212,6 +230,7 @@ impl fmt::Debug for BarrierWait<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarrierWaitResult {
     is_leader: bool,
+    index: usize,
 }
 
 impl BarrierWaitResult {
@@ -219,6 +238,14 @@ impl BarrierWaitResult {
     /// party per round is.
     pub fn is_leader(&self) -> bool {
         self.is_leader
+    }
+
+    /// This party's place in its round, `0..parties`, distinct for each party of the
+    /// round: the order in which the parties arrived (parties that gave up before the
+    /// barrier tripped do not count). The leader, the last to arrive, gets `parties - 1`.
+    /// This is the value asyncio's `Barrier.wait()` returns.
+    pub fn index(&self) -> usize {
+        self.index
     }
 }
 

@@ -28,6 +28,13 @@ use crate::waitlist::{WaitList, WakeList};
 /// changed (or right after changing it under the lock): a waiter that checked the data under
 /// that lock is queued by then.
 ///
+/// Unlike asyncio's, a `Condition` is not tied to one lock (each `wait` is given the guard
+/// of the mutex it uses), so it cannot check that the notifier holds that lock:
+/// [`notify`](Condition::notify) and [`notify_all`](Condition::notify_all) never fail, where
+/// asyncio raises `RuntimeError` if the lock is not held. Notifying without the lock is
+/// safe (no waiter is corrupted, and a waiter queued before the call is woken), but a
+/// waiter that checked the data and has not queued yet can miss it: hold the lock.
+///
 /// ```
 /// use std::sync::Arc;
 /// use ringleader_sync::{Condition, Mutex};
@@ -123,6 +130,10 @@ impl Condition {
     /// Waits until `predicate` holds for the protected data, as asyncio's `wait_for`:
     /// checks first (without waiting if it already holds), then [`wait`](Condition::wait)s
     /// and re-checks after each notification. Returns the guard under which it held.
+    ///
+    /// asyncio's `wait_for` returns the predicate's last (truthy) value; here the predicate
+    /// is a `bool`, so that value is always `true`, and the guard is returned instead: read
+    /// whatever made the predicate true through it, still under the lock.
     ///
     /// # Cancel safety
     /// As [`wait`](Condition::wait).

@@ -48,8 +48,13 @@
 //! [`qsize`](Queue::qsize) and [`full`](Queue::full) until its getter runs (`handed`), as
 //! in asyncio, where the item stays queued until the woken getter takes it; `get_nowait`
 //! cannot take it. A getter whose future is dropped after being handed an item gives it
-//! back: to the next waiting getter, or else to the front of the queue (the top for
-//! `LifoQueue`; `PriorityQueue` reinserts it).
+//! back: to the next waiting getter, or else to the front of the queue.
+//!
+//! `LifoQueue` and `PriorityQueue` hand a *claim* instead of an item: the item is queued
+//! and the longest waiting getter may take one queued item (`claimed`) when it runs; it
+//! then pops whatever is next out at that time, the last item put or the smallest, as
+//! asyncio's woken getter does (`get_nowait` takes only unclaimed items). A dropped getter
+//! passes its claim to the next waiting getter, or leaves the item unclaimed.
 //!
 //! Putters: when room appears the longest waiting putter is woken and the room is
 //! *reserved* for it (`put_reserved`, at most one at a time). A putter inserts its item
@@ -62,7 +67,8 @@
 //! `shutdown(immediate)` (3.13): later puts fail; getters fail once the queue is empty;
 //! with `immediate` the queued items are dropped and counted done at once (so `join`
 //! returns), and so are items handed to getters that have not run yet (those getters fail
-//! with [`QueueShutDown`] and drop the item when they run or are dropped). Every waiting
+//! with [`QueueShutDown`] and drop the item when they run or are dropped; claimed items
+//! were queued and are dropped with the rest). Every waiting
 //! getter and putter is woken to recheck.
 
 use std::cmp::Reverse;
@@ -192,6 +198,12 @@ impl std::error::Error for TaskDoneError {}
 
 /// The order a queue hands items out in.
 trait Store<T> {
+    /// `true` (FIFO): an item put while getters wait is handed to the longest waiting
+    /// getter itself. `false` (LIFO, priority): the item is queued and the getter is handed
+    /// a *claim* on one queued item; it pops the item that is next out when it runs, so
+    /// it gets the last one in (or the smallest) at that time, as asyncio's woken getter
+    /// does.
+    const HANDS_ITEMS: bool;
     fn push(&mut self, item: T);
     fn pop(&mut self) -> Option<T>;
     /// Puts back an item that `pop` handed out, so that it comes out next again.
@@ -204,6 +216,7 @@ struct Lifo<T>(Vec<T>);
 struct Heap<T: Ord>(BinaryHeap<Reverse<T>>);
 
 impl<T> Store<T> for Fifo<T> {
+    const HANDS_ITEMS: bool = true;
     fn push(&mut self, item: T) {
         self.0.push_back(item)
     }
@@ -219,6 +232,7 @@ impl<T> Store<T> for Fifo<T> {
 }
 
 impl<T> Store<T> for Lifo<T> {
+    const HANDS_ITEMS: bool = false;
     fn push(&mut self, item: T) {
         self.0.push(item)
     }
@@ -234,6 +248,7 @@ impl<T> Store<T> for Lifo<T> {
 }
 
 impl<T: Ord> Store<T> for Heap<T> {
+    const HANDS_ITEMS: bool = false;
     fn push(&mut self, item: T) {
         self.0.push(Reverse(item))
     }
@@ -263,8 +278,10 @@ enum Wake {
 enum Handed<T> {
     /// Still queued.
     Waiting,
-    /// An item was handed to it.
+    /// An item was handed to it (FIFO).
     Item(T),
+    /// One queued item is claimed for it (LIFO, priority): it pops the next one out.
+    Claim,
     /// Woken by `shutdown`: recheck.
     Recheck,
 }
@@ -280,8 +297,11 @@ struct State<T, S> {
     getters: WaitList<Handed<T>>,
     putters: WaitList<Wake>,
     joiners: WaitList<()>,
-    /// Items handed to notified getters that have not taken them yet.
+    /// Items handed to notified getters that have not taken them yet (FIFO).
     handed: usize,
+    /// Queued items claimed by notified getters that have not taken them yet (LIFO,
+    /// priority); at most `items.len()`.
+    claimed: usize,
     /// Room promised to notified putters that have not used it yet.
     put_reserved: usize,
 }
@@ -317,8 +337,14 @@ impl<T, S: Store<T>> State<T, S> {
         }
     }
 
-    /// Hands `item` to the longest waiting getter, or queues it with `queue`.
+    /// Hands `item` to the longest waiting getter, or queues it with `queue`. For a store
+    /// that does not hand items, queues it and gives the longest waiting getter a claim.
     fn hand_or(&mut self, item: T, wakes: &mut WakeList, queue: impl FnOnce(&mut S, T)) {
+        if !S::HANDS_ITEMS {
+            queue(&mut self.items, item);
+            self.claim_for_next_getter(wakes);
+            return;
+        }
         let mut item = Some(item);
         let handed = self.getters.notify_front(wakes, |slot| {
             if let Some(v) = item.take() {
@@ -338,8 +364,23 @@ impl<T, S: Store<T>> State<T, S> {
         self.hand_or(item, wakes, S::push);
     }
 
-    /// Takes a queued item (for a newcomer: getters wait only while none is queued).
+    /// Gives the longest waiting getter, if any, a claim on one queued item.
+    fn claim_for_next_getter(&mut self, wakes: &mut WakeList) {
+        if self
+            .getters
+            .notify_front(wakes, |slot| *slot = Handed::Claim)
+            .is_some()
+        {
+            self.claimed += 1;
+        }
+    }
+
+    /// Takes a queued item not claimed by a notified getter (for a newcomer: getters wait
+    /// only while every queued item is claimed).
     fn take(&mut self, wakes: &mut WakeList) -> Option<T> {
+        if self.items.len() <= self.claimed {
+            return None;
+        }
         let item = self.items.pop();
         if item.is_some() {
             self.wake_putters(wakes);
@@ -366,6 +407,7 @@ impl<T, S: Store<T>> Core<T, S> {
                 putters: WaitList::new(),
                 joiners: WaitList::new(),
                 handed: 0,
+                claimed: 0,
                 put_reserved: 0,
             }),
         }
@@ -415,7 +457,22 @@ impl<T, S: Store<T>> Core<T, S> {
                 return Poll::Pending;
             }
             *key = None;
-            if let Handed::Item(item) = st.getters.remove(k).data {
+            let handed = st.getters.remove(k).data;
+            if let Handed::Claim = handed {
+                if st.voided {
+                    // The claimed item was dropped by `shutdown(immediate)`.
+                    coop.made_progress();
+                    return Poll::Ready(Err(QueueShutDown));
+                }
+                st.claimed -= 1;
+                let item = st.items.pop().expect("a claimed item is queued");
+                st.wake_putters(&mut wakes);
+                drop(st);
+                wakes.wake_all();
+                coop.made_progress();
+                return Poll::Ready(Ok(item));
+            }
+            if let Handed::Item(item) = handed {
                 let r = if st.voided {
                     // Dropped by `shutdown(immediate)` (and already counted done).
                     Err(item)
@@ -454,14 +511,22 @@ impl<T, S: Store<T>> Core<T, S> {
         let mut wakes = WakeList::new();
         let mut st = lock(&self.state);
         let mut void = None;
-        if let Handed::Item(item) = st.getters.remove(key).data {
-            if st.voided {
-                void = Some(item);
-            } else {
-                // Give the item back: to the next getter, or to the front of the queue.
-                st.handed -= 1;
-                st.hand_or(item, &mut wakes, S::unpop);
+        match st.getters.remove(key).data {
+            Handed::Item(item) => {
+                if st.voided {
+                    void = Some(item);
+                } else {
+                    // Give the item back: to the next getter, or to the front of the queue.
+                    st.handed -= 1;
+                    st.hand_or(item, &mut wakes, S::unpop);
+                }
             }
+            Handed::Claim if !st.voided => {
+                // Pass the claim on; with nobody waiting the item is simply unclaimed.
+                st.claimed -= 1;
+                st.claim_for_next_getter(&mut wakes);
+            }
+            _ => {}
         }
         drop(st);
         wakes.wake_all();
@@ -584,6 +649,8 @@ impl<T, S: Store<T>> Core<T, S> {
             // Items handed to getters that have not run yet are drained too.
             st.unfinished = st.unfinished.saturating_sub(st.handed);
             st.handed = 0;
+            // Claimed items were queued, so they are counted and dropped above.
+            st.claimed = 0;
             st.voided = true;
             if st.unfinished == 0 {
                 st.joiners.notify_all(&mut wakes, |_| {});
@@ -698,9 +765,10 @@ macro_rules! queue_type {
             /// Takes an item without waiting.
             ///
             /// # Errors
-            /// [`TryGetError::Empty`] when no item is available (items already handed to
-            /// woken getters do not count); [`TryGetError::ShutDown`] when the queue was
-            /// shut down and is empty.
+            /// [`TryGetError::Empty`] when no item is available (items already handed to,
+            /// or claimed by, woken getters do not count: a newcomer never overtakes a
+            /// waiting getter); [`TryGetError::ShutDown`] when the queue was shut down and
+            /// is empty.
             pub fn get_nowait(&self) -> Result<T, TryGetError> {
                 self.core.get_nowait()
             }

@@ -1058,16 +1058,16 @@ fn queue_lifo_and_priority_give_back_handed_items() {
     let lifo = queue::LifoQueue::new(0);
     let mut g = Box::pin(lifo.get());
     assert!(poll_once(g.as_mut()).is_pending());
-    lifo.put_nowait(1).unwrap(); // handed to g
+    lifo.put_nowait(1).unwrap(); // claimed by g
     lifo.put_nowait(2).unwrap();
-    drop(g); // 1 goes back on top: it was the next item out
-    assert_eq!(lifo.get_nowait(), Ok(1));
+    drop(g); // the claim lapses; the stack is untouched (as asyncio: 2 is on top)
     assert_eq!(lifo.get_nowait(), Ok(2));
+    assert_eq!(lifo.get_nowait(), Ok(1));
 
     let prio = queue::PriorityQueue::new(0);
     let mut g = Box::pin(prio.get());
     assert!(poll_once(g.as_mut()).is_pending());
-    prio.put_nowait(5).unwrap(); // handed to g
+    prio.put_nowait(5).unwrap(); // claimed by g
     prio.put_nowait(3).unwrap();
     drop(g);
     assert_eq!(prio.get_nowait(), Ok(3));

@@ -353,6 +353,26 @@ fn queue_cancelled_get_vs_put() {
 }
 
 #[test]
+fn priority_queue_cancelled_claimant_vs_put_and_getter() {
+    // A waiting getter is dropped while another thread puts: the put's claim either goes
+    // to the second getter (the dropped one passes it on) or to nobody; either way the
+    // second getter gets the item and the queue ends empty.
+    loom::model(|| {
+        let q = Arc::new(queue::PriorityQueue::new(0));
+        let mut g1 = Box::pin(q.get());
+        let mut g2 = Box::pin(q.get());
+        assert!(poll_once(g1.as_mut()).is_pending());
+        assert!(poll_once(g2.as_mut()).is_pending());
+        let q2 = q.clone();
+        let t = thread::spawn(move || q2.put_nowait(5).unwrap());
+        drop(g1);
+        t.join().unwrap();
+        assert_eq!(block_on(g2), Ok(5));
+        assert!(q.empty());
+    });
+}
+
+#[test]
 fn mpsc_permit_vs_close() {
     // A permit reserved before the close still delivers; the closed receiver waits for it
     // and then ends.
