@@ -31,11 +31,12 @@ use crate::scope::{run_private, CancelScope};
 /// # Errors
 /// An [`ErrorGroup`] with every failure if any future fails (returns `Err` or panics); the
 /// others are cancelled at the first failure.
-pub async fn gather<I, F>(futures: I) -> Result<Vec<<F::Output as ChildResult>::Value>, ErrorGroup>
+pub async fn gather<I, F, T>(futures: I) -> Result<Vec<T>, ErrorGroup>
 where
     I: IntoIterator<Item = F>,
     F: Future + Send + 'static,
-    F::Output: ChildResult,
+    F::Output: ChildResult<Value = T>,
+    T: Send + 'static,
 {
     let futures: Vec<F> = futures.into_iter().collect();
     task_group(|tg| async move {
@@ -66,40 +67,56 @@ pub enum Settled {
 
 /// Runs every future to the end, cancelling nothing, and returns each outcome in order
 /// (asyncio's `gather(..., return_exceptions=True)`).
-pub async fn gather_settled<I, F>(
-    futures: I,
-) -> Vec<Result<<F::Output as ChildResult>::Value, Settled>>
+///
+/// If an enclosing scope's cancellation stops the futures while this one is still polled
+/// (during an enclosing grace period), the ones it stopped come back as
+/// [`Settled::Cancelled`] with its reason.
+pub async fn gather_settled<I, F, T>(futures: I) -> Vec<Result<T, Settled>>
 where
     I: IntoIterator<Item = F>,
     F: Future + Send + 'static,
-    F::Output: ChildResult,
+    F::Output: ChildResult<Value = T>,
+    T: Send + 'static,
 {
     let futures: Vec<F> = futures.into_iter().collect();
+    // The handles are kept outside the body: if an enclosing cancellation stops the group
+    // while this future is still polled (an enclosing grace period), the body is dropped,
+    // and the children's handles still tell each slot's outcome (cancelled ones included).
+    let handles = Arc::new(Mutex::new(Vec::with_capacity(futures.len())));
+    let spawned = handles.clone();
     let result = GroupConfig::new()
         .policy(Policy::AllSettled)
         .run(|tg| async move {
-            let mut handles = Vec::with_capacity(futures.len());
+            let mut spawned = spawned.lock().unwrap_or_else(|e| e.into_inner());
             for f in futures {
-                handles.push(tg.spawn(async move { Ok::<_, BoxError>(f.await.into_result()) })?);
+                let child = async move { Ok::<_, BoxError>(f.await.into_result()) };
+                // A group cancelled before it started refuses children: their slots are
+                // cancelled.
+                spawned.push(tg.spawn(child).map_err(|_| crate::scope::cancel_reason()));
             }
-            let mut out = Vec::with_capacity(handles.len());
-            for h in handles {
-                out.push(match h.await {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(Settled::Error(e)),
-                    Err(ChildError::Cancelled(r)) => Err(Settled::Cancelled(r)),
-                    Err(_) => Err(Settled::Panicked),
-                });
-            }
-            Ok::<_, BoxError>(out)
+            Ok::<_, BoxError>(())
         })
         .await;
-    match result {
-        Ok(out) => out,
-        // Only the body can fail an all-settled group, and ours does not; a cancelled
-        // group (an enclosing scope) drops this future before it gets here.
-        Err(group) => panic!("gather_settled's group failed unexpectedly: {group}"),
+    // Only the body can fail an all-settled group, and ours does not.
+    debug_assert!(
+        result.as_ref().err().is_none_or(|e| e.is_empty()),
+        "gather_settled's group failed: {result:?}"
+    );
+    let handles = std::mem::take(&mut *handles.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        // The group has ended, so every child has: these do not wait.
+        out.push(match h {
+            Ok(h) => match h.await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(Settled::Error(e)),
+                Err(ChildError::Cancelled(r)) => Err(Settled::Cancelled(r)),
+                Err(_) => Err(Settled::Panicked),
+            },
+            Err(reason) => Err(Settled::Cancelled(reason.unwrap_or(CancelReason::Aborted))),
+        });
     }
+    out
 }
 
 /// When [`wait`] returns (asyncio's `return_when`).
@@ -266,11 +283,12 @@ impl<T> Stream for AsCompleted<T> {
 ///
 /// # Errors
 /// The winner's error, or an [`ErrorGroup`] if it panicked.
-pub async fn race<I, F>(futures: I) -> Result<<F::Output as ChildResult>::Value, ErrorGroup>
+pub async fn race<I, F, T>(futures: I) -> Result<T, ErrorGroup>
 where
     I: IntoIterator<Item = F>,
     F: Future + Send + 'static,
-    F::Output: ChildResult,
+    F::Output: ChildResult<Value = T>,
+    T: Send + 'static,
 {
     let futures: Vec<F> = futures.into_iter().collect();
     let slot: Arc<Mutex<Option<Result<_, BoxError>>>> = Arc::new(Mutex::new(None));
@@ -316,11 +334,12 @@ where
 ///
 /// # Errors
 /// An [`ErrorGroup`] with every failure if none succeeds.
-pub async fn first_ok<I, F>(futures: I) -> Result<<F::Output as ChildResult>::Value, ErrorGroup>
+pub async fn first_ok<I, F, T>(futures: I) -> Result<T, ErrorGroup>
 where
     I: IntoIterator<Item = F>,
     F: Future + Send + 'static,
-    F::Output: ChildResult,
+    F::Output: ChildResult<Value = T>,
+    T: Send + 'static,
 {
     let futures: Vec<F> = futures.into_iter().collect();
     let slot = Arc::new(Mutex::new(None));

@@ -611,7 +611,7 @@ impl<V: Send + 'static, T: Send + 'static> Future for StartFuture<V, T> {
 /// Awaits one child of a group: its value, or why there is none. Dropping it does not
 /// cancel the child; the group still waits for it.
 pub struct ChildHandle<T> {
-    join: JoinHandle<Option<T>>,
+    join: JoinHandle<Result<T, NoValue>>,
 }
 
 impl<T> std::fmt::Debug for ChildHandle<T> {
@@ -645,14 +645,25 @@ impl<T> Future for ChildHandle<T> {
     type Output = Result<T, ChildError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.join).poll(cx).map(|r| match r {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(ChildError::Failed),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(NoValue::Failed)) => Err(ChildError::Failed),
+            // Dropped by the group's cancellation: asyncio's siblings are `cancelled()`, with
+            // the group's reason (a failing sibling, `cancel(msg)`, a deadline...).
+            Ok(Err(NoValue::Cancelled(reason))) => Err(ChildError::Cancelled(reason)),
             Err(e) if e.is_cancelled() => Err(ChildError::Cancelled(
                 e.cancel_reason().cloned().unwrap_or(CancelReason::Aborted),
             )),
             Err(_) => Err(ChildError::Failed),
         })
     }
+}
+
+/// Why a child's task ended without a value (its handle turns it into a [`ChildError`]).
+pub(crate) enum NoValue {
+    /// It returned `Err` or panicked (the failure is in the group's error group).
+    Failed,
+    /// The group's cancellation dropped it, for this reason.
+    Cancelled(CancelReason),
 }
 
 /// A child's future: runs the user's future in the group's scope, drops it when the group
@@ -684,20 +695,21 @@ impl<F> Child<F> {
     }
 
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
-    /// the future (in place) and reports the cancellation; otherwise arranges the wake-up
-    /// for it.
-    fn drop_if_due(&mut self, cx: &mut Context<'_>) -> bool {
+    /// the future (in place), reports the cancellation and returns its reason; otherwise
+    /// arranges the wake-up for it.
+    fn drop_if_due(&mut self, cx: &mut Context<'_>) -> Option<CancelReason> {
         let node = &self.group.node;
         if node.is_cancelled()
             && node
                 .poll_drop(self.group.grace, &mut self.grace_timer, cx)
                 .is_ready()
         {
+            let reason = node.reason().unwrap_or(CancelReason::Aborted);
             self.future = None;
             self.report(ChildOutcome::Cancelled);
-            return true;
+            return Some(reason);
         }
-        false
+        None
     }
 
     fn report(&mut self, outcome: ChildOutcome) {
@@ -714,17 +726,19 @@ where
     F: Future,
     F::Output: ChildResult,
 {
-    type Output = Option<<F::Output as ChildResult>::Value>;
+    type Output = Result<<F::Output as ChildResult>::Value, NoValue>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: only `future` is structurally pinned (see the type's docs); it is pinned
         // again below and otherwise only dropped in place, never moved.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.drop_if_due(cx) {
-            return Poll::Ready(None);
+        if let Some(reason) = this.drop_if_due(cx) {
+            return Poll::Ready(Err(NoValue::Cancelled(reason)));
         }
         let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(None);
+            // Not polled again after it finished; answer as a dropped child would.
+            let reason = this.group.node.reason().unwrap_or(CancelReason::Aborted);
+            return Poll::Ready(Err(NoValue::Cancelled(reason)));
         };
         // SAFETY: `future` lives inside the pinned `Child` and is never moved out of it.
         let future = unsafe { Pin::new_unchecked(future) };
@@ -743,26 +757,26 @@ where
                 }
                 // Cancelled during the poll or before we registered: no node waiter will
                 // wake us, so arrange the drop (or drop) now.
-                if this.drop_if_due(cx) {
-                    return Poll::Ready(None);
+                if let Some(reason) = this.drop_if_due(cx) {
+                    return Poll::Ready(Err(NoValue::Cancelled(reason)));
                 }
                 Poll::Pending
             }
             Ok(Poll::Ready(out)) => match out.into_result() {
                 Ok(value) => {
                     this.report(ChildOutcome::Ok);
-                    Poll::Ready(Some(value))
+                    Poll::Ready(Ok(value))
                 }
                 Err(error) => {
                     let f = failure(&this.name, Failure::kind_from_error(error, false));
                     this.report(ChildOutcome::Failed(f));
-                    Poll::Ready(None)
+                    Poll::Ready(Err(NoValue::Failed))
                 }
             },
             Err(payload) => {
                 let f = failure(&this.name, FailureKind::Panic(PanicPayload::new(payload)));
                 this.report(ChildOutcome::Failed(f));
-                Poll::Ready(None)
+                Poll::Ready(Err(NoValue::Failed))
             }
         }
     }
@@ -930,6 +944,17 @@ where
 }
 
 impl<B, Fut, V> GroupFuture<B, Fut, V> {
+    /// Polls the group's own deadline timer; cancels the group (reason `Deadline`) once it
+    /// fires.
+    fn poll_deadline(&mut self, node: &ScopeNode, cx: &mut Context<'_>) {
+        if let Some(timer) = &mut self.deadline_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                self.deadline_timer = None;
+                node.cancel(CancelReason::Deadline);
+            }
+        }
+    }
+
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
     /// a still-running body: the cancellation interrupted it. Called before the body's poll
     /// and again after (a child may have failed meanwhile).
@@ -964,11 +989,12 @@ where
         let node = inner.node.clone();
         inner.set_waker(cx.waker());
 
-        if let Some(timer) = &mut this.deadline_timer {
-            if timer.as_mut().poll(cx).is_ready() {
-                this.deadline_timer = None;
-                node.cancel(CancelReason::Deadline);
-            }
+        // The deadline is checked before the body runs, except on the first poll: like a
+        // cancel scope's (asyncio's `timeout(0)`, Trio's `move_on_after(0)`), an expired
+        // deadline is delivered where the body first waits, so the body runs up to there.
+        let first_poll = matches!(this.body, BodyState::NotStarted(_));
+        if !first_poll {
+            this.poll_deadline(&node, cx);
         }
 
         if let BodyState::NotStarted(body) = &mut this.body {
@@ -1010,6 +1036,9 @@ where
             }
         }
 
+        if first_poll {
+            this.poll_deadline(&node, cx);
+        }
         this.drop_body_if_due(&inner, cx);
         let BodyState::Done(value) = &mut this.body else {
             return Poll::Pending;

@@ -407,6 +407,9 @@ struct LazyScope {
     parent: Option<Frame>,
     location: &'static Location<'static>,
     deadline: Option<Instant>,
+    /// The shared scope's handle, if it has one: the node, built during the poll, carries
+    /// the deadline a `set_deadline` on it stored before.
+    shared: Option<CancelScope>,
     node: std::cell::OnceCell<Arc<ScopeNode>>,
 }
 
@@ -422,7 +425,14 @@ impl LazyScope {
                     Some(self.location),
                     None,
                 );
-                node.set_deadline(self.deadline);
+                // A shared scope's deadline as `set_deadline` left it during this poll (the
+                // entry deadline otherwise). The node is published after the poll
+                // (`first_poll_lazy`), which applies later moves and a parked cancel.
+                let deadline = match &self.shared {
+                    Some(scope) => *lock(&scope.inner.deadline),
+                    None => self.deadline,
+                };
+                node.set_deadline(deadline);
                 node
             })
             .clone()
@@ -972,6 +982,7 @@ impl ScopeState {
             parent,
             location: self.location,
             deadline: self.entry_deadline(),
+            shared: self.scope.clone(),
             node: std::cell::OnceCell::new(),
         };
         if let Poll::Ready(out) = poll_body(future.as_mut(), Frame::Lazy(&lazy), cx) {
