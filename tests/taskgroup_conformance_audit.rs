@@ -285,6 +285,32 @@ fn wait_first_exception_returns_at_the_first_panic() {
 }
 
 #[test]
+fn wait_first_exception_ignores_a_cancelled_task() {
+    paused().block_on(async {
+        let aborted = ringleader::spawn(async {
+            sleep(secs(100)).await;
+            0u32
+        });
+        aborted.abort();
+        let handles = vec![
+            aborted,
+            ringleader::spawn(async {
+                sleep(secs(2)).await;
+                2u32
+            }),
+        ];
+        // asyncio: a cancelled task is not an exception for FIRST_EXCEPTION, so the wait
+        // goes on until the other task finishes too.
+        let (done, pending) = wait(handles, ReturnWhen::FirstException, None).await;
+        assert_eq!(done.len(), 2);
+        assert!(pending.is_empty());
+        let mut done = done.into_iter();
+        assert!(done.next().unwrap().await.unwrap_err().is_cancelled());
+        assert_eq!(done.next().unwrap().await.unwrap(), 2);
+    });
+}
+
+#[test]
 fn wait_first_exception_without_a_failure_waits_for_all() {
     paused().block_on(async {
         let handles: Vec<_> = [3u64, 1, 2]

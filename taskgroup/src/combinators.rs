@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`gather`] | `gather(*aws)` | fail-fast: the first failure cancels the others (asyncio lets them run) and every failure is reported, not only the first |
 //! | [`gather_settled`] | `gather(*aws, return_exceptions=True)` | the same: nothing is cancelled; each slot holds its value or its failure |
-//! | [`wait`] | `wait(tasks, return_when=..., timeout=...)` | the same: never cancels; returns the finished and the pending handles |
+//! | [`wait`] | `wait(tasks, return_when=..., timeout=...)` | the same: never cancels; returns the finished and the pending handles; `FirstException` means a panic (a returned `Err` is a value) |
 //! | [`as_completed`] | `as_completed(aws)` | a `Stream` of outputs in completion order |
 //! | [`race`] | — (`wait(FIRST_COMPLETED)` + cancel) | the first to finish wins, success or failure; the rest are cancelled and awaited |
 //! | [`first_ok`] | — (Java's any-successful) | the first success wins; fails only when all fail |
@@ -124,7 +124,9 @@ where
 pub enum ReturnWhen {
     /// As soon as any handle finishes.
     FirstCompleted,
-    /// As soon as any handle finishes by panicking or being cancelled, or all finish.
+    /// As soon as any handle's task panics (asyncio: raises), or when all finish. A task
+    /// that was cancelled does not count, as in asyncio, where a cancelled task's
+    /// exception is not looked at; a task that returns `Err` returned a value.
     FirstException,
     /// When all finish.
     AllCompleted,
@@ -160,9 +162,7 @@ pub async fn wait<T: Send + 'static>(
     let ready = std::future::poll_fn(|cx| {
         let mut g = shared.outcomes.lock().unwrap_or_else(|e| e.into_inner());
         let done = g.0.iter().filter(|o| o.is_some()).count();
-        let failed =
-            g.0.iter()
-                .any(|o| matches!(o, Some(TaskOutcome::Panicked | TaskOutcome::Cancelled)));
+        let failed = g.0.iter().any(|o| matches!(o, Some(TaskOutcome::Panicked)));
         let finished = match when {
             ReturnWhen::FirstCompleted => done > 0 || handles.is_empty(),
             ReturnWhen::FirstException => failed || done == g.0.len(),
