@@ -299,7 +299,7 @@ impl StreamReader {
         cx: &mut Context<'_>,
         scan: &mut Scan,
     ) -> Poll<Result<usize, ReadError>> {
-        match std::task::ready!(self.poll_find(cx, b"\n", scan)) {
+        match std::task::ready!(self.poll_find(cx, &[b"\n"], scan)) {
             Ok(Found::Through(n) | Found::End(n)) => Poll::Ready(Ok(n)),
             Err(ReadError::LimitOverrun(e)) => {
                 *scan = Scan::default();
@@ -339,16 +339,57 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs).
     pub async fn readuntil(&mut self, separator: &[u8]) -> Result<Vec<u8>, ReadError> {
-        if separator.is_empty() {
+        self.readuntil_any(&[separator]).await
+    }
+
+    /// Reads through the first of several separators (asyncio 3.13's `readuntil` given a
+    /// tuple): the shortest data that ends with any of them. If two matches end at the same
+    /// byte, the shorter separator is the one that matched (for the limit, as asyncio).
+    ///
+    /// ```
+    /// # use ringleader_io::streams::split;
+    /// # use ringleader_io::net::UnixStream;
+    /// # ringleader_runtime::run(async {
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (mut reader, _w) = split(a);
+    /// let (_r, writer) = split(b);
+    /// writer.write(b"one\r\ntwo\nthree");
+    /// writer.close();
+    /// let seps: [&[u8]; 2] = [b"\r\n", b"\n"];
+    /// assert_eq!(reader.readuntil_any(&seps).await?, b"one\r\n");
+    /// assert_eq!(reader.readuntil_any(&seps).await?, b"two\n");
+    /// let end = reader.readuntil_any(&seps).await.unwrap_err();
+    /// assert_eq!(end.incomplete().unwrap().partial, b"three");
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`readuntil`](Self::readuntil); `InvalidInput` if `separators` is empty or holds
+    /// an empty separator.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (see the type's docs).
+    pub async fn readuntil_any(&mut self, separators: &[&[u8]]) -> Result<Vec<u8>, ReadError> {
+        if separators.is_empty() || separators.iter().any(|s| s.is_empty()) {
             return Err(ReadError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the separator is empty",
             )));
         }
+        // Shortest first: on a tie in where matches end, the shorter one is kept.
+        let sorted: Vec<&[u8]>;
+        let seps = if separators.len() == 1 {
+            separators
+        } else {
+            let mut v = separators.to_vec();
+            v.sort_by_key(|s| s.len());
+            sorted = v;
+            &sorted[..]
+        };
         let mut scan = Scan::default();
         poll_fn(|cx| {
             Poll::Ready(
-                match std::task::ready!(self.poll_find(cx, separator, &mut scan))? {
+                match std::task::ready!(self.poll_find(cx, seps, &mut scan))? {
                     Found::Through(n) => Ok(self.buf.take(n)),
                     Found::End(n) => Err(ReadError::IncompleteRead(IncompleteReadError {
                         partial: self.buf.take(n),
@@ -360,20 +401,32 @@ impl StreamReader {
         .await
     }
 
-    /// Waits until the buffer holds `sep` within the limit (the length through it) or the
-    /// stream ended without it (the length remaining). Takes nothing out.
+    /// Waits until the buffer holds one of `seps` (not empty, shortest first) within the
+    /// limit (the length through the match ending first) or the stream ended without one
+    /// (the length remaining). Takes nothing out.
     fn poll_find(
         &mut self,
         cx: &mut Context<'_>,
-        sep: &[u8],
+        seps: &[&[u8]],
         scan: &mut Scan,
     ) -> Poll<Result<Found, ReadError>> {
+        let longest = seps.iter().map(|s| s.len()).max().unwrap_or(1);
         loop {
             let data = self.buf.data();
             let len = data.len();
             let from = scan.scanned.min(len);
-            if let Some(i) = find(&data[from..], sep) {
-                let at = from + i;
+            // (start, end) of the match ending first.
+            let mut best: Option<(usize, usize)> = None;
+            for sep in seps {
+                if let Some(i) = find(&data[from..], sep) {
+                    let start = from + i;
+                    let end = start + sep.len();
+                    if best.is_none_or(|(_, e)| end < e) {
+                        best = Some((start, end));
+                    }
+                }
+            }
+            if let Some((at, end)) = best {
                 if at > self.limit {
                     return Poll::Ready(Err(ReadError::LimitOverrun(LimitOverrunError {
                         consumed: at,
@@ -381,10 +434,10 @@ impl StreamReader {
                     })));
                 }
                 *scan = Scan::default();
-                return Poll::Ready(Ok(Found::Through(at + sep.len())));
+                return Poll::Ready(Ok(Found::Through(end)));
             }
             // No separator starts before here (one may straddle the end).
-            let offset = (len + 1).saturating_sub(sep.len());
+            let offset = (len + 1).saturating_sub(longest);
             scan.scanned = offset;
             if offset > self.limit {
                 return Poll::Ready(Err(ReadError::LimitOverrun(LimitOverrunError {
@@ -397,8 +450,8 @@ impl StreamReader {
                 return Poll::Ready(Ok(Found::End(len)));
             }
             // Never receive past the point where the overrun shows: at most the limit plus
-            // the separator is buffered.
-            let want = (self.limit + sep.len()).saturating_sub(len).max(1);
+            // the longest separator is buffered.
+            let want = (self.limit + longest).saturating_sub(len).max(1);
             std::task::ready!(self.buf.poll_fill(cx, want))?;
         }
     }

@@ -23,6 +23,7 @@
 //! handler cancels nothing, and a long-lived server does not accumulate failures in the
 //! group.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -42,7 +43,7 @@ use ringleader_runtime::task::CancelReason;
 use ringleader_taskgroup::{BoxError, ChildResult, GroupConfig, Policy, TaskGroup};
 use socket2::SockRef;
 
-use super::writer::Host;
+use super::writer::{Closer, Host};
 use super::{Family, StreamAddr, StreamReader, StreamWriter};
 use crate::net::{lookup_host, TcpListener, ToSocketAddrs, UnixListener};
 
@@ -124,6 +125,9 @@ struct State {
     error: Option<io::Error>,
     /// The listening sockets, kept to shut them down at close.
     listeners: Vec<SharedFd>,
+    /// The connections being served, by id: for `close_clients` / `abort_clients`.
+    clients: HashMap<u64, Closer>,
+    next_client: u64,
     waiters: Vec<Waker>,
 }
 
@@ -177,11 +181,16 @@ impl ServerShared {
     }
 
     fn set_group(&self, group: TaskGroup) {
-        let mut st = self.lock();
-        if st.cancel_requested {
+        let cancel = {
+            let mut st = self.lock();
+            st.group = Some(group.clone());
+            st.cancel_requested
+        };
+        // Outside the lock: a handler dropped by the cancellation takes it (its guard
+        // leaves the clients).
+        if cancel {
             group.cancel(shutdown_reason());
         }
-        st.group = Some(group);
     }
 
     fn cancel_handlers(&self) {
@@ -193,6 +202,23 @@ impl ServerShared {
         if let Some(group) = group {
             group.cancel(shutdown_reason());
         }
+    }
+
+    /// Registers a connection's writer; its id for [`ActiveGuard`].
+    fn add_client(&self, closer: Closer) -> u64 {
+        let mut st = self.lock();
+        let id = st.next_client;
+        st.next_client += 1;
+        st.clients.insert(id, closer);
+        id
+    }
+
+    fn clients(&self) -> Vec<Closer> {
+        self.lock()
+            .clients
+            .values()
+            .map(Closer::clone_weak)
+            .collect()
     }
 
     fn fail(&self, err: io::Error) {
@@ -488,6 +514,27 @@ impl Server {
         self.wait_closed().await;
     }
 
+    /// Closes every connection being served (asyncio 3.13's `close_clients()`): each
+    /// handler's writer is closed as by [`StreamWriter::close`] (what it buffered is sent,
+    /// then the socket is shut down in both directions), so the handler's reads see end of
+    /// stream and its later `drain` fails. The handlers themselves run on until they
+    /// return. Call [`close`](Self::close) first, so that no new connection comes in.
+    pub fn close_clients(&self) {
+        for client in self.shared().clients() {
+            client.close();
+        }
+    }
+
+    /// Aborts every connection being served (asyncio 3.13's `abort_clients()`): each
+    /// connection is shut down at once, what its writer buffered is dropped, and the
+    /// writer fails with `ConnectionAborted` (its `drain` and `wait_closed` report it; its
+    /// reader sees end of stream). The handlers themselves run on until they return.
+    pub fn abort_clients(&self) {
+        for client in self.shared().clients() {
+            client.abort();
+        }
+    }
+
     /// The server's connection counters: accepted, active, and how handlers ended.
     pub fn stats(&self) -> ServerStats {
         let c = &self.shared().counters;
@@ -531,12 +578,13 @@ async fn accept_loop<H, Fut>(
                 let counters = &shared.counters;
                 counters.accepted.fetch_add(1, Ordering::Relaxed);
                 counters.active.fetch_add(1, Ordering::Relaxed);
+                let reader = StreamReader::new(fd.clone(), family);
+                let writer = StreamWriter::new(fd, family);
                 let guard = ActiveGuard {
                     shared: shared.clone(),
                     finished: false,
+                    client: shared.add_client(writer.closer()),
                 };
-                let reader = StreamReader::new(fd.clone(), family);
-                let writer = StreamWriter::new(fd, family);
                 let host = writer.host();
                 let fut = match catch_unwind(AssertUnwindSafe(|| handler(reader, writer))) {
                     Ok(fut) => fut,
@@ -587,10 +635,13 @@ async fn accept_loop<H, Fut>(
 struct ActiveGuard {
     shared: Arc<ServerShared>,
     finished: bool,
+    /// The connection's id among the server's clients.
+    client: u64,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        self.shared.lock().clients.remove(&self.client);
         let c = &self.shared.counters;
         c.active.fetch_sub(1, Ordering::Relaxed);
         if !self.finished {

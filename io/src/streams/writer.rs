@@ -24,7 +24,9 @@
 //!   high-water mark, cleared when it falls to the low-water mark or below. `drain` waits
 //!   while `paused`.
 //! - The first send error is kept in `error`; later writes are dropped and every `drain`
-//!   returns it. A writer never panics on a hung-up peer.
+//!   returns it. A send error also sets `lost`: the writer then counts as closing and
+//!   closed (`is_closing`, `wait_closed`), as asyncio's transport closes itself. A writer
+//!   never panics on a hung-up peer.
 //! - `write_eof` and `close` happen once nothing is buffered: at once if nothing is, else by
 //!   the flush task when it empties the buffer (or fails). `close` shuts the socket down in
 //!   both directions (the reader sees end of stream); the fd itself closes when the reader,
@@ -184,6 +186,12 @@ struct State {
     high: usize,
     low: usize,
     error: Option<io::Error>,
+    /// A send failed: the connection is gone (asyncio's transport closes itself then), so
+    /// the writer counts as closing and closed.
+    lost: bool,
+    /// A write came after `close` / `write_eof`: it was dropped, and `drain` / `flush`
+    /// report `BrokenPipe`. What was written before is still sent.
+    late_write: bool,
     eof_requested: bool,
     eof_done: bool,
     closing: bool,
@@ -241,6 +249,12 @@ impl State {
         self.paused = false;
     }
 
+    /// A send failed: the error is kept and the connection counts as lost.
+    fn lose(&mut self, err: io::Error) {
+        self.fail(err);
+        self.lost = true;
+    }
+
     fn error(&self) -> Option<io::Error> {
         self.error.as_ref().map(|e| match e.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
@@ -258,6 +272,16 @@ impl State {
     fn add_waiter(&mut self, waker: &Waker) {
         if !self.waiters.iter().any(|w| w.will_wake(waker)) {
             self.waiters.push(waker.clone());
+        }
+    }
+
+    /// Ends a close whose buffer can no longer be sent (a send failed): the socket is shut
+    /// down all the same, so the peer and this side's reader see the end.
+    fn close_now(&mut self, fd: &SharedFd) {
+        if !self.closed {
+            let _ = SockRef::from(&**fd).shutdown(Shutdown::Both);
+            self.closed = true;
+            self.eof_done = true;
         }
     }
 
@@ -387,7 +411,7 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
         // The writer failed meanwhile (a write after a close): the rest is dropped, as the
         // failure dropped the buffer.
         Ok(_) => {}
-        Err(e) => st.fail(e),
+        Err(e) => st.lose(e),
     }
     chunk.clear();
     if chunk.capacity() <= KEEP_SPARE && st.spare.capacity() < chunk.capacity() {
@@ -408,7 +432,7 @@ fn hand_over(shared: &Arc<Shared>, stage: &mut Stage) {
         st.flushing = false;
         st.paused = false;
         if st.error.is_some() && st.closing {
-            st.closed = true;
+            st.close_now(&shared.fd);
         }
         st.settle(&shared.fd);
     }
@@ -563,6 +587,12 @@ impl StreamWriter {
         st
     }
 
+    /// A handle that closes or aborts this writer without keeping it alive (for the
+    /// server's `close_clients` / `abort_clients`).
+    pub(crate) fn closer(&self) -> Closer {
+        Closer(Arc::downgrade(&self.shared))
+    }
+
     /// The hosting right of this writer, for the task that owns it (see the module's
     /// hosted writes).
     pub(crate) fn host(&self) -> Host {
@@ -675,10 +705,8 @@ impl StreamWriter {
                     return;
                 }
                 if st.closing || st.eof_requested {
-                    st.fail(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "write after close() or write_eof()",
-                    ));
+                    // Dropped; what was written before the close is still sent.
+                    st.late_write = true;
                     st.wake_all();
                     return;
                 }
@@ -720,7 +748,9 @@ impl StreamWriter {
     ///
     /// # Errors
     /// The first send error (`BrokenPipe`, `ConnectionReset`...) once one happened, or
-    /// `BrokenPipe` after a write following `close` / `write_eof`.
+    /// `BrokenPipe` after a write following `close` / `write_eof`, or once
+    /// [`close`](Self::close) was called (asyncio's `drain` fails after a close too; use
+    /// [`wait_closed`](Self::wait_closed) to wait for the buffer to be sent).
     ///
     /// # Cancel safety
     /// Cancel safe: dropping it only stops the waiting; the buffer is sent regardless.
@@ -732,6 +762,17 @@ impl StreamWriter {
             let mut st = self.lock();
             if let Some(e) = st.error() {
                 return Poll::Ready(Err(e));
+            }
+            if st.late_write {
+                return Poll::Ready(Err(late_write_error()));
+            }
+            if st.closing {
+                // As asyncio's: nothing can be written any more, so there is nothing to
+                // drain for (`wait_closed` waits for the buffer to be sent).
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "drain() after close()",
+                )));
             }
             if st.paused {
                 st.add_waiter(cx.waker());
@@ -755,6 +796,9 @@ impl StreamWriter {
             let mut st = self.lock();
             if let Some(e) = st.error() {
                 return Poll::Ready(Err(e));
+            }
+            if st.late_write {
+                return Poll::Ready(Err(late_write_error()));
             }
             // Another poll hosting the writer may hold writes made before this call.
             if st.flushing || st.hosted {
@@ -814,31 +858,30 @@ impl StreamWriter {
     /// directions (the peer reads end of stream, this side's reader too). Returns at once;
     /// [`wait_closed`](Self::wait_closed) waits for it.
     pub fn close(&self) {
-        let mut st = self.lock();
-        st.closing = true;
-        if st.error.is_some() && !st.flushing {
-            st.buf.clear();
-        }
-        st.settle(&self.shared.fd);
+        // `self.lock()`, not `lock(..)`: it first hands over what this poll staged.
+        close_state(&mut self.lock(), &self.shared.fd);
     }
 
-    /// Whether [`close`](Self::close) was called (or is under way).
+    /// Whether [`close`](Self::close) was called (or is under way), or the connection was
+    /// lost to a send error (asyncio's transport closes itself then).
     pub fn is_closing(&self) -> bool {
-        self.lock().closing
+        let st = self.lock();
+        st.closing || st.lost
     }
 
     /// Waits until [`close`](Self::close) has finished (the buffer sent, or its send
-    /// failed). Like asyncio's, it waits for a close that has not been asked yet.
+    /// failed), or the connection was lost to a send error. Like asyncio's, it waits for a
+    /// close that has not been asked yet.
     ///
     /// # Errors
-    /// The send error that ended the flush, if any.
+    /// The send error that ended the flush or lost the connection, if any.
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn wait_closed(&self) -> io::Result<()> {
         poll_fn(|cx| {
             let mut st = self.lock();
-            if st.closed {
+            if st.closed || st.lost {
                 return Poll::Ready(match st.error() {
                     Some(e) => Err(e),
                     None => Ok(()),
@@ -865,6 +908,22 @@ impl StreamWriter {
     pub fn local_addr(&self) -> io::Result<StreamAddr> {
         local_addr_of(&self.shared.fd, self.shared.family)
     }
+}
+
+/// [`StreamWriter::close`]'s work on the locked state, shared with the server's [`Closer`].
+fn close_state(st: &mut State, fd: &SharedFd) {
+    st.closing = true;
+    if st.error.is_some() && !st.flushing {
+        st.buf.clear();
+    }
+    st.settle(fd);
+}
+
+fn late_write_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "write after close() or write_eof()",
+    )
 }
 
 fn lock(shared: &Arc<Shared>) -> Guard<'_> {
@@ -927,7 +986,7 @@ fn flush(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
                 "the runtime shut down before the buffer was sent",
             ));
             if st.closing {
-                st.closed = true;
+                st.close_now(&self.0.fd);
             }
             st.wake_all();
         }
@@ -955,7 +1014,7 @@ async fn flush_rounds(shared: &Arc<Shared>) {
                     st.flushing = false;
                     st.paused = false;
                     if st.error.is_some() && st.closing {
-                        st.closed = true;
+                        st.close_now(&shared.fd);
                     }
                     st.settle(&shared.fd);
                     st.wake_all();
@@ -986,7 +1045,7 @@ async fn flush_rounds(shared: &Arc<Shared>) {
         let mut st = lock(shared);
         st.in_flight = 0;
         if let Err(e) = res {
-            st.fail(e);
+            st.lose(e);
         }
         chunk.clear();
         if chunk.capacity() <= KEEP_SPARE && st.spare.capacity() < chunk.capacity() {
@@ -996,6 +1055,52 @@ async fn flush_rounds(shared: &Arc<Shared>) {
             st.paused = false;
         }
         st.wake_all();
+    }
+}
+
+/// A server's handle on a connection's writer, for
+/// [`Server::close_clients`](super::Server::close_clients) and
+/// [`Server::abort_clients`](super::Server::abort_clients); from [`StreamWriter::closer`].
+/// It does not keep the writer alive.
+pub(crate) struct Closer(std::sync::Weak<Shared>);
+
+impl Closer {
+    /// Another handle on the same writer.
+    pub(crate) fn clone_weak(&self) -> Closer {
+        Closer(self.0.clone())
+    }
+
+    /// As [`StreamWriter::close`].
+    pub(crate) fn close(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            close_state(&mut lock(&shared), &shared.fd);
+        }
+    }
+
+    /// Closes at once (asyncio's `transport.abort()`): what is buffered is dropped, the
+    /// socket is shut down in both directions, and the writer fails with
+    /// `ConnectionAborted`.
+    pub(crate) fn abort(&self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        {
+            let mut st = lock(&shared);
+            st.lose(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection was aborted (Server::abort_clients)",
+            ));
+            st.closing = true;
+            if !st.flushing {
+                // Otherwise the flush task marks it closed when its send ends (failed,
+                // since the socket is shut down below).
+                st.closed = true;
+                st.eof_done = true;
+            }
+            st.wake_all();
+        }
+        // Errors (the peer already gone: NotConnected) change nothing for an abort.
+        let _ = SockRef::from(&*shared.fd).shutdown(Shutdown::Both);
     }
 }
 
