@@ -99,13 +99,14 @@ async fn tour() -> Result<(), String> {
 
     println!("6. a task group: a failing child cancels its siblings (asyncio.TaskGroup)");
     let result = task_group(|tg| async move {
-        tg.spawn_named("fetch", async {
-            time::sleep(Duration::from_millis(5)).await;
-            Err::<(), BoxError>("connection refused".into())
-        })?;
         tg.spawn_named("slow", async {
             time::sleep(Duration::from_secs(3600)).await;
             Ok::<_, BoxError>(())
+        })?;
+        // Spawned last: a group that has failed refuses new children.
+        tg.spawn_named("fetch", async {
+            time::sleep(Duration::from_millis(5)).await;
+            Err::<(), BoxError>("connection refused".into())
         })?;
         Ok::<_, BoxError>(())
     })

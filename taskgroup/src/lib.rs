@@ -8,11 +8,13 @@
 //! let result = ringleader_runtime::run(async {
 //!     task_group(|tg| async move {
 //!         tg.spawn_named("fast", async { Ok::<_, BoxError>(1) })?;
-//!         tg.spawn_named("broken", async { Err::<(), BoxError>("disk full".into()) })?;
 //!         tg.spawn_named("slow", async {
 //!             ringleader_runtime::time::sleep(Duration::from_secs(3600)).await;
 //!             Ok::<_, BoxError>(())
 //!         })?;
+//!         // Spawned last: once a child has failed, the group refuses new children (as
+//!         // asyncio's does), and a body that failed to spawn would fail the group too.
+//!         tg.spawn_named("broken", async { Err::<(), BoxError>("disk full".into()) })?;
 //!         Ok::<_, BoxError>(())
 //!     })
 //!     .await
