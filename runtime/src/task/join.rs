@@ -51,11 +51,24 @@ impl<T> JoinHandle<T> {
     /// running now), and awaiting the handle gives a cancelled [`JoinError`]. A task that
     /// already finished is unaffected.
     pub fn abort(&self) {
-        abort(self.raw, CancelReason::Aborted)
+        abort(self.raw, CancelReason::Aborted);
     }
 
     /// [`abort`](Self::abort) with a reason, which the [`JoinError`] reports.
     pub fn abort_with(&self, reason: CancelReason) {
+        abort(self.raw, reason);
+    }
+
+    /// asyncio's `Task.cancel()`: [`abort`](Self::abort), returning `false` if the task had
+    /// already finished (nothing changes then: its value or panic stays) and `true` if the
+    /// cancellation was requested (also when it had been requested before).
+    pub fn cancel(&self) -> bool {
+        abort(self.raw, CancelReason::Aborted)
+    }
+
+    /// asyncio's `Task.cancel(msg)`: [`cancel`](Self::cancel) with a reason, which the
+    /// [`JoinError`] reports (the first reason given wins).
+    pub fn cancel_with(&self, reason: CancelReason) -> bool {
         abort(self.raw, reason)
     }
 
@@ -80,10 +93,28 @@ impl<T> JoinHandle<T> {
     /// and just before it is marked finished (never under its locks): when
     /// [`is_finished`](Self::is_finished) is true or the handle's `await` has returned,
     /// every callback registered before has run (inside a callback, `is_finished` is still
-    /// false). A panicking callback is caught.
-    pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
-        self.raw
-            .add_done_callback(DoneCallback::Boxed(Box::new(callback)))
+    /// false). A panicking callback is caught. Callbacks run in the order they were
+    /// registered, each exactly once, whether the task returned, panicked or was cancelled.
+    ///
+    /// Unlike asyncio, which schedules a callback added to a finished task with
+    /// `call_soon`, a callback added after the task finished runs before this returns.
+    ///
+    /// Returns a key for [`remove_done_callback`](Self::remove_done_callback).
+    pub fn add_done_callback(
+        &self,
+        callback: impl FnOnce(TaskOutcome) + Send + 'static,
+    ) -> DoneCallbackKey {
+        DoneCallbackKey(
+            self.raw
+                .add_done_callback(DoneCallback::Boxed(Box::new(callback))),
+        )
+    }
+
+    /// Unregisters a done callback that has not run yet (asyncio's
+    /// `Task.remove_done_callback`); `true` if it was removed, `false` if it had already run
+    /// (or is running) or was removed before. The callback is dropped unrun.
+    pub fn remove_done_callback(&self, key: DoneCallbackKey) -> bool {
+        self.raw.remove_done_callback(key.0)
     }
 
     /// A cloneable handle that can abort the task without awaiting it.
@@ -179,14 +210,22 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-fn abort(raw: RawTask, reason: CancelReason) {
+/// Requests cancellation; false if the task had already completed.
+fn abort(raw: RawTask, reason: CancelReason) -> bool {
     use super::state::ToScheduled;
     raw.set_cancel_reason(reason);
-    if raw.header().state.transition_to_aborted() == ToScheduled::Submit {
+    let (next, was_complete) = raw.header().state.transition_to_aborted_checked();
+    if next == ToScheduled::Submit {
         // SAFETY: the transition took a reference for the Notified.
         unsafe { raw.schedule() };
     }
+    !was_complete
 }
+
+/// Identifies a done callback registered with [`JoinHandle::add_done_callback`], for
+/// [`JoinHandle::remove_done_callback`]. Keys are per task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DoneCallbackKey(u64);
 
 /// Aborts a task without owning its output; cloneable, and dropping it does nothing.
 pub struct AbortHandle {
@@ -201,11 +240,21 @@ unsafe impl Sync for AbortHandle {}
 impl AbortHandle {
     /// Cancels the task; see [`JoinHandle::abort`].
     pub fn abort(&self) {
-        abort(self.raw, CancelReason::Aborted)
+        abort(self.raw, CancelReason::Aborted);
     }
 
     /// [`JoinHandle::abort_with`].
     pub fn abort_with(&self, reason: CancelReason) {
+        abort(self.raw, reason);
+    }
+
+    /// [`JoinHandle::cancel`]: `false` if the task had already finished.
+    pub fn cancel(&self) -> bool {
+        abort(self.raw, CancelReason::Aborted)
+    }
+
+    /// [`JoinHandle::cancel_with`].
+    pub fn cancel_with(&self, reason: CancelReason) -> bool {
         abort(self.raw, reason)
     }
 
@@ -220,9 +269,19 @@ impl AbortHandle {
     }
 
     /// See [`JoinHandle::add_done_callback`].
-    pub fn add_done_callback(&self, callback: impl FnOnce(TaskOutcome) + Send + 'static) {
-        self.raw
-            .add_done_callback(DoneCallback::Boxed(Box::new(callback)))
+    pub fn add_done_callback(
+        &self,
+        callback: impl FnOnce(TaskOutcome) + Send + 'static,
+    ) -> DoneCallbackKey {
+        DoneCallbackKey(
+            self.raw
+                .add_done_callback(DoneCallback::Boxed(Box::new(callback))),
+        )
+    }
+
+    /// See [`JoinHandle::remove_done_callback`].
+    pub fn remove_done_callback(&self, key: DoneCallbackKey) -> bool {
+        self.raw.remove_done_callback(key.0)
     }
 }
 

@@ -41,7 +41,7 @@ use std::task::{Context, Poll};
 
 pub use cancel::CancelReason;
 pub use id::Id;
-pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join::{AbortHandle, DoneCallbackKey, JoinError, JoinHandle};
 pub(crate) use raw::{Notified, RawTask, Task};
 pub(crate) use registry::Registry;
 

@@ -49,11 +49,14 @@ impl DoneCallback {
 }
 
 enum DoneCallbacks {
-    /// Not finished yet: the callbacks in registration order. The first is held inline,
-    /// so the common single callback (a task group's hook) allocates no list.
+    /// Not finished yet: the callbacks in registration order, each with its key (0 for
+    /// the spawn's hook, which cannot be removed). The first is held inline, so the common
+    /// single callback (a task group's hook) allocates no list.
     Waiting {
-        first: Option<DoneCallback>,
-        more: Vec<DoneCallback>,
+        first: Option<(u64, DoneCallback)>,
+        more: Vec<(u64, DoneCallback)>,
+        /// The key of the last boxed callback registered.
+        last_key: u64,
     },
     Ran(TaskOutcome),
 }
@@ -146,8 +149,9 @@ impl RawTask {
                 join_waker: UnsafeCell::new(None),
                 extras: Mutex::new(Extras {
                     done: DoneCallbacks::Waiting {
-                        first: hook.map(DoneCallback::Hook),
+                        first: hook.map(|hook| (0, DoneCallback::Hook(hook))),
                         more: Vec::new(),
+                        last_key: 0,
                     },
                     cancel_reason: None,
                 }),
@@ -219,20 +223,59 @@ impl RawTask {
     }
 
     /// Runs `f` with the task's outcome once it finishes; at once (on this thread) if it
-    /// already has. Never called with the callback list locked.
-    pub(crate) fn add_done_callback(&self, f: DoneCallback) {
+    /// already has. Never called with the callback list locked. Returns the key that
+    /// [`remove_done_callback`](Self::remove_done_callback) takes (0 if `f` already ran).
+    pub(crate) fn add_done_callback(&self, f: DoneCallback) -> u64 {
         let mut extras = lock(&self.header().extras);
         match &mut extras.done {
-            DoneCallbacks::Waiting { first, more } => match first {
-                None => *first = Some(f),
-                Some(_) => more.push(f),
-            },
+            DoneCallbacks::Waiting {
+                first,
+                more,
+                last_key,
+            } => {
+                *last_key += 1;
+                let key = *last_key;
+                match first {
+                    None => *first = Some((key, f)),
+                    Some(_) => more.push((key, f)),
+                }
+                key
+            }
             DoneCallbacks::Ran(outcome) => {
                 let outcome = *outcome;
                 drop(extras);
                 run_callback(f, self.header().id, outcome);
+                0
             }
         }
+    }
+
+    /// Unregisters the done callback `key` if it has not run; true if it was removed.
+    pub(crate) fn remove_done_callback(&self, key: u64) -> bool {
+        if key == 0 {
+            return false;
+        }
+        let removed = {
+            let mut extras = lock(&self.header().extras);
+            let DoneCallbacks::Waiting { first, more, .. } = &mut extras.done else {
+                return false;
+            };
+            if first.as_ref().is_some_and(|(k, _)| *k == key) {
+                // Keep registration order: the next callback moves up to the inline slot.
+                let next = if more.is_empty() {
+                    None
+                } else {
+                    Some(more.remove(0))
+                };
+                std::mem::replace(first, next)
+            } else {
+                more.iter()
+                    .position(|(k, _)| *k == key)
+                    .map(|i| more.remove(i))
+            }
+        };
+        // The closure is dropped outside the lock: its drop may run arbitrary code.
+        removed.is_some()
     }
 
     /// Records why the task is being cancelled; the first reason given wins.
@@ -606,11 +649,11 @@ fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
     let (first, more) = {
         let mut extras = lock(&header.extras);
         match std::mem::replace(&mut extras.done, DoneCallbacks::Ran(outcome)) {
-            DoneCallbacks::Waiting { first, more } => (first, more),
+            DoneCallbacks::Waiting { first, more, .. } => (first, more),
             DoneCallbacks::Ran(_) => (None, Vec::new()),
         }
     };
-    for f in first.into_iter().chain(more) {
+    for (_, f) in first.into_iter().chain(more) {
         run_callback(f, header.id, outcome);
     }
 }

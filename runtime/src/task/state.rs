@@ -210,8 +210,18 @@ impl State {
 
     /// `abort()`: mark cancelled; an idle task is queued (with a new reference) so that a
     /// worker drops its future.
+    #[cfg(all(test, not(ringleader_loom)))]
     pub(crate) fn transition_to_aborted(&self) -> ToScheduled {
-        self.update(|cur| {
+        self.transition_to_aborted_checked().0
+    }
+
+    /// [`transition_to_aborted`](Self::transition_to_aborted), also telling whether the
+    /// task had already completed (read in the same atomic step): asyncio's `cancel()`
+    /// returns false then.
+    pub(crate) fn transition_to_aborted_checked(&self) -> (ToScheduled, bool) {
+        let mut was_complete = false;
+        let next = self.update(|cur| {
+            was_complete = cur & COMPLETE != 0;
             if cur & (COMPLETE | CANCELLED) != 0 {
                 (None, ToScheduled::Nothing)
             } else if cur & (RUNNING | SCHEDULED) != 0 {
@@ -223,7 +233,8 @@ impl State {
                     ToScheduled::Submit,
                 )
             }
-        })
+        });
+        (next, was_complete)
     }
 
     /// Shutdown: mark cancelled and, if nobody runs the task, claim it so the caller drops
@@ -360,6 +371,33 @@ mod tests {
         assert_eq!(s.transition_to_running(), ToRunning::Cancel);
         s.transition_to_complete();
         assert!(!s.transition_to_shutdown());
+    }
+
+    #[test]
+    fn abort_reports_whether_the_task_had_completed() {
+        let s = State::new(3);
+        assert_eq!(
+            s.transition_to_aborted_checked(),
+            (ToScheduled::Nothing, false)
+        );
+        // Already cancelled, not complete: still "requested" (asyncio's cancel() is True).
+        assert_eq!(
+            s.transition_to_aborted_checked(),
+            (ToScheduled::Nothing, false)
+        );
+        let s = State::new(3);
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        s.transition_to_complete();
+        let before = s.load();
+        assert_eq!(
+            s.transition_to_aborted_checked(),
+            (ToScheduled::Nothing, true)
+        );
+        assert_eq!(
+            s.load().0,
+            before.0,
+            "aborting a completed task changes nothing"
+        );
     }
 
     #[test]

@@ -148,6 +148,11 @@ fn current_shared(what: &str) -> Arc<Shared> {
 
 /// Waits until `duration` has passed (asyncio's `sleep`).
 ///
+/// As asyncio's `sleep`, it always suspends the task: a zero duration yields once to the
+/// scheduler, so every other ready task runs first (`await asyncio.sleep(0)`, the same as
+/// [`yield_now`](crate::task::yield_now)). [`sleep_until`] an instant already passed
+/// completes at once, as tokio's.
+///
 /// # Panics
 /// Outside a ringleader runtime.
 ///
@@ -162,6 +167,7 @@ pub fn sleep(duration: Duration) -> Sleep {
     // The deadline is in the future (or now): the first poll needs no clock read to know
     // whether it has already passed unless the duration is zero.
     sleep.future_at_creation = !duration.is_zero();
+    sleep.yield_first = duration.is_zero();
     sleep
 }
 
@@ -194,6 +200,8 @@ pub struct Sleep {
     /// has passed meanwhile (a sleep polled late), the wheel fires it at its next look,
     /// since an entry filed in the past is due at once.
     future_at_creation: bool,
+    /// Set by `sleep(Duration::ZERO)`: the first poll yields (asyncio's `sleep(0)`).
+    yield_first: bool,
 }
 
 impl fmt::Debug for Sleep {
@@ -212,6 +220,7 @@ impl Sleep {
             entry: None,
             fired: false,
             future_at_creation: false,
+            yield_first: false,
         }
     }
 
@@ -237,6 +246,7 @@ impl Sleep {
         this.fired = false;
         this.deadline = deadline;
         this.future_at_creation = false;
+        this.yield_first = false;
     }
 
     fn cancel_timer(&mut self) {
@@ -253,6 +263,11 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if std::mem::take(&mut this.yield_first) {
+            // Woken during our own poll: the task is queued behind the other ready ones.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let progress = ready!(ringleader_coop::poll_proceed(cx));
         if let Some(filed) = &this.entry {
             if this.fired || this.shared.time.poll_filed(filed, cx.waker()) {
