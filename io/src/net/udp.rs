@@ -85,7 +85,8 @@ impl UdpSocket {
         ops::recv(self.fd.clone(), buf).await
     }
 
-    /// Sends one datagram to `target`.
+    /// Sends one datagram to `target`. Of several resolved addresses, the first of the
+    /// socket's family is used (the first of all if none is).
     ///
     /// # Errors
     /// The resolver's or the socket's error.
@@ -98,10 +99,24 @@ impl UdpSocket {
         target: impl ToSocketAddrs,
     ) -> BufResult<usize, B> {
         let addr = match resolve(target).await {
-            Ok(addrs) => addrs[0],
+            Ok(addrs) => self.pick_target(&addrs),
             Err(err) => return (Err(err), buf),
         };
         ops::send_to(self.fd.clone(), buf, SockAddrBuf::from_socket_addr(addr)).await
+    }
+
+    /// The first of `addrs` of this socket's family (as CPython's `sendto` resolves a name
+    /// for the socket's family), else the first: a resolver that lists `::1` before
+    /// `127.0.0.1` must not make an IPv4 socket's send fail. `addrs` is never empty.
+    fn pick_target(&self, addrs: &[SocketAddr]) -> SocketAddr {
+        if addrs.len() > 1 {
+            if let Ok(local) = self.local_addr() {
+                if let Some(same) = addrs.iter().find(|a| a.is_ipv4() == local.is_ipv4()) {
+                    return *same;
+                }
+            }
+        }
+        addrs[0]
     }
 
     /// Receives one datagram and its sender's address.
