@@ -18,6 +18,16 @@ mod imp {
     pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Read-locks, treating a poisoned lock as usable (as [`lock`]).
+    pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+        l.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write-locks, treating a poisoned lock as usable (as [`lock`]).
+    pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+        l.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[cfg(not(ringleader_loom))]
@@ -25,15 +35,32 @@ mod imp {
     #[allow(unused_imports)]
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
-    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::sync::Arc;
+    // parking_lot's locks: a contended lock spins briefly before it parks (std's parks
+    // sooner), which matters for the short critical sections of every primitive here,
+    // taken at once by a waker on one thread and a re-registering waiter on another.
     #[allow(unused_imports)]
-    pub(crate) use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+    pub(crate) use parking_lot::{Mutex, MutexGuard};
+    #[allow(unused_imports)]
+    pub(crate) use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-    /// Locks, treating a poisoned lock as usable: critical sections restore their
-    /// invariants before anything that can panic.
+    /// Locks (parking_lot's locks are never poisoned; see the loom build's `lock`).
     #[allow(dead_code)]
+    #[inline]
     pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|e| e.into_inner())
+        m.lock()
+    }
+
+    /// Read-locks.
+    #[inline]
+    pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+        l.read()
+    }
+
+    /// Write-locks.
+    #[inline]
+    pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+        l.write()
     }
 
     /// `std::cell::UnsafeCell` with loom's closure-based access API, so the same code
@@ -66,13 +93,3 @@ mod imp {
 
 #[allow(unused_imports)] // Until the skeleton's primitives take their atomics from here.
 pub(crate) use imp::*;
-
-/// Read-locks, treating a poisoned lock as usable (as [`lock`]).
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Write-locks, treating a poisoned lock as usable (as [`lock`]).
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
-}
