@@ -68,8 +68,9 @@ pub enum Settled {
 /// Runs every future to the end, cancelling nothing, and returns each outcome in order
 /// (asyncio's `gather(..., return_exceptions=True)`).
 ///
-/// If an enclosing scope's cancellation stops the futures while this one is still polled
-/// (during an enclosing grace period), the ones it stopped come back as
+/// An enclosing scope's cancellation stops the futures at once (they do not run out the
+/// enclosing grace period, unlike the children of a nested [`task_group`]); if this call is
+/// still polled meanwhile (during that grace period), the ones it stopped come back as
 /// [`Settled::Cancelled`] with its reason.
 pub async fn gather_settled<I, F, T>(futures: I) -> Vec<Result<T, Settled>>
 where
@@ -86,6 +87,11 @@ where
     let spawned = handles.clone();
     let result = GroupConfig::new()
         .policy(Policy::AllSettled)
+        // An explicit zero: on an enclosing cancellation the futures are stopped at once
+        // instead of running out the enclosing grace period with the rest of the code
+        // inside it (the default for nested groups), so that this call can still hand
+        // back every outcome within that grace period.
+        .grace_period(Duration::ZERO)
         .run(|tg| async move {
             let mut spawned = spawned.lock().unwrap_or_else(|e| e.into_inner());
             for f in futures {

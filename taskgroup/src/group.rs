@@ -102,9 +102,9 @@ impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> ChildResult for Resu
 /// records under the lock it records before its decrement, and the join reads it after
 /// seeing the count at zero (acquire on the word), so nothing recorded is missed.
 pub(crate) struct GroupInner {
+    /// The group's node; it also holds the grace period (see `ScopeNode::set_grace`).
     pub(crate) node: Arc<ScopeNode>,
     policy: Policy,
-    grace: Duration,
     word: AtomicUsize,
     /// Abort handles of the children spawned so far, for cancelling them when the group is
     /// dropped, for [`Policy::FirstOk`] and for task dumps. Finished children are pruned by
@@ -160,11 +160,10 @@ pub(crate) enum ChildOutcome {
 impl GroupInner {
     /// A group on `node`: links the node back to the group and installs the cancel hook
     /// that closes the group and wakes its future.
-    pub(crate) fn new(node: Arc<ScopeNode>, policy: Policy, grace: Duration) -> Arc<GroupInner> {
+    pub(crate) fn new(node: Arc<ScopeNode>, policy: Policy) -> Arc<GroupInner> {
         let inner = Arc::new(GroupInner {
             node: node.clone(),
             policy,
-            grace,
             word: AtomicUsize::new(0),
             children: Mutex::new(Vec::new()),
             state: Mutex::new(GroupState {
@@ -695,21 +694,46 @@ impl<F> Child<F> {
     }
 
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
-    /// the future (in place), reports the cancellation and returns its reason; otherwise
-    /// arranges the wake-up for it.
-    fn drop_if_due(&mut self, cx: &mut Context<'_>) -> Option<CancelReason> {
+    /// the future (in place) and reports how that went: `Cancelled(reason)`, or `Failed` if
+    /// the drop panicked. Otherwise arranges the wake-up for it and returns `None`.
+    fn drop_if_due(&mut self, cx: &mut Context<'_>) -> Option<NoValue> {
         let node = &self.group.node;
-        if node.is_cancelled()
-            && node
-                .poll_drop(self.group.grace, &mut self.grace_timer, cx)
-                .is_ready()
-        {
+        if node.is_cancelled() && node.poll_drop(&mut self.grace_timer, cx).is_ready() {
             let reason = node.reason().unwrap_or(CancelReason::Aborted);
-            self.future = None;
-            self.report(ChildOutcome::Cancelled);
-            return Some(reason);
+            return Some(match self.drop_and_report() {
+                Dropped::Cleanly => NoValue::Cancelled(reason),
+                Dropped::Panicked => NoValue::Failed,
+            });
         }
         None
+    }
+
+    /// Drops the future (in place, inside the group's scope) and reports the child
+    /// cancelled, or failed with the panic if its drop panicked: cleanup code that panics
+    /// while being cancelled is a failure of the group like any other (as an exception
+    /// raised during cancellation joins asyncio's and Trio's exception groups), never lost
+    /// and never unwinding into the runtime.
+    fn drop_and_report(&mut self) -> Dropped {
+        let future = &mut self.future;
+        // Dropping in place (`*future = None`) leaves `None` behind even if the drop
+        // panics, so the future is never dropped twice.
+        let dropped = scope::enter(&self.group.node, || {
+            catch_unwind(AssertUnwindSafe(|| *future = None))
+        });
+        match dropped {
+            Ok(()) => {
+                self.report(ChildOutcome::Cancelled);
+                Dropped::Cleanly
+            }
+            Err(payload) => {
+                self.report(ChildOutcome::Failed(Failure {
+                    task_id: task::try_id(),
+                    name: self.name.clone(),
+                    kind: FailureKind::Panic(PanicPayload::new(payload)),
+                }));
+                Dropped::Panicked
+            }
+        }
     }
 
     fn report(&mut self, outcome: ChildOutcome) {
@@ -732,8 +756,8 @@ where
         // SAFETY: only `future` is structurally pinned (see the type's docs); it is pinned
         // again below and otherwise only dropped in place, never moved.
         let this = unsafe { self.get_unchecked_mut() };
-        if let Some(reason) = this.drop_if_due(cx) {
-            return Poll::Ready(Err(NoValue::Cancelled(reason)));
+        if let Some(no_value) = this.drop_if_due(cx) {
+            return Poll::Ready(Err(no_value));
         }
         let Some(future) = this.future.as_mut() else {
             // Not polled again after it finished; answer as a dropped child would.
@@ -757,8 +781,8 @@ where
                 }
                 // Cancelled during the poll or before we registered: no node waiter will
                 // wake us, so arrange the drop (or drop) now.
-                if let Some(reason) = this.drop_if_due(cx) {
-                    return Poll::Ready(Err(NoValue::Cancelled(reason)));
+                if let Some(no_value) = this.drop_if_due(cx) {
+                    return Poll::Ready(Err(no_value));
                 }
                 Poll::Pending
             }
@@ -782,13 +806,21 @@ where
     }
 }
 
+/// How [`Child::drop_and_report`] went.
+enum Dropped {
+    Cleanly,
+    Panicked,
+}
+
 impl<F> Drop for Child<F> {
     fn drop(&mut self) {
         if !self.reported {
-            // Aborted through the runtime (a single child, or shutdown): drop the future
-            // first (in place), then report.
-            self.future = None;
-            self.report(ChildOutcome::Cancelled);
+            // Aborted through the runtime (a single child, a dropped group, `FirstOk`,
+            // shutdown): drop the future first (in place), then report. A panic in that
+            // drop goes to the group as this child's failure, so the runtime sees a clean
+            // cancellation (and the child's handle says `Cancelled`): the panic is the
+            // group's to report, not the runtime's unhandled-panic handler's.
+            let _ = self.drop_and_report();
         }
     }
 }
@@ -798,7 +830,8 @@ impl<F> Drop for Child<F> {
 pub struct GroupConfig {
     name: Option<String>,
     policy: Policy,
-    grace: Duration,
+    /// `None` until set: the group then has no grace period of its own.
+    grace: Option<Duration>,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
 }
@@ -818,10 +851,23 @@ impl GroupConfig {
         self.policy = policy;
         self
     }
-    /// How long children and body may run on after cancellation, seeing
-    /// [`cancelled()`](crate::cancelled) resolve, before they are dropped (default zero).
+    /// How long children and body may run on after the group's own cancellation (an
+    /// explicit [`cancel`](TaskGroup::cancel), its deadline, a failure in it), seeing
+    /// [`cancelled()`](crate::cancelled) resolve, before they are dropped. Unset, zero.
+    ///
+    /// # Inherited cancellation
+    /// When the group is cancelled because an enclosing group or cancel scope was, the
+    /// cancellation is the enclosing one's, and so is its schedule: the enclosing owner
+    /// drops everything inside it when *its* grace period runs out. Unless this method was
+    /// called, the group drops its children and body at that same moment, not at once, so
+    /// nested work gets the cleanup time the outer cancellation grants (as a Trio cancel
+    /// scope's effect nests). A period set here bounds that: the group drops them after the
+    /// earlier of its own period (counted from when it learns of the cancellation) and what
+    /// remains of the enclosing one, as nested deadlines combine. Setting zero explicitly
+    /// thus drops them at once on any cancellation ([`gather_settled`](crate::gather_settled)
+    /// does, to report every outcome within the enclosing grace period).
     pub fn grace_period(mut self, grace: Duration) -> GroupConfig {
-        self.grace = grace;
+        self.grace = Some(grace);
         self
     }
     /// Cancels the group (reason `Deadline`) this long after it starts.
@@ -926,7 +972,13 @@ where
             Some(self.location),
             self.config.name.clone(),
         );
-        let inner = GroupInner::new(node.clone(), self.config.policy, self.config.grace);
+        // Before the body or any child runs inside the node. Only an explicit grace period
+        // bounds an inherited cancellation (see `grace_period`).
+        node.set_grace(
+            self.config.grace.unwrap_or(Duration::ZERO),
+            self.config.grace.is_some(),
+        );
+        let inner = GroupInner::new(node.clone(), self.config.policy);
         self.handle = Some(handle);
         let deadline = match (self.config.deadline, self.config.timeout) {
             (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
@@ -957,17 +1009,28 @@ impl<B, Fut, V> GroupFuture<B, Fut, V> {
 
     /// If the group is cancelled and the drop is due (grace over, no shield running), drops
     /// a still-running body: the cancellation interrupted it. Called before the body's poll
-    /// and again after (a child may have failed meanwhile).
+    /// and again after (a child may have failed meanwhile). A panic while dropping the body
+    /// is a failure of the group (a body panic), not an unwind out of the group future,
+    /// which must still wait for its children.
     fn drop_body_if_due(&mut self, inner: &GroupInner, cx: &mut Context<'_>) {
         if inner.node.is_cancelled()
             && matches!(self.body, BodyState::Running(_))
-            && inner
-                .node
-                .poll_drop(inner.grace, &mut self.grace_timer, cx)
-                .is_ready()
+            && inner.node.poll_drop(&mut self.grace_timer, cx).is_ready()
         {
-            self.body = BodyState::Done(None);
-            lock(&inner.state).interrupted = true;
+            let body = &mut self.body;
+            // The assignment leaves `Done(None)` behind even if the drop panics.
+            let dropped = scope::enter(&inner.node, || {
+                catch_unwind(AssertUnwindSafe(|| *body = BodyState::Done(None)))
+            });
+            let mut state = lock(&inner.state);
+            state.interrupted = true;
+            if let Err(payload) = dropped {
+                state.failures.push(Failure {
+                    task_id: None,
+                    name: None,
+                    kind: FailureKind::BodyPanic(PanicPayload::new(payload)),
+                });
+            }
         }
     }
 }

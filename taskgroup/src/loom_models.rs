@@ -27,7 +27,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use loom::future::block_on;
 use loom::thread;
@@ -62,11 +61,7 @@ where
 }
 
 fn new_group() -> Arc<GroupInner> {
-    GroupInner::new(
-        ScopeNode::new_child(None, false),
-        Policy::FailFast,
-        Duration::ZERO,
-    )
+    GroupInner::new(ScopeNode::new_child(None, false), Policy::FailFast)
 }
 
 #[test]
@@ -207,7 +202,6 @@ fn abandoned_group_adopted_vs_child_finishing() {
         let inner = GroupInner::new(
             ScopeNode::new_child(Some(&outer.node), false),
             Policy::FailFast,
-            Duration::ZERO,
         );
         inner.reserve().expect("open");
         let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
@@ -308,7 +302,7 @@ fn shield_end_vs_dropper_waiting_for_shields() {
         let shield = thread::spawn(move || r.shield_ended());
         let mut grace_timer = None;
         block_on(std::future::poll_fn(|cx| {
-            root.poll_drop(Duration::ZERO, &mut grace_timer, cx)
+            root.poll_drop(&mut grace_timer, cx)
         }));
         shield.join().unwrap();
     });

@@ -14,6 +14,19 @@
 //!   the scope is dropped. Rust's drop needs no cooperation, so this always works, even for
 //!   code that never checks anything.
 //!
+//! # Whose grace period
+//! A node cancelled for its own reason (an explicit cancel, its deadline, a failing child)
+//! is the *origin* of that cancellation, and its grace period, counted from when the first
+//! dropper asks ([`poll_drop`](ScopeNode::poll_drop)), fixes when its futures are dropped.
+//! A node cancelled because its parent was (reason `ParentCancelled`) follows the origin's
+//! schedule: the enclosing owner drops everything inside it when that grace runs out, so a
+//! nested group, whose children are separate tasks it must drop itself, drops them then too,
+//! not at once (Trio nests the effect of a cancel scope the same way). A group with a grace
+//! period of its own set explicitly drops its children on an inherited cancellation after
+//! the earlier of its own period and what remains of the enclosing one, as nested deadlines
+//! combine (see [`GroupConfig::grace_period`](crate::GroupConfig::grace_period)). Shields
+//! hold a drop while any runs below the node whose schedule it follows.
+//!
 //! Because the state lives in the nodes, not in a value that code could catch, an inner
 //! scope can never swallow an outer cancellation: the outer scope drops everything inside it
 //! when its own node is cancelled, whatever the inner scopes did (CPython #116720 cannot
@@ -98,6 +111,24 @@ struct NodeState {
     shield_waiters: Vec<Waker>,
     /// This node's own deadline (not the inherited one).
     deadline: Option<Instant>,
+    /// The grace period of this node's own cancellation. Set by the owner before anything
+    /// runs inside the node (see [`ScopeNode::set_grace`]).
+    grace: Duration,
+    /// Whether `grace` also bounds a cancellation inherited from an ancestor (a group's
+    /// explicit grace period); otherwise the node follows the ancestor's schedule.
+    grace_caps_inherited: bool,
+    /// When the grace period of this node's cancellation ends: fixed by the first dropper
+    /// that asks after the cancellation, so every dropper of it agrees. Unused while
+    /// `grace` is zero (drops are due at once).
+    grace_ends: Option<Instant>,
+}
+
+/// When a dropper may drop, as [`ScopeNode::drop_plan`] works it out.
+struct DropPlan<'a> {
+    /// `None`: at once.
+    at: Option<Instant>,
+    /// The node whose active shields hold the drop off.
+    shields: &'a ScopeNode,
 }
 
 impl ScopeNode {
@@ -133,6 +164,9 @@ impl ScopeNode {
                 waiters: Slab::new(),
                 shield_waiters: Vec::new(),
                 deadline: None,
+                grace: Duration::ZERO,
+                grace_caps_inherited: false,
+                grace_ends: None,
             }),
             hook: Mutex::new(None),
             parent: parent.cloned(),
@@ -334,24 +368,102 @@ impl ScopeNode {
         true
     }
 
+    /// Sets the grace period of this node's own cancellation; with `caps_inherited`, it
+    /// also bounds a cancellation inherited from an ancestor (see the module docs). Called
+    /// by the owner right after creating the node, before anything runs inside it.
+    pub(crate) fn set_grace(&self, grace: Duration, caps_inherited: bool) {
+        let mut state = lock(&self.state);
+        state.grace = grace;
+        state.grace_caps_inherited = caps_inherited;
+    }
+
+    /// When the grace period of this node's cancellation ends (`None`: it is zero, so
+    /// drops are due at once), and whether the node follows its parent's schedule (it was
+    /// cancelled because its parent was) and bounds it by its own (`caps_inherited`).
+    fn own_grace_end(&self) -> (Option<Instant>, bool, bool) {
+        let mut state = lock(&self.state);
+        let inherited = matches!(state.reason, Some(CancelReason::ParentCancelled(_)));
+        let caps = state.grace_caps_inherited;
+        if state.grace.is_zero() {
+            return (None, inherited, caps);
+        }
+        let grace = state.grace;
+        let end = *state
+            .grace_ends
+            .get_or_insert_with(|| Instant::now() + grace);
+        (Some(end), inherited, caps)
+    }
+
+    /// When futures dropped for this node's cancellation are due, and whose shields hold
+    /// them off: the origin's schedule, walking up through nodes cancelled because their
+    /// parent was, bounded by any such node's own explicit grace period on the way (the
+    /// earliest wins). One node lock at a time.
+    fn drop_plan(&self) -> DropPlan<'_> {
+        let mut best: Option<DropPlan<'_>> = None;
+        let mut node = self;
+        loop {
+            let (end, inherited, caps) = node.own_grace_end();
+            // A node cancelled because its parent was: the parent (still cancelled, reasons
+            // are never cleared) holds the schedule. `GroupFuture`'s drop cancels its node
+            // with a `ParentCancelled` reason of its own while the parent may run on: then
+            // the node is the origin.
+            let parent = node
+                .parent
+                .as_deref()
+                .filter(|p| inherited && !node.shielded && p.is_cancelled());
+            if parent.is_none() || caps {
+                let earlier = match &best {
+                    None => true,
+                    Some(b) => match (end, b.at) {
+                        (_, None) => false,
+                        (None, Some(_)) => true,
+                        (Some(e), Some(b)) => e < b,
+                    },
+                };
+                if earlier {
+                    best = Some(DropPlan {
+                        at: end,
+                        shields: node,
+                    });
+                }
+            }
+            match parent {
+                // Due at once already: nothing above can make it earlier.
+                Some(_) if best.as_ref().is_some_and(|b| b.at.is_none()) => break,
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
+        best.unwrap_or(DropPlan {
+            at: None,
+            shields: self,
+        })
+    }
+
     /// For whoever drops a future because this node was cancelled: `Ready` once it must be
-    /// dropped (the grace period is over and no shield below is running); otherwise
-    /// `Pending`, with a wake-up arranged for when that changes.
+    /// dropped (the grace period of the cancellation is over, see the module docs, and no
+    /// shield below the node whose schedule it follows is running); otherwise `Pending`,
+    /// with a wake-up arranged for when that changes. `grace_timer` is the caller's timer,
+    /// kept between calls.
     pub(crate) fn poll_drop(
         &self,
-        grace: Duration,
         grace_timer: &mut Option<Pin<Box<Sleep>>>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         debug_assert!(self.is_cancelled());
-        if !grace.is_zero() {
-            let timer =
-                grace_timer.get_or_insert_with(|| Box::pin(ringleader_runtime::time::sleep(grace)));
+        let plan = self.drop_plan();
+        if let Some(at) = plan.at {
+            let timer = grace_timer.get_or_insert_with(|| Box::pin(sleep_until(at)));
+            if timer.deadline() != at {
+                // The schedule changed (an ancestor was cancelled after a group's drop
+                // cancelled its node): follow it.
+                timer.as_mut().reset(at);
+            }
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
         }
-        if self.wait_for_shields(cx.waker()) {
+        if plan.shields.wait_for_shields(cx.waker()) {
             return Poll::Pending;
         }
         Poll::Ready(())
@@ -407,6 +519,8 @@ struct LazyScope {
     parent: Option<Frame>,
     location: &'static Location<'static>,
     deadline: Option<Instant>,
+    /// The scope's grace period, given to the node as soon as it is built.
+    grace: Duration,
     /// The shared scope's handle, if it has one: the node, built during the poll, carries
     /// the deadline a `set_deadline` on it stored before.
     shared: Option<CancelScope>,
@@ -433,6 +547,9 @@ impl LazyScope {
                     None => self.deadline,
                 };
                 node.set_deadline(deadline);
+                // A scope's grace period is for its own cancellation only: on an inherited
+                // one it leaves dropping to the enclosing scope (see `on_cancelled`).
+                node.set_grace(self.grace, false);
                 node
             })
             .clone()
@@ -923,10 +1040,7 @@ impl ScopeState {
         if matches!(node.reason(), Some(CancelReason::ParentCancelled(_))) {
             return Poll::Pending;
         }
-        if node
-            .poll_drop(self.grace, &mut self.grace_timer, cx)
-            .is_pending()
-        {
+        if node.poll_drop(&mut self.grace_timer, cx).is_pending() {
             return Poll::Pending;
         }
         self.finish(future);
@@ -960,6 +1074,9 @@ impl ScopeState {
     /// Makes `node` this scope's: published to the shared scope, which may have parked a
     /// cancel before it existed.
     fn adopt(&mut self, node: &Arc<ScopeNode>) {
+        // Before the node is published or anything runs inside it (a lazily built node got
+        // it already, see `LazyScope::node`).
+        node.set_grace(self.grace, false);
         if let Some(scope) = &self.scope {
             *lock(&scope.inner.node) = Some(node.clone());
             if let Some(reason) = lock(&scope.inner.pending_cancel).take() {
@@ -982,6 +1099,7 @@ impl ScopeState {
             parent,
             location: self.location,
             deadline: self.entry_deadline(),
+            grace: self.grace,
             shared: self.scope.clone(),
             node: std::cell::OnceCell::new(),
         };
