@@ -47,6 +47,20 @@
 //! Sockets and files hold their fd in a shared handle: every in-flight operation holds it
 //! too, so the fd number is closed (by `close(2)`, at drop) only when no operation can still
 //! refer to it. `close().await` closes through the ring and reports close's error.
+//!
+//! # Model checking
+//! This crate has no build under `--cfg ringleader_loom`: the runtime leaves its io_uring
+//! driver out of loom builds (the kernel is not a loom thread), and everything here runs on
+//! that driver. The lock-free protocols it stands on (task state, wakers, park/unpark, the
+//! queues, group join and cancel, the sync primitives) are modelled in `ringleader-runtime`,
+//! `ringleader-taskgroup` and `ringleader-sync`.
+
+// One clear message instead of a cascade of unresolved imports from the configured-out driver.
+#[cfg(ringleader_loom)]
+compile_error!(
+    "ringleader-io does not build under --cfg ringleader_loom (its io_uring driver is left out \
+     of loom builds); model-check ringleader-runtime, ringleader-taskgroup and ringleader-sync"
+);
 
 use std::io;
 
