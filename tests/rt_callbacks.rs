@@ -98,7 +98,8 @@ fn a_done_callback_runs_once_with_the_outcome() {
         cancelled.abort();
         let _ = cancelled.await;
 
-        // Registered after completion: runs at once, on this thread.
+        // Registered after completion: scheduled with call_soon (as asyncio), so it runs
+        // on a worker while this thread waits below.
         let finished = ringleader::spawn(async {});
         while !finished.is_finished() {
             ringleader::task::yield_now().await;
@@ -229,4 +230,55 @@ fn call_later_runs_after_its_delay_and_a_cancelled_one_never_runs() {
     });
     // The cancelled callback's timer was freed at once, not left to fire.
     assert_eq!(rt.handle().metrics().timers_armed(), 0);
+}
+
+#[test]
+fn outcome_is_none_until_the_task_finishes_then_says_how() {
+    let rt = rt2();
+    rt.block_on(async {
+        let (go_tx, go_rx) = ringleader::sync::oneshot::channel::<()>();
+        let waiting = ringleader::spawn(async move { go_rx.await.is_ok() });
+        assert_eq!(waiting.outcome(), None);
+        let abort = waiting.abort_handle();
+        go_tx.send(()).unwrap();
+        assert!(waiting.await.unwrap());
+        assert_eq!(abort.outcome(), Some(TaskOutcome::Completed));
+
+        let panicked = ringleader::spawn(async { panic!("x") });
+        let abort = panicked.abort_handle();
+        let _ = panicked.await;
+        assert_eq!(abort.outcome(), Some(TaskOutcome::Panicked));
+
+        let cancelled = ringleader::spawn(std::future::pending::<()>());
+        let abort = cancelled.abort_handle();
+        cancelled.abort();
+        let _ = cancelled.await;
+        assert_eq!(abort.outcome(), Some(TaskOutcome::Cancelled));
+    });
+}
+
+/// asyncio schedules a callback added to a finished task with `call_soon`: it never runs
+/// inside `add_done_callback` (so a caller holding a lock the callback takes is safe).
+#[test]
+fn a_late_done_callback_does_not_run_inside_its_caller_on_either_flavour() {
+    thread_local!(static INSIDE_THE_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    let current = ringleader::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for rt in [rt2(), current] {
+        rt.block_on(async {
+            let finished = ringleader::spawn(async {});
+            let abort = finished.abort_handle();
+            finished.await.unwrap();
+            let (tx, rx) = ringleader::sync::oneshot::channel();
+            INSIDE_THE_CALL.with(|i| i.set(true));
+            abort.add_done_callback(move |o| {
+                let _ = tx.send((o, INSIDE_THE_CALL.with(|i| i.get())));
+            });
+            INSIDE_THE_CALL.with(|i| i.set(false));
+            let (outcome, inside) = rx.await.unwrap();
+            assert_eq!(outcome, TaskOutcome::Completed);
+            assert!(!inside, "the late callback ran inside add_done_callback");
+        });
+    }
 }

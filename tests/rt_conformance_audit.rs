@@ -639,10 +639,19 @@ fn a_removed_done_callback_never_runs_and_the_rest_keep_their_order() {
         h.await.unwrap();
         assert_eq!(*calls.lock().unwrap(), vec![1, 2, 4, 5]);
         assert!(!abort.remove_done_callback(late), "it already ran");
-        // Added after the task finished: runs once, and cannot be removed afterwards.
+        // Added after the task finished: scheduled with call_soon (not run inside the
+        // call, as asyncio), runs once, and cannot be removed.
+        thread_local!(static INSIDE_THE_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
         let c = calls.clone();
-        let after = abort.add_done_callback(move |_| c.lock().unwrap().push(6));
+        let (ran_tx, ran_rx) = ringleader::sync::oneshot::channel();
+        INSIDE_THE_CALL.with(|i| i.set(true));
+        let after = abort.add_done_callback(move |_| {
+            c.lock().unwrap().push(6);
+            let _ = ran_tx.send(INSIDE_THE_CALL.with(|i| i.get()));
+        });
+        INSIDE_THE_CALL.with(|i| i.set(false));
         assert!(!abort.remove_done_callback(after));
+        assert!(!ran_rx.await.unwrap(), "a late callback ran inside add_done_callback");
         assert_eq!(*calls.lock().unwrap(), vec![1, 2, 4, 5, 6]);
     });
 }

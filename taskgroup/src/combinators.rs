@@ -153,6 +153,12 @@ pub async fn wait<T: Send + 'static>(
         outcomes: Mutex::new((vec![None; handles.len()], None)),
     });
     for (i, h) in handles.iter().enumerate() {
+        // Already finished: recorded now (a done callback added now would only be
+        // scheduled, and a zero timeout must still see the task done).
+        if let Some(outcome) = h.outcome() {
+            shared.outcomes.lock().unwrap_or_else(|e| e.into_inner()).0[i] = Some(outcome);
+            continue;
+        }
         let shared = shared.clone();
         h.add_done_callback(move |outcome| {
             let waker = {
@@ -212,6 +218,15 @@ pub fn as_completed<T: Send + 'static>(handles: Vec<JoinHandle<T>>) -> AsComplet
         None::<Waker>,
     )));
     for (i, h) in handles.iter().enumerate() {
+        // Already finished: first in line, in the order given.
+        if h.is_finished() {
+            shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .push_back(i);
+            continue;
+        }
         let shared = shared.clone();
         h.add_done_callback(move |_| {
             let waker = {

@@ -82,22 +82,28 @@ impl<T> JoinHandle<T> {
         self.raw.header().id
     }
 
+    /// How the task finished (returned, panicked or was cancelled), or `None` while it has
+    /// not (asyncio's `Task.done()` with `cancelled()`, without consuming the output).
+    pub fn outcome(&self) -> Option<TaskOutcome> {
+        self.raw.outcome()
+    }
+
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.raw.header().name.as_deref()
     }
 
     /// Runs `callback` once when the task finishes, with how it finished (asyncio's
-    /// `Task.add_done_callback`). If it has already finished, `callback` runs now, on this
-    /// thread; otherwise on the thread that completes the task, once its output is stored
-    /// and just before it is marked finished (never under its locks): when
+    /// `Task.add_done_callback`). If it has already finished, `callback` is scheduled with
+    /// [`call_soon`](crate::runtime::Handle::call_soon) on the current runtime, as asyncio
+    /// does, so it never runs inside this call (it runs now only when called outside any
+    /// runtime, with nothing to schedule on). Otherwise it runs on the thread that completes
+    /// the task, once its output is stored and just before it is marked finished (never
+    /// under its locks): when
     /// [`is_finished`](Self::is_finished) is true or the handle's `await` has returned,
     /// every callback registered before has run (inside a callback, `is_finished` is still
     /// false). A panicking callback is caught. Callbacks run in the order they were
     /// registered, each exactly once, whether the task returned, panicked or was cancelled.
-    ///
-    /// Unlike asyncio, which schedules a callback added to a finished task with
-    /// `call_soon`, a callback added after the task finished runs before this returns.
     ///
     /// Returns a key for [`remove_done_callback`](Self::remove_done_callback).
     pub fn add_done_callback(
@@ -266,6 +272,11 @@ impl AbortHandle {
     /// The task's id.
     pub fn id(&self) -> Id {
         self.raw.header().id
+    }
+
+    /// See [`JoinHandle::outcome`].
+    pub fn outcome(&self) -> Option<TaskOutcome> {
+        self.raw.outcome()
     }
 
     /// See [`JoinHandle::add_done_callback`].

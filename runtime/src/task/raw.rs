@@ -244,9 +244,30 @@ impl RawTask {
             DoneCallbacks::Ran(outcome) => {
                 let outcome = *outcome;
                 drop(extras);
-                run_callback(f, self.header().id, outcome);
+                let id = self.header().id;
+                // As asyncio: a callback added to a finished task is scheduled with
+                // `call_soon`, never run inside its caller, which may hold a lock the
+                // callback takes. Without a runtime to schedule on, it runs now.
+                match crate::runtime::Handle::try_current() {
+                    Ok(handle) => {
+                        handle.call_soon(move || run_callback(f, id, outcome));
+                    }
+                    Err(_) => run_callback(f, id, outcome),
+                }
                 0
             }
+        }
+    }
+
+    /// How the task finished, once it is finished (COMPLETE published; the outcome was
+    /// recorded before that, when the done callbacks ran).
+    pub(crate) fn outcome(&self) -> Option<TaskOutcome> {
+        if !self.header().state.load().is_complete() {
+            return None;
+        }
+        match lock(&self.header().extras).done {
+            DoneCallbacks::Ran(outcome) => Some(outcome),
+            DoneCallbacks::Waiting { .. } => None,
         }
     }
 
