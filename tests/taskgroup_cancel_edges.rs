@@ -545,3 +545,65 @@ fn a_child_cancelled_cleanly_is_still_only_cancelled() {
         );
     });
 }
+
+/// `Duration::MAX` means "no limit" wherever a duration bounds a wait: a grace period, a
+/// scope or group timeout, the runtime's shutdown timeout and the blocking pool's
+/// keep-alive. None of them may overflow the clock (`run` gives its root scope an endless
+/// grace period, so a Ctrl-C used to panic there).
+#[test]
+fn duration_max_is_no_limit_and_never_overflows() {
+    let rt = paused();
+    rt.block_on(async {
+        // A cancelled scope with an endless grace: its cooperative body still finishes.
+        let scope = CancelScope::new().with_grace_period(Duration::MAX);
+        let inner = scope.clone();
+        let out = scope
+            .run(async move {
+                inner.cancel(CancelReason::explicit("stop"));
+                cancelled().await;
+                sleep(secs(5)).await; // cleanup inside the grace period
+                7
+            })
+            .await;
+        assert_eq!(out, Some(7));
+
+        // A group cancelled under an endless grace: its child finishes its cleanup.
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let c = cleaned.clone();
+        let result = GroupConfig::new()
+            .grace_period(Duration::MAX)
+            .timeout(Duration::MAX)
+            .run(|tg| async move {
+                tg.spawn(async move {
+                    cancelled().await;
+                    sleep(secs(3)).await;
+                    c.store(true, Ordering::SeqCst);
+                    Ok::<_, BoxError>(())
+                })?;
+                tg.cancel(CancelReason::explicit("stop"));
+                Ok::<_, BoxError>(())
+            })
+            .await;
+        drop(result); // cancelled on purpose: what matters is no panic, and then
+        assert!(cleaned.load(Ordering::SeqCst), "the child ran its cleanup");
+
+        // Timeouts of Duration::MAX never fire.
+        let v = ringleader::taskgroup::timeout(Duration::MAX, async { 3 }).await;
+        assert_eq!(v.unwrap(), 3);
+        let v = CancelScope::new()
+            .with_timeout(Duration::MAX)
+            .run(async { 4 })
+            .await;
+        assert_eq!(v, Some(4));
+    });
+    drop(rt);
+
+    let rt = Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::MAX)
+        .build()
+        .unwrap();
+    let v = rt.block_on(async { ringleader::task::spawn_blocking(|| 5).await.unwrap() });
+    assert_eq!(v, 5);
+    rt.shutdown_timeout(Duration::MAX);
+}

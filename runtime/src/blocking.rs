@@ -193,7 +193,10 @@ impl BlockingPool {
     /// and we left the idle count ourselves: the thread should exit.
     fn wait_for_token(&self) -> bool {
         let mut tokens = lock(&self.wakeups);
-        let deadline = Instant::now() + self.keep_alive;
+        // A keep-alive of `Duration::MAX` (never exit) must not overflow: ~30 years.
+        let deadline = Instant::now()
+            .checked_add(self.keep_alive)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
         loop {
             if *tokens > 0 {
                 *tokens -= 1;
@@ -277,7 +280,8 @@ impl BlockingPool {
     /// Returns whether every thread exited.
     pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> bool {
         self.shutdown.store(true, Ordering::SeqCst);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // An overflowing timeout (`Duration::MAX`) is no bound.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut guard = lock(&self.wakeups);
         self.wakeup_cv.notify_all();
         while self.alive.load(Ordering::SeqCst) > 0 {

@@ -409,7 +409,8 @@ impl Runtime {
         if shared.is_shutdown() && self.threads.is_empty() {
             return;
         }
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // An overflowing timeout (`Duration::MAX`) is no bound.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         shared.begin_shutdown();
         match self.flavor {
             Flavor::CurrentThread => scheduler::shutdown_undriven_cores(&shared),

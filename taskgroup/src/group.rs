@@ -981,9 +981,9 @@ where
         let inner = GroupInner::new(node.clone(), self.config.policy);
         self.handle = Some(handle);
         let deadline = match (self.config.deadline, self.config.timeout) {
-            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
+            (Some(d), Some(t)) => Some(d.min(Instant::now().saturating_add(t))),
             (Some(d), None) => Some(d),
-            (None, Some(t)) => Some(Instant::now() + t),
+            (None, Some(t)) => Some(Instant::now().saturating_add(t)),
             (None, None) => None,
         };
         node.set_deadline(deadline);

@@ -390,7 +390,7 @@ impl ScopeNode {
         let grace = state.grace;
         let end = *state
             .grace_ends
-            .get_or_insert_with(|| Instant::now() + grace);
+            .get_or_insert_with(|| Instant::now().saturating_add(grace));
         (Some(end), inherited, caps)
     }
 
@@ -1012,7 +1012,7 @@ impl ScopeState {
         let Some(timeout) = self.timeout else {
             return absolute;
         };
-        let relative = Instant::now() + timeout;
+        let relative = Instant::now().saturating_add(timeout);
         let deadline = Some(absolute.map_or(relative, |a| a.min(relative)));
         if let Some(scope) = &self.scope {
             *lock(&scope.inner.deadline) = deadline;

@@ -381,7 +381,8 @@ impl Shared {
     /// Waits until `n` workers have finished shutting down, or `timeout` passes.
     pub(crate) fn wait_exited(&self, n: usize, timeout: Option<Duration>) -> bool {
         let mut exited = lock(&self.exited);
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // An overflowing timeout (`Duration::MAX`) is no bound.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         while *exited < n {
             match deadline {
                 None => {

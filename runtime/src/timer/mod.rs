@@ -69,6 +69,12 @@ impl Instant {
         self.0.checked_add(d).map(Instant)
     }
 
+    /// `self + d`, or, if that overflows (`Duration::MAX` as "no limit"), an instant about
+    /// 30 years after `self`: a deadline that never comes, without a panic.
+    pub fn saturating_add(&self, d: Duration) -> Instant {
+        self.checked_add(d).unwrap_or(Instant(self.0 + FAR_FUTURE))
+    }
+
     /// `self - d`, or `None` on underflow.
     pub fn checked_sub(&self, d: Duration) -> Option<Instant> {
         self.0.checked_sub(d).map(Instant)
