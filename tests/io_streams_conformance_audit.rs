@@ -604,6 +604,49 @@ fn abort_clients_drops_the_buffers_and_ends_the_connections() {
     });
 }
 
+/// asyncio's `writer.transport.abort()`: with a peer that stopped reading, `close()` would
+/// wait for it forever; `abort()` drops the buffer, ends the connection for both sides and
+/// fails the writer's waits with `ConnectionAborted`.
+#[test]
+fn abort_ends_a_connection_whose_peer_stopped_reading() {
+    run(async {
+        let (mut cr, _cw, mut sr, sw) = tcp().await;
+        // Fill the socket buffers and then ours: the client never reads.
+        let chunk = vec![b'x'; 1 << 20];
+        while timeout(Duration::from_millis(50), async {
+            sw.write(&chunk);
+            sw.drain().await
+        })
+        .await
+        .is_ok()
+        {}
+        assert!(
+            sw.write_buffer_size() > 0,
+            "a backlog that close() could not send"
+        );
+        sw.abort();
+        assert!(sw.is_closing());
+        assert_eq!(
+            sw.wait_closed().await.unwrap_err().kind(),
+            io::ErrorKind::ConnectionAborted
+        );
+        assert_eq!(
+            sw.drain().await.unwrap_err().kind(),
+            io::ErrorKind::ConnectionAborted
+        );
+        // Our side's reader sees the end of the stream (the socket is shut down both ways).
+        assert_eq!(sr.read(10).await.unwrap(), b"");
+        // The peer reads what had reached it, then the end (or a reset): never a hang.
+        loop {
+            match cr.read(1 << 20).await {
+                Ok(b) if b.is_empty() => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+}
+
 #[test]
 fn serve_forever_returns_after_close_and_its_handlers() {
     run(async {

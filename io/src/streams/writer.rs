@@ -862,6 +862,17 @@ impl StreamWriter {
         close_state(&mut self.lock(), &self.shared.fd);
     }
 
+    /// Closes the connection at once (asyncio's `writer.transport.abort()`): what is
+    /// buffered is dropped unsent, the socket is shut down in both directions (the peer
+    /// and this side's reader see end of stream), and writes, [`drain`](Self::drain) and
+    /// [`wait_closed`](Self::wait_closed) report `ConnectionAborted` from then on. For a
+    /// peer that stopped reading, where [`close`](Self::close) would wait for it forever.
+    pub fn abort(&self) {
+        // Take what this poll staged first, so that it is dropped with the rest.
+        drop(self.lock());
+        self.closer().abort();
+    }
+
     /// Whether [`close`](Self::close) was called (or is under way), or the connection was
     /// lost to a send error (asyncio's transport closes itself then).
     pub fn is_closing(&self) -> bool {
@@ -1088,7 +1099,7 @@ impl Closer {
             let mut st = lock(&shared);
             st.lose(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "the connection was aborted (Server::abort_clients)",
+                "the connection was aborted",
             ));
             st.closing = true;
             if !st.flushing {
