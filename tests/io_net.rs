@@ -151,6 +151,19 @@ fn refused_connection_and_bad_addresses_are_errors() {
 
         // Not an address at all: the resolver's error, not a panic.
         TcpStream::connect("not an address").await.unwrap_err();
+        // A host without its port says so (and a bare host is looked up as (host, 0)).
+        for no_port in ["localhost", "127.0.0.1", "::1"] {
+            let Err(err) = ringleader::net::lookup_host(no_port).await else {
+                panic!("{no_port} resolved without a port");
+            };
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{no_port}");
+            assert!(err.to_string().contains("no port"), "{no_port}: {err}");
+        }
+        let found: Vec<_> = ringleader::net::lookup_host(("localhost", 0))
+            .await
+            .unwrap()
+            .collect();
+        assert!(found.iter().any(|a| a.ip().is_loopback()), "{found:?}");
         let err = TcpStream::connect("no-such-host.invalid:80")
             .await
             .unwrap_err();

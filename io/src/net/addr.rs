@@ -17,6 +17,8 @@ mod sealed {
     pub enum Resolve {
         Ready(Vec<SocketAddr>),
         Lookup(String),
+        /// Not an address: why, for the caller's `InvalidInput` error.
+        Invalid(String),
     }
 
     pub trait Sealed {
@@ -53,6 +55,14 @@ mod sealed {
         fn resolve(self) -> Resolve {
             match self.parse::<SocketAddr>() {
                 Ok(addr) => Resolve::Ready(vec![addr]),
+                // A host or IP without a port: say so, rather than getaddrinfo's
+                // "invalid socket address" (asyncio takes the port separately).
+                Err(_) if !self.contains(':') || self.parse::<IpAddr>().is_ok() => {
+                    Resolve::Invalid(format!(
+                        "{self:?} has no port: give \"host:port\" or a (host, port) pair \
+                         (port 0 to only look the host up)"
+                    ))
+                }
                 Err(_) => Resolve::Lookup(self.to_owned()),
             }
         }
@@ -94,6 +104,9 @@ mod sealed {
 pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     let addrs = match sealed::Sealed::resolve(addr) {
         sealed::Resolve::Ready(addrs) => addrs,
+        sealed::Resolve::Invalid(why) => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, why))
+        }
         sealed::Resolve::Lookup(name) => {
             let lookup = ringleader_runtime::task::spawn_blocking(move || {
                 std::net::ToSocketAddrs::to_socket_addrs(&name).map(|a| a.collect::<Vec<_>>())
@@ -116,8 +129,12 @@ pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAd
 /// Resolves `host` to socket addresses (asyncio's `getaddrinfo`): literals at once, names
 /// with `getaddrinfo` on the blocking pool.
 ///
+/// A string needs its port (`"example.org:443"`); to look up a bare host, as asyncio's
+/// `getaddrinfo(host, None)`, pass `(host, 0)`.
+///
 /// # Errors
-/// The resolver's error (an unknown host), or `InvalidInput` if nothing was found.
+/// The resolver's error (an unknown host), or `InvalidInput` if nothing was found or a
+/// string has no port.
 ///
 /// # Cancel safety
 /// Dropping it abandons the lookup, which finishes on the blocking pool.
@@ -142,7 +159,9 @@ impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             sealed::Resolve::Ready(addrs) => f.debug_tuple("Deferred").field(addrs).finish(),
-            sealed::Resolve::Lookup(name) => f.debug_tuple("Deferred").field(name).finish(),
+            sealed::Resolve::Lookup(name) | sealed::Resolve::Invalid(name) => {
+                f.debug_tuple("Deferred").field(name).finish()
+            }
         }
     }
 }
