@@ -47,6 +47,20 @@ use super::writer::{Closer, Host};
 use super::{Family, StreamAddr, StreamReader, StreamWriter};
 use crate::net::{lookup_host, TcpListener, ToSocketAddrs, UnixListener};
 
+/// Reports what a server cannot hand back to anyone (a handler's error, an accept failure).
+/// asyncio sends these to its loop's exception handler, which prints them on stderr unless
+/// logging is set up; the same here: through `tracing` when a global subscriber is set,
+/// else on stderr, so that a failing handler is never silent.
+macro_rules! report {
+    ($($arg:tt)*) => {
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!($($arg)*);
+        } else {
+            eprintln!("ringleader server: {}", format_args!($($arg)*));
+        }
+    };
+}
+
 /// How long an accept loop pauses when the process is out of fds or memory (asyncio pauses
 /// a second; a guess that favours recovering quickly).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -273,8 +287,10 @@ impl Drop for Owner {
 ///
 /// It accepts from the moment it is returned (asyncio's `start_serving=True`). Each
 /// connection's handler runs as a task of the server's own task group, supervised: a
-/// handler that returns an error or panics is counted ([`stats`](Self::stats)) and logged
-/// with `tracing::error!`, and cancels nothing; the server keeps serving.
+/// handler that returns an error or panics is counted ([`stats`](Self::stats)) and reported
+/// (with `tracing::error!` when a global `tracing` subscriber is set, else on stderr, as
+/// asyncio's default exception handler does), and cancels nothing; the server keeps
+/// serving.
 ///
 /// Clones share the server. Dropping the last clone closes it (stops accepting); running
 /// handlers finish on their own.
@@ -430,7 +446,7 @@ impl Server {
                 .await;
             if let Err(errors) = res {
                 if !errors.is_empty() {
-                    tracing::error!("server task group failed: {errors}");
+                    report!("server task group failed: {errors}");
                 }
             }
         }));
@@ -609,7 +625,7 @@ async fn accept_loop<H, Fut>(
                 }
                 match e.raw_os_error() {
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        tracing::error!("server accept: {e}; pausing for {ACCEPT_PAUSE:?}");
+                        report!("server accept: {e}; pausing for {ACCEPT_PAUSE:?}");
                         let mut pause = pin!(ringleader_runtime::time::sleep(ACCEPT_PAUSE));
                         poll_fn(|cx| {
                             if shared.poll_until(cx, |st| st.closing).is_ready() {
@@ -621,7 +637,7 @@ async fn accept_loop<H, Fut>(
                     }
                     Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => {}
                     _ => {
-                        tracing::error!("server accept failed, closing the server: {e}");
+                        report!("server accept failed, closing the server: {e}");
                         shared.fail(e);
                         return;
                     }
@@ -717,7 +733,7 @@ where
                     }
                     Err(e) => {
                         c.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!("connection handler for {} failed: {e}", this.peer);
+                        report!("connection handler for {} failed: {e}", this.peer);
                     }
                 }
             }
