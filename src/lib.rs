@@ -70,7 +70,9 @@ pub use ringleader_macros::{main, test};
 /// The cooperative budget: see [`coop::consume_budget`] for loops that never touch a
 /// ringleader leaf future.
 pub mod coop {
-    pub use ringleader_coop::{consume_budget, has_budget_remaining, unconstrained};
+    pub use ringleader_coop::{
+        consume_budget, has_budget_remaining, unconstrained, INITIAL_BUDGET,
+    };
 }
 
 /// The README's Rust snippets, compiled and run as doc tests.

@@ -101,6 +101,19 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<Progress> {
     })
 }
 
+/// Spends one unit for an operation that completed without being polled (a fast path
+/// that returns before its first `.await`): call it only after checking
+/// [`has_budget_remaining`], and go through a polled leaf future (which yields) when that
+/// says the budget is spent. No-op outside a budgeted scope.
+#[inline]
+pub fn spend() {
+    BUDGET.with(|b| {
+        if let Some(n) = b.get() {
+            b.set(Some(n.saturating_sub(1)));
+        }
+    })
+}
+
 /// One unit of budget taken by [`poll_proceed`]; given back on drop unless progress was made.
 #[must_use = "dropping a Progress without calling made_progress() refunds the budget unit"]
 #[derive(Debug)]

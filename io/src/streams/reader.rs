@@ -13,6 +13,18 @@ use super::error::{IncompleteReadError, LimitOverrunError, ReadError};
 use super::readbuf::{RecvBuf, CHUNK};
 use super::{local_addr_of, peer_addr_of, Family, StreamAddr};
 
+/// Polls `f` as a leaf future of the cooperative budget (see `ringleader_coop`): a read
+/// that completes spends one unit, so a task working through many buffered lines still
+/// yields to its other branches and to other tasks; one that waits spends nothing.
+fn poll_budgeted<T>(cx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    let progress = std::task::ready!(ringleader_coop::poll_proceed(cx));
+    let out = f(cx);
+    if out.is_ready() {
+        progress.made_progress();
+    }
+    out
+}
+
 /// The default limit of [`StreamReader::readuntil`] and [`readline`](StreamReader::readline):
 /// 64 KiB, as asyncio's.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
@@ -21,7 +33,10 @@ pub const DEFAULT_LIMIT: usize = 64 * 1024;
 /// [`start_server`]'s handler or [`split`].
 ///
 /// Every method takes from the reader's buffer first and receives more only when that
-/// cannot serve it.
+/// cannot serve it. A read served from the buffer still spends a unit of the runtime's
+/// cooperative budget, so a task working through a full buffer of short lines yields now
+/// and then (to its other branches and to other tasks) instead of holding its worker for
+/// the whole buffer.
 ///
 /// # Cancel safety
 /// Every read method is cancel safe: the receive in flight belongs to the reader, so a call
@@ -154,15 +169,17 @@ impl StreamReader {
         if n == 0 {
             return Ok(Vec::new());
         }
-        poll_fn(|cx| loop {
-            let have = self.buf.data().len();
-            if have > 0 {
-                return Poll::Ready(Ok(self.buf.take(n)));
-            }
-            if self.buf.eof() {
-                return Poll::Ready(Ok(Vec::new()));
-            }
-            std::task::ready!(self.buf.poll_fill(cx, n.max(CHUNK)))?;
+        poll_fn(|cx| {
+            poll_budgeted(cx, |cx| loop {
+                let have = self.buf.data().len();
+                if have > 0 {
+                    return Poll::Ready(Ok(self.buf.take(n)));
+                }
+                if self.buf.eof() {
+                    return Poll::Ready(Ok(Vec::new()));
+                }
+                std::task::ready!(self.buf.poll_fill(cx, n.max(CHUNK)))?;
+            })
         })
         .await
     }
@@ -175,12 +192,14 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs).
     pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
-        poll_fn(|cx| loop {
-            if self.buf.eof() {
-                let n = self.buf.data().len();
-                return Poll::Ready(Ok(self.buf.take(n)));
-            }
-            std::task::ready!(self.buf.poll_fill(cx, usize::MAX))?;
+        poll_fn(|cx| {
+            poll_budgeted(cx, |cx| loop {
+                if self.buf.eof() {
+                    let n = self.buf.data().len();
+                    return Poll::Ready(Ok(self.buf.take(n)));
+                }
+                std::task::ready!(self.buf.poll_fill(cx, usize::MAX))?;
+            })
         })
         .await
     }
@@ -194,19 +213,21 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs).
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>, ReadError> {
-        poll_fn(|cx| loop {
-            let have = self.buf.data().len();
-            if have >= n {
-                return Poll::Ready(Ok(self.buf.take(n)));
-            }
-            if self.buf.eof() {
-                let partial = self.buf.take(have);
-                return Poll::Ready(Err(ReadError::IncompleteRead(IncompleteReadError {
-                    partial,
-                    expected: Some(n),
-                })));
-            }
-            std::task::ready!(self.buf.poll_fill(cx, n - have))?;
+        poll_fn(|cx| {
+            poll_budgeted(cx, |cx| loop {
+                let have = self.buf.data().len();
+                if have >= n {
+                    return Poll::Ready(Ok(self.buf.take(n)));
+                }
+                if self.buf.eof() {
+                    let partial = self.buf.take(have);
+                    return Poll::Ready(Err(ReadError::IncompleteRead(IncompleteReadError {
+                        partial,
+                        expected: Some(n),
+                    })));
+                }
+                std::task::ready!(self.buf.poll_fill(cx, n - have))?;
+            })
         })
         .await
     }
@@ -223,14 +244,21 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs).
     pub async fn readline(&mut self) -> Result<Vec<u8>, ReadError> {
-        // The common case, a whole line already buffered: served without the poll loop.
-        if let Some(n) = self.buffered_line() {
-            return Ok(self.buf.take(n));
+        // The common case, a whole line already buffered: served without the poll loop
+        // (spending a unit of budget as the loop would; without budget left, the loop
+        // yields first).
+        if ringleader_coop::has_budget_remaining() {
+            if let Some(n) = self.buffered_line() {
+                ringleader_coop::spend();
+                return Ok(self.buf.take(n));
+            }
         }
         let mut scan = Scan::default();
         poll_fn(|cx| {
-            let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
-            Poll::Ready(Ok(self.buf.take(n)))
+            poll_budgeted(cx, |cx| {
+                let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
+                Poll::Ready(Ok(self.buf.take(n)))
+            })
         })
         .await
     }
@@ -268,18 +296,24 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel safe (see the type's docs): bytes are appended only when the call completes.
     pub async fn readline_into(&mut self, line: &mut Vec<u8>) -> Result<usize, ReadError> {
-        // The common case, a whole line already buffered: one search and one copy.
-        if let Some(n) = self
-            .buf
-            .take_through_into(b'\n', self.limit, find_byte, line)
-        {
-            return Ok(n);
+        // The common case, a whole line already buffered: one search and one copy (and a
+        // unit of budget, as in `readline`).
+        if ringleader_coop::has_budget_remaining() {
+            if let Some(n) = self
+                .buf
+                .take_through_into(b'\n', self.limit, find_byte, line)
+            {
+                ringleader_coop::spend();
+                return Ok(n);
+            }
         }
         let mut scan = Scan::default();
         poll_fn(|cx| {
-            let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
-            self.buf.take_into(n, line);
-            Poll::Ready(Ok(n))
+            poll_budgeted(cx, |cx| {
+                let n = std::task::ready!(self.poll_line(cx, &mut scan))?;
+                self.buf.take_into(n, line);
+                Poll::Ready(Ok(n))
+            })
         })
         .await
     }
@@ -388,15 +422,17 @@ impl StreamReader {
         };
         let mut scan = Scan::default();
         poll_fn(|cx| {
-            Poll::Ready(
-                match std::task::ready!(self.poll_find(cx, seps, &mut scan))? {
-                    Found::Through(n) => Ok(self.buf.take(n)),
-                    Found::End(n) => Err(ReadError::IncompleteRead(IncompleteReadError {
-                        partial: self.buf.take(n),
-                        expected: None,
-                    })),
-                },
-            )
+            poll_budgeted(cx, |cx| {
+                Poll::Ready(
+                    match std::task::ready!(self.poll_find(cx, seps, &mut scan))? {
+                        Found::Through(n) => Ok(self.buf.take(n)),
+                        Found::End(n) => Err(ReadError::IncompleteRead(IncompleteReadError {
+                            partial: self.buf.take(n),
+                            expected: None,
+                        })),
+                    },
+                )
+            })
         })
         .await
     }
@@ -505,7 +541,8 @@ impl Stream for Lines<'_> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match std::task::ready!(this.reader.poll_readline(cx, &mut this.scan)) {
+        let (reader, scan) = (&mut *this.reader, &mut this.scan);
+        match std::task::ready!(poll_budgeted(cx, |cx| reader.poll_readline(cx, scan))) {
             Ok(line) if line.is_empty() => Poll::Ready(None),
             other => Poll::Ready(Some(other)),
         }
