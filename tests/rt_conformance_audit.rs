@@ -10,20 +10,9 @@ use ringleader::runtime::{Builder, Runtime};
 use ringleader::task::{self, CancelReason, TaskOutcome};
 use ringleader::time::{self, Instant, MissedTickBehavior};
 
-fn paused_mt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .start_paused(true)
-        .build()
-        .expect("runtime builds")
-}
+mod support;
 
-fn paused_ct() -> Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .expect("runtime builds")
-}
+use support::{paused, paused_mt_with};
 
 type Log<T> = Arc<Mutex<Vec<T>>>;
 
@@ -59,7 +48,7 @@ fn call_soon_from_one_thread_runs_in_fifo_order_on_a_multi_thread_runtime() {
 /// `call_soon` from a thread outside the runtime (asyncio's `call_soon_threadsafe`) runs.
 #[test]
 fn call_soon_from_a_foreign_thread_runs_on_both_flavours() {
-    for rt in [paused_ct(), paused_mt(2)] {
+    for rt in [paused(), paused_mt_with(2)] {
         let handle = rt.handle().clone();
         let (tx, rx) = ringleader::sync::oneshot::channel();
         std::thread::spawn(move || {
@@ -81,7 +70,7 @@ fn call_soon_from_a_foreign_thread_runs_on_both_flavours() {
 /// whichever worker scheduled them; earlier deadlines first.
 #[test]
 fn call_later_and_call_at_with_equal_deadlines_run_in_scheduling_order() {
-    for rt in [paused_ct(), paused_mt(4)] {
+    for rt in [paused(), paused_mt_with(4)] {
         let order: Log<usize> = log();
         let handle = rt.handle().clone();
         rt.block_on(async {
@@ -116,7 +105,7 @@ fn call_later_and_call_at_with_equal_deadlines_run_in_scheduling_order() {
 /// deadline still run in the order they were scheduled.
 #[test]
 fn call_later_from_tasks_on_several_workers_keeps_scheduling_order() {
-    let rt = paused_mt(4);
+    let rt = paused_mt_with(4);
     let order: Log<usize> = log();
     let handle = rt.handle().clone();
     let when = rt.block_on(async { Instant::now() + Duration::from_secs(5) });
@@ -152,7 +141,7 @@ fn call_later_from_tasks_on_several_workers_keeps_scheduling_order() {
 /// or from a callback due at the same time and scheduled before it.
 #[test]
 fn a_cancelled_timer_handle_never_runs() {
-    for rt in [paused_ct(), paused_mt(2)] {
+    for rt in [paused(), paused_mt_with(2)] {
         let ran = Arc::new(AtomicUsize::new(0));
         let handle = rt.handle().clone();
         rt.block_on(async {
@@ -192,7 +181,7 @@ fn a_cancelled_timer_handle_never_runs() {
 /// `sleep(0)` is the documented way to yield.
 #[test]
 fn sleep_zero_and_yield_now_let_other_ready_tasks_run_first() {
-    for rt in [paused_ct(), paused_mt(1)] {
+    for rt in [paused(), paused_mt_with(1)] {
         rt.block_on(async {
             for how in ["sleep0", "yield_now"] {
                 let order: Log<&str> = log();
@@ -220,7 +209,7 @@ fn sleep_zero_and_yield_now_let_other_ready_tasks_run_first() {
 /// around a ready future, and `sleep(0)` completes (after its yield).
 #[test]
 fn past_deadlines_complete_without_waiting_for_the_clock() {
-    let rt = paused_ct();
+    let rt = paused();
     rt.block_on(async {
         let start = Instant::now();
         time::sleep_until(start - Duration::from_secs(10)).await;
@@ -239,7 +228,7 @@ fn past_deadlines_complete_without_waiting_for_the_clock() {
 
 #[test]
 fn task_ids_are_unique_and_agree_between_handle_task_and_error() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let handles: Vec<_> = (0..500)
             .map(|_| ringleader::spawn(async { task::id() }))
@@ -271,7 +260,7 @@ fn task_ids_are_unique_and_agree_between_handle_task_and_error() {
 
 #[test]
 fn done_callbacks_run_once_in_registration_order_for_every_outcome() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         for (case, want) in [
             ("value", TaskOutcome::Completed),
@@ -309,7 +298,7 @@ fn done_callbacks_run_once_in_registration_order_for_every_outcome() {
 
 #[test]
 fn a_done_callback_added_after_the_task_finished_still_runs_once_with_its_outcome() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let ok = ringleader::spawn(async { 1 });
         let boom = ringleader::spawn(async { panic!("boom") });
@@ -347,7 +336,7 @@ fn a_done_callback_added_after_the_task_finished_still_runs_once_with_its_outcom
 
 #[test]
 fn abort_reports_cancelled_and_a_panic_reports_panicked_never_the_other() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let p = ringleader::spawn(async {
             task::yield_now().await;
@@ -374,7 +363,7 @@ fn abort_reports_cancelled_and_a_panic_reports_panicked_never_the_other() {
 /// yields; the code after that await never runs.
 #[test]
 fn abort_of_a_task_running_on_another_worker_takes_effect_at_its_next_await() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let started = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
@@ -403,7 +392,7 @@ fn abort_of_a_task_running_on_another_worker_takes_effect_at_its_next_await() {
 /// A task that finishes during the poll in which it was aborted keeps its value (tokio).
 #[test]
 fn a_task_aborted_during_its_last_poll_keeps_its_value() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let started = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
@@ -489,7 +478,7 @@ fn a_panic_in_main_is_reported_by_run_and_the_rest_is_cancelled() {
 
 #[test]
 fn spawn_blocking_returns_its_value_and_reports_its_panic() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let v = task::spawn_blocking(|| std::thread::current().name().map(str::to_owned));
         assert!(v.await.is_ok());
@@ -515,7 +504,7 @@ fn rt_panic_blocking() -> ringleader::task::JoinHandle<()> {
 /// the period from the late tick, `Skip` returns to the start's cadence, `Burst` catches up.
 #[test]
 fn interval_policies_after_a_short_delay() {
-    let rt = paused_ct();
+    let rt = paused();
     rt.block_on(async {
         let period = Duration::from_millis(100);
         for (policy, expected) in [
@@ -547,7 +536,7 @@ fn interval_policies_after_a_short_delay() {
 /// order, and the clock lands on each deadline.
 #[test]
 fn auto_advance_wakes_sleepers_in_deadline_order_on_a_multi_thread_runtime() {
-    let rt = paused_mt(4);
+    let rt = paused_mt_with(4);
     let order: Log<u64> = log();
     rt.block_on(async {
         let start = Instant::now();
@@ -574,7 +563,7 @@ fn auto_advance_wakes_sleepers_in_deadline_order_on_a_multi_thread_runtime() {
 #[test]
 fn cancel_returns_false_for_a_finished_task_and_true_otherwise() {
     // Current-thread: nothing completes the cancelled task between the two requests.
-    let rt = paused_ct();
+    let rt = paused();
     rt.block_on(async {
         let done = ringleader::spawn(async { 3 });
         let abort = done.abort_handle();
@@ -614,7 +603,7 @@ fn cancel_returns_false_for_a_finished_task_and_true_otherwise() {
 /// in registration order; removing twice, or after it ran, reports false.
 #[test]
 fn a_removed_done_callback_never_runs_and_the_rest_keep_their_order() {
-    let rt = paused_mt(2);
+    let rt = paused_mt_with(2);
     rt.block_on(async {
         let (go_tx, go_rx) = ringleader::sync::oneshot::channel::<()>();
         let h = ringleader::spawn(async move {

@@ -22,22 +22,7 @@ use ringleader::taskgroup::{
     cancelled, task_group, BoxError, CancelScope, ChildError, ChildHandle, FailureKind, GroupConfig,
 };
 use ringleader::time::{sleep, Instant};
-use support::DropCounter;
-
-fn paused() -> ringleader::runtime::Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
-fn paused_mt() -> ringleader::runtime::Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(2)
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use support::{paused, paused_mt, DropCounter};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)

@@ -8,21 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringleader::runtime::Builder;
 use ringleader::task::CancelReason;
 use ringleader::taskgroup::{
     cancelled, is_cancelled, move_on_after, shield, task_group, timeout, BoxError, CancelScope,
     ChildError, Elapsed, FailureKind, GroupConfig, Policy,
 };
 use ringleader::time::{sleep, Instant};
-use support::DropCounter;
-
-fn paused() -> ringleader::runtime::Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use support::{paused, DropCounter};
 
 fn rt() -> ringleader::runtime::Runtime {
     support::rt2()

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_core::Stream;
-use ringleader::runtime::Builder;
 use ringleader::task::CancelReason;
 use ringleader::taskgroup::{
     as_completed, cancelled, current_deadline, fail_after, gather, gather_settled, is_cancelled,
@@ -18,22 +17,7 @@ use ringleader::taskgroup::{
     ChildError, Elapsed, FailureKind, GroupConfig, ReturnWhen, Settled,
 };
 use ringleader::time::{sleep, Instant};
-use support::DropCounter;
-
-fn paused() -> ringleader::runtime::Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
-fn paused_mt() -> ringleader::runtime::Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(2)
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use support::{paused, paused_mt, DropCounter};
 
 #[derive(Debug)]
 struct Boom(&'static str);

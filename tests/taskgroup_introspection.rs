@@ -1,23 +1,19 @@
 //! Task trees (`taskgroup::dump_tree`): tasks arranged by group and scope, with ids, names,
 //! spawn locations, states, cancel reasons and effective deadlines (asyncio 3.14's pstree).
 
+mod support;
+
+use support::paused;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringleader::runtime::{Builder, Runtime};
 use ringleader::task::{self, CancelReason};
 use ringleader::taskgroup::{
     cancelled, current_deadline, dump_tree, dump_tree_of, scoped, BoxError, CancelScope,
     GroupConfig, TaskTree, TreeNode, TreeNodeKind, TreeNodeState,
 };
 use ringleader::time::sleep;
-
-fn paused() -> Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
 
 fn names(nodes: &[TreeNode]) -> Vec<Option<&str>> {
     nodes.iter().map(|n| n.name.as_deref()).collect()

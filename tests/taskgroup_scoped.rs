@@ -17,17 +17,10 @@ use ringleader::taskgroup::{
     GroupConfig, LocalGroup, POLL_BUDGET,
 };
 use ringleader::time::sleep;
-use support::DropCounter;
+use support::{paused, DropCounter};
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread().build().unwrap()
-}
-
-fn paused() -> Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
 }
 
 #[derive(Debug)]

@@ -7,16 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ringleader::runtime::Builder;
 use ringleader::time::{self, interval, sleep, sleep_until, timeout, Instant, MissedTickBehavior};
-use support::{rt2, DropCounter};
-
-fn paused() -> ringleader::runtime::Runtime {
-    Builder::new_current_thread()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
+use support::{paused, rt2, DropCounter};
 
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed

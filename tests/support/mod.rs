@@ -14,6 +14,28 @@ pub fn rt2() -> Runtime {
         .expect("runtime builds")
 }
 
+/// A current-thread runtime on a paused clock (virtual time: sleeps end at once, in order).
+pub fn paused() -> Runtime {
+    Builder::new_current_thread()
+        .start_paused(true)
+        .build()
+        .expect("runtime builds")
+}
+
+/// A multi-thread runtime of `workers` workers on a paused clock.
+pub fn paused_mt_with(workers: usize) -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(workers)
+        .start_paused(true)
+        .build()
+        .expect("runtime builds")
+}
+
+/// A two-worker runtime on a paused clock.
+pub fn paused_mt() -> Runtime {
+    paused_mt_with(2)
+}
+
 /// Scales an iteration count down in debug builds, where everything runs ~10x slower.
 pub fn scaled(n: usize) -> usize {
     if cfg!(debug_assertions) {
