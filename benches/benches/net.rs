@@ -20,6 +20,10 @@
 //! their sum. On these 2 shared cores the client's figure matters too: a server that wakes
 //! the client once per reply costs the client more than one that replies in batches.
 //!
+//! `ringleader_per_thread` is ringleader's I/O path placed as the bare ring and monoio are
+//! (a current-thread runtime per server thread, handed its sockets): not the server,
+//! a measure of what placement is worth.
+//!
 //! Placement: ringleader and tokio accept on one listener and spawn a task per connection
 //! (their schedulers place it). `bare_uring` and `monoio` are handed the accepted sockets
 //! round-robin (connection `i` to thread `i % 2`) before timing starts, the even split that
@@ -438,6 +442,43 @@ fn bare_uring_serve(conns: Vec<StdStream>) {
     }
 }
 
+/// `ringleader_per_thread`: ringleader's I/O path with the bare ring's and monoio's placement:
+/// one current-thread runtime per server thread (thread-per-core, as monoio), handed its
+/// sockets the same way. Not the server (that is `ringleader`, the multi-thread
+/// runtime placing tasks itself); it separates what ringleader's operations cost from what
+/// the placement of connections on threads costs.
+fn ringleader_per_thread_serve(conns: Vec<StdStream>) {
+    let rt = ringleader::runtime::Builder::new_current_thread()
+        .build()
+        .expect("ringleader runtime");
+    rt.block_on(async move {
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|s| {
+                let stream = ringleader::net::TcpStream::from_std(s).expect("from_std");
+                ringleader::spawn(async move {
+                    let mut buf = Vec::with_capacity(BUF);
+                    loop {
+                        let (res, b) = stream.read(buf).await;
+                        match res {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let (res, b) = stream.write_all(b).await;
+                        if res.is_err() {
+                            return;
+                        }
+                        buf = b;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
 /// monoio: one runtime per thread, a task per connection.
 fn monoio_serve(conns: Vec<StdStream>) {
     use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -577,6 +618,15 @@ fn echo(c: &mut Criterion) {
             let (s, ready) = HandOffServer::start(conns, "monoio-srv", monoio_serve);
             let addr = s.addr();
             run(c, shape, ("monoio", "monoio-srv"), (s, addr, Some(ready)));
+            let (s, ready) =
+                HandOffServer::start(conns, "rl-thread-srv", ringleader_per_thread_serve);
+            let addr = s.addr();
+            run(
+                c,
+                shape,
+                ("ringleader_per_thread", "rl-thread-srv"),
+                (s, addr, Some(ready)),
+            );
         }
     }
 }
