@@ -726,3 +726,27 @@ fn reading_buffered_lines_spends_the_budget_and_lets_a_sibling_run() {
         );
     });
 }
+
+/// Both halves are `Send + Sync`: a spawned task can hold `&reader` (or an `Arc` of it)
+/// across an `.await`, which needs `Sync` for its future to be `Send`.
+#[test]
+fn stream_halves_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<StreamReader>();
+    send_sync::<StreamWriter>();
+    run(async {
+        let (mut reader, _cw, _sr, sw) = tcp().await;
+        sw.write(b"shared\n");
+        assert_eq!(reader.readline().await.unwrap(), b"shared\n");
+        let reader = std::sync::Arc::new(reader);
+        let r = reader.clone();
+        let at_eof = ringleader::spawn(async move {
+            let held: &StreamReader = &r;
+            ringleader::task::yield_now().await;
+            held.at_eof()
+        })
+        .await
+        .unwrap();
+        assert!(!at_eof);
+    });
+}

@@ -23,6 +23,40 @@ use ringleader_runtime::driver::{ops, ops_lines, IoBuf, SharedFd, Slice};
 
 type RecvFuture = Pin<Box<dyn Future<Output = (io::Result<usize>, Slice<Vec<u8>>)> + Send>>;
 
+/// The receive in flight. The future is reached only through `&mut` (polled, replaced,
+/// dropped); through `&` one can only ask whether there is one. That keeps the buffer, and
+/// so `StreamReader`, `Sync` although the future is not: a handler may hold `&reader`
+/// across an `.await` in a spawned task.
+struct InFlight(Option<RecvFuture>);
+
+// SAFETY: a shared `&InFlight` only reads whether the option is `Some` (its own pointer
+// field), never the future behind it; the future is touched only through `&mut InFlight`,
+// which excludes every other access. Sharing `&InFlight` between threads therefore never
+// shares the future (which is `Send`, not `Sync`).
+unsafe impl Sync for InFlight {}
+
+impl InFlight {
+    fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn set(&mut self, op: RecvFuture) {
+        self.0 = Some(op);
+    }
+
+    fn get_mut(&mut self) -> Option<&mut RecvFuture> {
+        self.0.as_mut()
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Spare room a receive gets at least (unless its caller wants less): 16 KiB, a guess
 /// between tokio's 8 KiB `BufReader` and asyncio's 256 KiB reads.
 pub(crate) const CHUNK: usize = 16 * 1024;
@@ -48,7 +82,7 @@ pub(crate) struct RecvBuf {
     pos: usize,
     /// The side receive's buffer, kept for reuse.
     rx: Vec<u8>,
-    inflight: Option<RecvFuture>,
+    inflight: InFlight,
     /// The receive in flight was given `buf` itself.
     direct: bool,
     /// The receive in flight waits for readiness first (it may fail where that is unknown).
@@ -66,7 +100,7 @@ impl RecvBuf {
             buf: Vec::new(),
             pos: 0,
             rx: Vec::new(),
-            inflight: None,
+            inflight: InFlight(None),
             direct: false,
             poll_first: false,
             drained: false,
@@ -179,7 +213,7 @@ impl RecvBuf {
                     let buf = std::mem::take(&mut self.buf);
                     self.direct = true;
                     let (op, poll_first) = start_recv(&self.fd, buf.slice(0..n), self.drained);
-                    self.inflight = Some(op);
+                    self.inflight.set(op);
                     self.poll_first = poll_first;
                 } else {
                     let mut rx = std::mem::take(&mut self.rx);
@@ -190,15 +224,15 @@ impl RecvBuf {
                     let n = want.min(rx.capacity());
                     self.direct = false;
                     let (op, poll_first) = start_recv(&self.fd, rx.slice(0..n), self.drained);
-                    self.inflight = Some(op);
+                    self.inflight.set(op);
                     self.poll_first = poll_first;
                 }
             }
-            let Some(op) = self.inflight.as_mut() else {
+            let Some(op) = self.inflight.get_mut() else {
                 unreachable!("set above");
             };
             let (res, slice) = ready!(op.as_mut().poll(cx));
-            self.inflight = None;
+            self.inflight.clear();
             let offered = slice.bytes_total();
             let received = slice.into_inner();
             if let Ok(n) = res {
