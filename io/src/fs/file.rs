@@ -86,43 +86,55 @@ impl OpenOptions {
         self
     }
 
+    /// The `open(2)` flags, checked as std's `OpenOptions` checks them (Rust 1.95,
+    /// `library/std/src/sys/fs/unix.rs`, `get_access_mode` / `get_creation_mode`):
+    /// - no access at all is `InvalidInput`;
+    /// - `create`, `create_new` or `truncate` without `write` or `append` is `InvalidInput`;
+    /// - `truncate` with `append` is `InvalidInput` unless `create_new` is set;
+    /// - `create_new` overrides `create` and `truncate` (`O_CREAT | O_EXCL` only);
+    /// - the access-mode bits of `custom_flags` are ignored, so they cannot widen or narrow
+    ///   the access asked for with `read` / `write`.
     fn flags(&self) -> io::Result<i32> {
-        let access = match (self.read, self.write || self.append) {
-            (true, false) => libc::O_RDONLY,
-            (false, true) => libc::O_WRONLY,
-            (true, true) => libc::O_RDWR,
-            (false, false) => {
+        let access = match (self.read, self.write, self.append) {
+            (true, false, false) => libc::O_RDONLY,
+            (false, true, false) => libc::O_WRONLY,
+            (true, true, false) => libc::O_RDWR,
+            (false, _, true) => libc::O_WRONLY | libc::O_APPEND,
+            (true, _, true) => libc::O_RDWR | libc::O_APPEND,
+            (false, false, false) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "open needs read, write or append",
+                    "must specify at least one of read, write, or append access",
                 ))
             }
         };
-        let mut flags = access | self.custom_flags;
-        if self.append {
-            flags |= libc::O_APPEND;
-        }
-        if self.truncate {
-            if !(self.write || self.append) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "truncate needs write access",
-                ));
-            }
-            flags |= libc::O_TRUNC;
-        }
-        if self.create_new {
-            flags |= libc::O_CREAT | libc::O_EXCL;
-        } else if self.create {
-            flags |= libc::O_CREAT;
-        }
-        if (self.create || self.create_new) && !(self.write || self.append) {
-            return Err(io::Error::new(
+        let needs_write = || {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "create needs write access",
-            ));
+                "creating or truncating a file requires write or append access",
+            )
+        };
+        match (self.write, self.append) {
+            (true, false) => {}
+            (false, false) => {
+                if self.truncate || self.create || self.create_new {
+                    return Err(needs_write());
+                }
+            }
+            (_, true) => {
+                if self.truncate && !self.create_new {
+                    return Err(needs_write());
+                }
+            }
         }
-        Ok(flags)
+        let creation = match (self.create, self.truncate, self.create_new) {
+            (false, false, false) => 0,
+            (true, false, false) => libc::O_CREAT,
+            (false, true, false) => libc::O_TRUNC,
+            (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
+            (_, _, true) => libc::O_CREAT | libc::O_EXCL,
+        };
+        Ok(access | creation | (self.custom_flags & !libc::O_ACCMODE))
     }
 
     /// Opens `path` through the ring.
@@ -139,16 +151,28 @@ impl OpenOptions {
         Ok(File {
             fd: Arc::new(fd),
             pos: AtomicU64::new(0),
+            append: self.append,
         })
     }
 }
 
 /// An open file. Positioned reads and writes (`read_at`, `write_at`) take `&self` and can run
-/// concurrently; the cursor methods (`read`, `write`) use and advance a position of ours.
+/// concurrently and never move the cursor; the cursor methods (`read`, `write`, `write_all`)
+/// use a position of ours and advance it by the bytes transferred, as std's `File` does.
+///
+/// # Append mode
+/// As in std on Linux, every write to a file opened with [`OpenOptions::append`] lands at
+/// the end of the file, whatever the cursor or the `pos` given to `write_at` (`O_APPEND`;
+/// `pwrite(2)`, BUGS). After a cursor write the cursor is at the end of the data written,
+/// as std's is; `write_at` leaves it where it was.
 #[derive(Debug)]
 pub struct File {
     fd: SharedFd,
+    /// The cursor. Only `&mut self` methods store it; `position` reads it through `&self`.
     pos: AtomicU64,
+    /// Opened with `O_APPEND`: cursor writes use (and then read back) the kernel's file
+    /// position, which `O_APPEND` moves to the end of each write.
+    append: bool,
 }
 
 impl File {
@@ -250,25 +274,61 @@ impl File {
         (res, buf)
     }
 
-    /// Writes all of `buf` at the cursor and advances it.
+    /// Writes all of `buf` at the cursor (at the end of the file in append mode) and
+    /// advances the cursor. An empty buffer writes nothing and succeeds.
     ///
     /// # Errors
-    /// As [`write_at`](Self::write_at).
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
-        let pos = *self.pos.get_mut();
-        let len = buf.bytes_init() as u64;
-        let (res, buf) = self.write_all_at(buf, pos).await;
-        if res.is_ok() {
-            *self.pos.get_mut() += len;
+    /// As [`write_at`](Self::write_at); `WriteZero` if a write makes no progress. As std's
+    /// `write_all`, the cursor has advanced past whatever was written before the error.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a dropped call may have written a prefix of `buf` without moving
+    /// the cursor past it.
+    pub async fn write_all<B: IoBuf>(&mut self, mut buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut written = 0;
+        while written < total {
+            let (res, slice) = self.write(buf.slice(written..total)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    return (
+                        Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!("wrote 0 bytes after {written} of {total}"),
+                        )),
+                        buf,
+                    )
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
         }
-        (res, buf)
+        (Ok(()), buf)
     }
 
-    /// Writes some of `buf` at the cursor and advances it.
+    /// Writes some of `buf` at the cursor (at the end of the file in append mode) and
+    /// advances the cursor by the bytes written.
     ///
     /// # Errors
     /// As [`write_at`](Self::write_at).
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a dropped call may have written bytes without moving the cursor.
     pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+        if self.append {
+            // Offset -1: the kernel's file position, which O_APPEND sets to the end of the
+            // file before the write and leaves at the end of the data written.
+            let (res, buf) = ops::write(self.fd.clone(), buf, None).await;
+            if res.is_ok() {
+                match self.kernel_position() {
+                    Ok(end) => *self.pos.get_mut() = end,
+                    Err(e) => return (Err(e), buf),
+                }
+            }
+            return (res, buf);
+        }
         let pos = *self.pos.get_mut();
         let (res, buf) = self.write_at(buf, pos).await;
         if let Ok(n) = res {
@@ -277,9 +337,49 @@ impl File {
         (res, buf)
     }
 
-    /// Moves the cursor to `pos` (from the start).
+    /// The kernel's file position (`lseek(fd, 0, SEEK_CUR)`), for append mode.
+    fn kernel_position(&self) -> io::Result<u64> {
+        // SAFETY: lseek touches no memory of ours; the fd is open for as long as `self.fd`
+        // lives, and `self` holds it.
+        let off = unsafe { libc::lseek(self.fd.as_raw_fd(), 0, libc::SEEK_CUR) };
+        if off < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(off as u64)
+    }
+
+    /// Moves the cursor to `pos` (from the start). Positions past the end are allowed, as
+    /// with std: a read there returns 0 bytes and a write there leaves a hole of zeros.
+    /// Unlike std's `Seek::seek` this takes a plain offset and cannot fail; see
+    /// [`seek_from`](Self::seek_from) for std's `SeekFrom` shape.
     pub fn seek(&mut self, pos: u64) {
         *self.pos.get_mut() = pos;
+    }
+
+    /// Moves the cursor as std's `Seek::seek` (and tokio's `AsyncSeekExt::seek`) do and
+    /// returns the new position from the start. `SeekFrom::End` reads the file's length
+    /// through the ring (statx).
+    ///
+    /// # Errors
+    /// `InvalidInput` (`EINVAL`, as `lseek(2)` gives std) for a position before the start
+    /// of the file or past `i64::MAX`; the cursor is then unchanged. For `SeekFrom::End`,
+    /// the statx error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the cursor only moves once the new position is known.
+    pub async fn seek_from(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::Current(d) => self.position().checked_add_signed(d),
+            io::SeekFrom::End(d) => self.metadata().await?.len().checked_add_signed(d),
+        };
+        match new {
+            Some(n) if i64::try_from(n).is_ok() => {
+                *self.pos.get_mut() = n;
+                Ok(n)
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        }
     }
 
     /// The cursor's position.
@@ -324,10 +424,15 @@ impl File {
     }
 
     /// Takes a std file; the cursor starts at 0 (positioned I/O ignores the std cursor).
+    /// A file opened in append mode keeps appending (the `O_APPEND` flag is read back).
     pub fn from_std(file: std::fs::File) -> File {
+        // SAFETY: F_GETFL reads the fd's status flags and touches no memory; `file` keeps
+        // the fd open for the call.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
         File {
             fd: Arc::new(file.into()),
             pos: AtomicU64::new(0),
+            append: flags >= 0 && flags & libc::O_APPEND != 0,
         }
     }
 
@@ -398,6 +503,13 @@ impl Metadata {
     /// Permission bits and file type, as `st_mode`.
     pub fn mode(&self) -> u32 {
         u32::from(self.statx.stx_mode)
+    }
+
+    /// Permissions, as std's `Metadata::permissions` gives them (the mode is the whole
+    /// `st_mode`, file type bits included, as std's is).
+    pub fn permissions(&self) -> std::fs::Permissions {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(self.mode())
     }
     /// Last modification.
     pub fn modified(&self) -> SystemTime {

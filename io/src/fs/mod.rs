@@ -65,7 +65,9 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// Creates a directory and every missing parent; an existing directory is fine.
 ///
 /// # Errors
-/// `AlreadyExists` if a component exists and is not a directory; others as `create_dir`.
+/// As std's `create_dir_all`: `AlreadyExists` (`EEXIST`) if `path` exists and is not a
+/// directory, `NotADirectory` (`ENOTDIR`) if a component above it is not one; others as
+/// [`create_dir`].
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
     let mut missing: Vec<&Path> = Vec::new();
@@ -77,12 +79,11 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
         }
         match metadata(p).await {
             Ok(m) if m.is_dir() => break,
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a directory", p.display()),
-                ))
-            }
+            // std gives mkdir's EEXIST here (kind `AlreadyExists`, os error 17); so do we.
+            Ok(_) if p == path => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            // A file above the last component: mkdir below it would fail with ENOTDIR, which
+            // is what std reports.
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 missing.push(p);
                 cursor = p.parent();
@@ -189,6 +190,16 @@ pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<std::fs::DirEntry>> {
     let path = path.as_ref().to_path_buf();
     blocking(move || std::fs::read_dir(path)?.collect::<io::Result<Vec<_>>>()).await
+}
+
+/// Sets the permissions of `path`, following symlinks (chmod, on the blocking pool: the
+/// ring has no chmod).
+///
+/// # Errors
+/// `NotFound`, `PermissionDenied`...
+pub async fn set_permissions(path: impl AsRef<Path>, perm: std::fs::Permissions) -> io::Result<()> {
+    let path = path.as_ref().to_path_buf();
+    blocking(move || std::fs::set_permissions(path, perm)).await
 }
 
 /// The canonical absolute path (on the blocking pool).
