@@ -7,7 +7,8 @@
 /// (a `SharedFd`): one definition for TCP and Unix streams.
 macro_rules! stream_io_methods {
     () => {
-        /// Reads into `buf` (from its start): `Ok(0)` is end of stream.
+        /// Reads into `buf` (from its start): `Ok(0)` is end of stream, or `buf` has no
+        /// capacity (then at once, without waiting for data, as std's `read(&mut [])`).
         ///
         /// # Errors
         /// The socket's error (`ConnectionReset`...).
@@ -15,7 +16,7 @@ macro_rules! stream_io_methods {
         /// # Cancel safety
         /// Not cancel safe: a dropped read may have consumed bytes, lost with its buffer.
         pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-            ops::recv(self.fd.clone(), buf).await
+            $crate::net::recv_stream(&self.fd, buf).await
         }
 
         /// Reads until `buf` is full (its capacity).
@@ -43,7 +44,7 @@ macro_rules! stream_io_methods {
         }
 
         /// Reads into several buffers in order (readv): each is filled from its start, the
-        /// next only once the previous is full.
+        /// next only once the previous is full. `Ok(0)` at once if they have no capacity.
         ///
         /// # Errors
         /// As [`read`](Self::read).
@@ -51,6 +52,9 @@ macro_rules! stream_io_methods {
         /// # Cancel safety
         /// Not cancel safe, as [`read`](Self::read).
         pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+            if bufs.iter().all(|b| b.bytes_total() == 0) {
+                return (Ok(0), bufs);
+            }
             ops::readv(self.fd.clone(), bufs, None).await
         }
 
@@ -104,6 +108,22 @@ macro_rules! stream_io_methods {
     };
 }
 pub(crate) use stream_io_methods;
+
+/// One `recv` on a stream socket. A buffer without capacity gives `Ok(0)` at once, as
+/// `recv(2)` of 0 bytes does: a zero-length receive through the ring would wait for data
+/// to arrive instead (found by `tests/io_net_conformance_audit.rs`).
+pub(crate) async fn recv_stream<B: IoBufMut>(
+    fd: &ringleader_runtime::driver::SharedFd,
+    buf: B,
+) -> BufResult<usize, B> {
+    if buf.bytes_total() == 0 {
+        return (Ok(0), buf);
+    }
+    ringleader_runtime::driver::ops::recv(fd.clone(), buf).await
+}
+
+use crate::BufResult;
+use ringleader_runtime::driver::IoBufMut;
 
 mod addr;
 mod datagram;

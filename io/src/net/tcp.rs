@@ -286,6 +286,22 @@ impl TcpStream {
         SockRef::from(&*self.fd).tcp_nodelay()
     }
 
+    /// Sets `IP_TTL` (the hop limit of outgoing packets), as std's `set_ttl`.
+    ///
+    /// # Errors
+    /// The `setsockopt` error (an IPv6 socket without IPv4 mapping: `EOPNOTSUPP`...).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_ttl_v4(ttl)
+    }
+
+    /// The `IP_TTL` value.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        SockRef::from(&*self.fd).ttl_v4()
+    }
+
     /// Splits into a read half and a write half that two tasks can own.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         (
@@ -351,7 +367,7 @@ impl OwnedReadHalf {
     /// # Errors
     /// As [`TcpStream::read`].
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        ops::recv(self.fd.clone(), buf).await
+        super::recv_stream(&self.fd, buf).await
     }
 
     /// As [`TcpStream::read_exact`].

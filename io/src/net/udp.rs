@@ -65,7 +65,9 @@ impl UdpSocket {
     /// Sends one datagram to the connected peer.
     ///
     /// # Errors
-    /// `NotConnected` without a peer; `ConnectionRefused` after an ICMP unreachable.
+    /// Without a peer, the kernel's `EDESTADDRREQ` (kept as is, as std does: its
+    /// `raw_os_error()` is `EDESTADDRREQ`, its kind is not `NotConnected`);
+    /// `ConnectionRefused` after an ICMP unreachable.
     ///
     /// # Cancel safety
     /// A dropped send may still go out.
@@ -165,6 +167,22 @@ impl UdpSocket {
     /// The `getsockopt` error.
     pub fn broadcast(&self) -> io::Result<bool> {
         SockRef::from(&*self.fd).broadcast()
+    }
+
+    /// Sets `IP_TTL` (the hop limit of outgoing datagrams), as std's `set_ttl`.
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_ttl_v4(ttl)
+    }
+
+    /// The `IP_TTL` value.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        SockRef::from(&*self.fd).ttl_v4()
     }
 
     /// Takes a std socket (set non-blocking here).

@@ -14,8 +14,20 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use super::tcp::{close, in_use};
 use crate::BufResult;
 
+/// `path` as a socket address, in the ring's layout and socket2's.
+///
+/// # Errors
+/// `InvalidInput` if the path is too long, or if a path (not an abstract name) holds a NUL
+/// byte: the kernel would silently use the path up to it, so std rejects it ("paths must
+/// not contain interior null bytes") and so do we.
 fn sock_addr(path: &Path) -> io::Result<(SockAddrBuf, SockAddr)> {
     let bytes = path.as_os_str().as_bytes();
+    if bytes.first() != Some(&0) && bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "paths must not contain interior null bytes",
+        ));
+    }
     let buf = SockAddrBuf::from_unix_path(bytes)?;
     let addr = if bytes.first() == Some(&0) {
         SockAddr::unix(OsStr::from_bytes(bytes))?
@@ -43,6 +55,11 @@ fn path_of(addr: io::Result<SockAddr>) -> io::Result<Option<PathBuf>> {
 }
 
 /// A Unix stream listener.
+///
+/// As std's, dropping (or [`close`](Self::close)-ing) it leaves its path on disk: a later
+/// [`bind`](Self::bind) to the same path fails with `AddrInUse` until the file is removed,
+/// and [`UnixStream::connect`] to it fails with `ConnectionRefused`. Abstract names vanish
+/// with the socket.
 #[derive(Debug)]
 pub struct UnixListener {
     pub(crate) fd: SharedFd,
@@ -194,7 +211,8 @@ impl UnixStream {
     }
 }
 
-/// A Unix datagram socket.
+/// A Unix datagram socket. As a listener's, a bound path stays on disk after the socket is
+/// dropped.
 #[derive(Debug)]
 pub struct UnixDatagram {
     fd: SharedFd,
@@ -253,6 +271,9 @@ impl UnixDatagram {
     ///
     /// # Errors
     /// `NotConnected` without a peer.
+    ///
+    /// # Cancel safety
+    /// A dropped send may still go out.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         ops::send_ref(&self.fd, buf).await
     }
