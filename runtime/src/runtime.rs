@@ -22,6 +22,48 @@ rl_thread_local! {
     static CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
 }
 
+rl_thread_local! {
+    /// Set while this thread is inside [`Runtime::block_on`] (of any runtime), so a nested
+    /// call panics with advice instead of parking a thread whose outer future, or whose
+    /// current-thread core, then never runs again. Thread-local only: no cross-thread
+    /// protocol depends on it.
+    static IN_BLOCK_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside `block_on` until dropped (also on unwind).
+struct BlockOnGuard;
+
+impl BlockOnGuard {
+    #[track_caller]
+    fn enter() -> BlockOnGuard {
+        if scheduler::on_worker_thread() {
+            panic!(
+                "Runtime::block_on called from inside a ringleader task: this would block a \
+                 worker thread (Cannot start a runtime from within a runtime); spawn the \
+                 future and await its JoinHandle instead"
+            );
+        }
+        if IN_BLOCK_ON.with(|b| b.replace(true)) {
+            panic!(
+                "Runtime::block_on called from inside another Runtime::block_on on the same \
+                 thread (Cannot start a runtime from within a runtime): the outer future \
+                 would stop being polled; await the future instead, or spawn it and await \
+                 its JoinHandle"
+            );
+        }
+        BlockOnGuard
+    }
+}
+
+impl Drop for BlockOnGuard {
+    fn drop(&mut self) {
+        let _ = IN_BLOCK_ON.try_with(|b| b.set(false));
+    }
+}
+
+/// Kernel limit on io_uring submission-queue entries (`IORING_MAX_ENTRIES`).
+const MAX_IO_RING_ENTRIES: u32 = 32_768;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavor {
     MultiThread,
@@ -116,9 +158,12 @@ impl Builder {
         self
     }
 
-    /// Submission-queue entries of each worker's io_uring (rounded up to a power of two;
-    /// the completion queue gets four times as many). Default 256. A full queue is submitted
-    /// early, never an error.
+    /// Submission-queue entries of each worker's io_uring (rounded up to a power of two,
+    /// and to at least 8; the completion queue gets four times as many). Default 256. A full
+    /// queue is submitted early, never an error.
+    ///
+    /// Checked by [`build`](Self::build): it must be between 1 and 32768 (the kernel's
+    /// `IORING_MAX_ENTRIES`), or `build` returns `InvalidInput`.
     pub fn io_ring_entries(mut self, entries: u32) -> Builder {
         self.io_ring_entries = entries;
         self
@@ -164,6 +209,7 @@ impl Builder {
     }
 
     /// Most threads the blocking pool runs at once (default 512). Jobs beyond that wait.
+    /// Must be at least 1: [`build`](Self::build) returns `InvalidInput` for 0.
     pub fn max_blocking_threads(mut self, n: usize) -> Builder {
         self.max_blocking_threads = n;
         self
@@ -193,6 +239,8 @@ impl Builder {
     }
 
     /// Number of worker threads (multi-thread flavour). Default: the number of CPUs.
+    /// Must be at least 1: [`build`](Self::build) returns `InvalidInput` for 0. Ignored by
+    /// the current-thread flavour.
     pub fn worker_threads(mut self, n: usize) -> Builder {
         self.worker_threads = Some(n);
         self
@@ -219,7 +267,8 @@ impl Builder {
 
     /// Ticks between checks of the shared injection queue. By default the interval is
     /// tuned from measured poll times (starting at 61) so the queue is visited about every
-    /// 100 µs; setting it fixes it.
+    /// 100 µs; setting it fixes it. Must be at least 1: [`build`](Self::build) returns
+    /// `InvalidInput` for 0.
     pub fn global_queue_interval(mut self, ticks: u32) -> Builder {
         self.global_queue_interval = Some(ticks);
         self
@@ -228,8 +277,10 @@ impl Builder {
     /// Builds the runtime and starts its worker threads.
     ///
     /// # Errors
-    /// `InvalidInput` for zero worker threads or a zero queue interval; the OS error if a
-    /// worker thread cannot be started (the threads already started are stopped first).
+    /// `InvalidInput`, naming the setting, for zero `worker_threads`, zero
+    /// `max_blocking_threads`, zero `global_queue_interval`, or `io_ring_entries` outside
+    /// 1..=32768; the OS error if an io_uring or a worker thread cannot be set up (the
+    /// threads already started are stopped first).
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.flavor {
             Flavor::CurrentThread => 1,
@@ -238,13 +289,28 @@ impl Builder {
         if workers == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "a runtime needs at least one worker thread",
+                "worker_threads must be at least 1: a runtime needs at least one worker thread",
             ));
         }
         if self.global_queue_interval == Some(0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "global_queue_interval must be at least 1",
+            ));
+        }
+        if self.max_blocking_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_blocking_threads must be at least 1",
+            ));
+        }
+        if !(1..=MAX_IO_RING_ENTRIES).contains(&self.io_ring_entries) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "io_ring_entries must be between 1 and {MAX_IO_RING_ENTRIES}, got {}",
+                    self.io_ring_entries
+                ),
             ));
         }
         // Each core parks on its own io_uring; a kernel without one fails the build with
@@ -271,12 +337,6 @@ impl Builder {
         let parkers: Vec<Box<dyn Park>> = (0..workers)
             .map(|_| Box::new(ThreadParker::new()) as Box<dyn Park>)
             .collect();
-        if self.max_blocking_threads == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "max_blocking_threads must be at least 1",
-            ));
-        }
         let debug = self
             .debug
             .unwrap_or_else(|| std::env::var_os("RINGLEADER_DEBUG").is_some_and(|v| v == "1"));
@@ -324,6 +384,12 @@ impl Builder {
 ///
 /// Dropping it shuts it down: every task still alive is cancelled (its future dropped once,
 /// on a runtime thread), the workers are joined, and nothing is left behind.
+///
+/// Unlike tokio's, dropping it inside an async context does not panic: on one of its own
+/// workers the drop does not wait for the workers (they exit when their polls return);
+/// inside another runtime's task or `block_on` it blocks that thread until this runtime's
+/// workers finish their current polls, so drop it outside async code, or in
+/// `spawn_blocking`, when those polls may be long.
 pub struct Runtime {
     handle: Handle,
     flavor: Flavor,
@@ -371,16 +437,18 @@ impl Runtime {
     /// this thread also runs every task.
     ///
     /// # Panics
-    /// When called from a thread that is running tasks of a runtime (inside a task): that
-    /// would block the worker and could deadlock. Spawn the future and await its handle.
+    /// - When called from a thread that is running tasks of a runtime (inside a task): that
+    ///   would block the worker and could deadlock. Spawn the future and await its handle.
+    /// - When called from inside another `block_on` on the same thread (of this or any
+    ///   runtime), as tokio's "Cannot start a runtime from within a runtime": the outer
+    ///   future would stop being polled. Await the future instead.
+    /// - With the runtime's shutdown report, if the runtime was built with
+    ///   [`UnhandledPanic::ShutdownRuntime`] and a task panicked unobserved.
+    ///
+    /// Either way the thread is left outside `block_on` and the runtime stays usable.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if scheduler::on_worker_thread() {
-            panic!(
-                "Runtime::block_on called from inside a ringleader task: this would block a \
-                 worker thread; spawn the future and await its JoinHandle instead"
-            );
-        }
+        let _in_block_on = BlockOnGuard::enter();
         let _enter = self.handle.enter();
         let future = match self.flavor {
             Flavor::CurrentThread => match scheduler::block_on_core(&self.handle.shared, future) {
@@ -395,6 +463,12 @@ impl Runtime {
 
     /// Shuts down, waiting at most `timeout` for workers to finish their current polls.
     /// Workers still busy after that are detached (they exit when their poll returns).
+    ///
+    /// Unlike tokio's, callable (and never panicking) in an async context, as is dropping a
+    /// `Runtime` there: called on one of this runtime's own workers it does not wait at all
+    /// (that worker could never be joined); elsewhere the caller blocks for up to `timeout`,
+    /// stalling the task it runs in, so prefer calling it outside tasks or from
+    /// `spawn_blocking`.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(timeout));
     }
@@ -906,7 +980,7 @@ impl RuntimeMetrics {
 ///
 /// # Panics
 /// If the runtime cannot be started (see [`try_run`] for an error instead), or if called
-/// from inside a task.
+/// from inside a task or another `block_on` (see [`Runtime::block_on`]).
 #[track_caller]
 pub fn run<F: Future>(future: F) -> F::Output {
     match try_run(future) {
@@ -919,6 +993,9 @@ pub fn run<F: Future>(future: F) -> F::Output {
 ///
 /// # Errors
 /// As [`Builder::build`].
+///
+/// # Panics
+/// As [`Runtime::block_on`]: inside a task or another `block_on`.
 #[track_caller]
 pub fn try_run<F: Future>(future: F) -> io::Result<F::Output> {
     let rt = Builder::new_multi_thread().build()?;

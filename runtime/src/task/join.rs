@@ -22,6 +22,14 @@ use super::{CancelReason, TaskOutcome};
 /// # Cancel safety
 /// Awaiting is cancel safe: a dropped `JoinHandle` future loses nothing, and polling the
 /// handle again (it is `Unpin`) still returns the output.
+///
+/// Awaiting it from any runtime, or polling it from a plain thread, works: the task's
+/// waker is whichever the last poll gave.
+///
+/// # Panics
+/// Polled again after it returned `Ready` (as tokio's "JoinHandle polled after
+/// completion"): the output is handed out once. Stop polling it, or wrap it in a fused
+/// future.
 #[must_use = "dropping a JoinHandle detaches the task; await it to get its output"]
 pub struct JoinHandle<T> {
     raw: RawTask,

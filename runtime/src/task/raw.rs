@@ -634,7 +634,10 @@ unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut ()) {
         // SAFETY: the handle saw COMPLETE with JOIN_INTEREST: the stage is the handle's.
         match std::mem::replace(unsafe { &mut *stage }, Stage::Consumed) {
             Stage::Finished(result) => *dst = Poll::Ready(result),
-            _ => panic!("JoinHandle polled after it returned its output"),
+            _ => panic!(
+                "JoinHandle polled after completion: it already returned its output, which \
+                 is handed out once; stop polling it (or fuse it) after it is Ready"
+            ),
         }
     });
 }
