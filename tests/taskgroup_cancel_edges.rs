@@ -22,20 +22,11 @@ use ringleader::taskgroup::{
     cancelled, task_group, BoxError, CancelScope, ChildError, ChildHandle, FailureKind, GroupConfig,
 };
 use ringleader::time::{sleep, Instant};
-use support::{paused, paused_mt, DropCounter};
+use support::{paused, paused_mt, Boom, DropCounter};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
-
-#[derive(Debug)]
-struct Boom(&'static str);
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-impl std::error::Error for Boom {}
 
 type BoxedUnit =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BoxError>> + Send + 'static>>;

@@ -14,7 +14,7 @@ use ringleader::taskgroup::{
     ChildError, Elapsed, FailureKind, GroupConfig, Policy,
 };
 use ringleader::time::{sleep, Instant};
-use support::{paused, DropCounter};
+use support::{paused, Boom, DropCounter};
 
 fn rt() -> ringleader::runtime::Runtime {
     support::rt2()
@@ -23,15 +23,6 @@ fn rt() -> ringleader::runtime::Runtime {
 fn panics(msg: &'static str) {
     panic!("{msg}")
 }
-
-#[derive(Debug)]
-struct Boom(&'static str);
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-impl std::error::Error for Boom {}
 
 #[test]
 fn group_waits_for_every_child_before_returning() {

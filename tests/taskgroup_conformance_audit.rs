@@ -17,16 +17,7 @@ use ringleader::taskgroup::{
     ChildError, Elapsed, FailureKind, GroupConfig, ReturnWhen, Settled,
 };
 use ringleader::time::{sleep, Instant};
-use support::{paused, paused_mt, DropCounter};
-
-#[derive(Debug)]
-struct Boom(&'static str);
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-impl std::error::Error for Boom {}
+use support::{paused, paused_mt, Boom, DropCounter};
 
 type BoxedU32 =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, BoxError>> + Send + 'static>>;

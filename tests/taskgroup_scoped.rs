@@ -17,20 +17,11 @@ use ringleader::taskgroup::{
     GroupConfig, LocalGroup, POLL_BUDGET,
 };
 use ringleader::time::sleep;
-use support::{paused, DropCounter};
+use support::{paused, Boom, DropCounter};
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread().build().unwrap()
 }
-
-#[derive(Debug)]
-struct Boom(&'static str);
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-impl std::error::Error for Boom {}
 
 #[test]
 fn children_borrow_from_the_callers_stack_including_disjoint_mutable_slots() {

@@ -112,3 +112,15 @@ pub async fn poll_once<F: std::future::Future>(mut f: std::pin::Pin<&mut F>) -> 
     })
     .await
 }
+
+/// A plain error for tests whose tasks fail on purpose; its message is the text given.
+#[derive(Debug)]
+pub struct Boom(pub &'static str);
+
+impl std::fmt::Display for Boom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Boom {}
