@@ -151,7 +151,10 @@ struct RingleaderServer {
 }
 
 impl RingleaderServer {
-    fn start() -> RingleaderServer {
+    /// `pinned`: each connection's task pinned to a worker, round-robin in accept order
+    /// (`task::Builder::pin_to_worker`), the placement the hand-off servers get (crossed
+    /// too under `RINGLEADER_BENCH_CROSSED`); else spawned and balanced by stealing.
+    fn start(pinned: bool) -> RingleaderServer {
         use ringleader::net::TcpListener;
         let rt = ringleader::runtime::Builder::new_multi_thread()
             .worker_threads(THREADS)
@@ -165,13 +168,18 @@ impl RingleaderServer {
                 .expect("bind")
         });
         let addr = listener.local_addr().unwrap();
+        let crossed = std::env::var_os("RINGLEADER_BENCH_CROSSED").is_some();
         drop(rt.handle().spawn(async move {
-            loop {
+            for i in 0usize.. {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 stream.set_nodelay(true).unwrap();
-                drop(ringleader::spawn(async move {
+                let mut task = ringleader::task::Builder::new();
+                if pinned {
+                    task = task.pin_to_worker(if crossed { i / THREADS } else { i });
+                }
+                drop(task.spawn(async move {
                     let mut buf = Vec::with_capacity(BUF);
                     loop {
                         let (res, b) = stream.read(buf).await;
@@ -563,7 +571,7 @@ fn run<S: Server>(
 fn echo_paired(pairs: usize) {
     for conns in [1usize, 10, 100] {
         for size in [64usize, 4096] {
-            let rl = RingleaderServer::start();
+            let rl = RingleaderServer::start(true);
             let tk = TokioServer::start();
             let (bare, ready) = HandOffServer::start(conns, "bare-uring-srv", bare_uring_serve);
             let mut rl_client = Client::connect(rl.addr(), conns, size);
@@ -601,9 +609,17 @@ fn echo(c: &mut Criterion) {
     for conns in [1usize, 10, 100] {
         for size in [64usize, 4096] {
             let shape = (conns, size);
-            let s = RingleaderServer::start();
+            let s = RingleaderServer::start(true);
             let addr = s.addr();
             run(c, shape, ("ringleader", "ringleader-work"), (s, addr, None));
+            let s = RingleaderServer::start(false);
+            let addr = s.addr();
+            run(
+                c,
+                shape,
+                ("ringleader_stealing", "ringleader-work"),
+                (s, addr, None),
+            );
             let s = TokioServer::start();
             let addr = s.addr();
             run(c, shape, ("tokio", "tokio-rt-worker"), (s, addr, None));

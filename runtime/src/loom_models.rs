@@ -304,7 +304,7 @@ fn spawn_on(
     future: impl Future<Output = usize> + Send + 'static,
 ) -> crate::task::JoinHandle<usize> {
     let (task, notified, join) = new_task(future, shared.clone(), None, Location::caller(), None);
-    Shared::bind_and_schedule(shared, task, notified);
+    Shared::bind_and_schedule(shared, task, notified, None);
     join
 }
 
@@ -409,6 +409,114 @@ fn a_child_spawned_on_a_worker_runs_with_a_second_worker_parked() {
             w.join().unwrap();
         }
         shared.drain_injector();
+    });
+}
+
+fn spawn_pinned_on(
+    shared: &Arc<Shared>,
+    worker: usize,
+    future: impl Future<Output = usize> + Send + 'static,
+) -> crate::task::JoinHandle<usize> {
+    let scheduler = scheduler::PinnedSchedule {
+        shared: shared.clone(),
+        worker,
+    };
+    let (task, notified, join) = new_task(future, scheduler, None, Location::caller(), None);
+    Shared::bind_and_schedule(shared, task, notified, Some(worker));
+    join
+}
+
+/// A task pinned to a worker, spawned from a thread that is no worker (its inbox), runs
+/// whether its worker is parked, parking or awake, and whatever the other worker does.
+#[test]
+fn a_pinned_remote_spawn_reaches_its_worker() {
+    model_three_threads(|| {
+        let shared = model_runtime(2);
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let s = shared.clone();
+                thread::spawn(move || scheduler::run_worker(s, i))
+            })
+            .collect();
+        let join = spawn_pinned_on(&shared, 1, async { 4 });
+        assert_eq!(loom::future::block_on(join).unwrap(), 4);
+        shared.begin_shutdown();
+        for w in workers {
+            w.join().unwrap();
+        }
+        shared.drain_injector();
+    });
+}
+
+/// A pinned task woken from another thread (into its worker's inbox, then a targeted
+/// unpark) while its worker checks its queues and parks: the wake-up is never lost.
+#[test]
+fn a_remote_wake_of_a_pinned_task_is_never_lost() {
+    loom::model(|| {
+        let shared = model_runtime(1);
+        let waker = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let join = spawn_pinned_on(
+            &shared,
+            0,
+            Steps {
+                polls_left: 1,
+                waker: waker.clone(),
+                _token: Token(drops.clone()),
+            },
+        );
+        let s = shared.clone();
+        let worker = thread::spawn(move || scheduler::run_worker(s, 0));
+        let w = waker.clone();
+        let waker_thread = thread::spawn(move || loop {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+                return;
+            }
+            thread::yield_now();
+        });
+        assert_eq!(loom::future::block_on(join).unwrap(), 7);
+        waker_thread.join().unwrap();
+        shared.begin_shutdown();
+        worker.join().unwrap();
+        shared.drain_injector();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Shutdown racing a remote wake of a pinned task: the task's reference in the inbox or
+/// the pinned queue is dropped, and its future exactly once.
+#[test]
+fn shutdown_races_a_pinned_wake() {
+    loom::model(|| {
+        let shared = model_runtime(1);
+        let waker = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let join = spawn_pinned_on(
+            &shared,
+            0,
+            Steps {
+                polls_left: 2,
+                waker: waker.clone(),
+                _token: Token(drops.clone()),
+            },
+        );
+        let s = shared.clone();
+        let worker = thread::spawn(move || scheduler::run_worker(s, 0));
+        let w = waker.clone();
+        let waker_thread = thread::spawn(move || {
+            if let Some(w) = lock(&w).take() {
+                w.wake();
+            }
+        });
+        shared.begin_shutdown();
+        worker.join().unwrap();
+        waker_thread.join().unwrap();
+        shared.drain_injector();
+        let result = loom::future::block_on(join);
+        assert!(result.is_ok() || result.unwrap_err().is_cancelled());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(lock(&waker).take());
     });
 }
 

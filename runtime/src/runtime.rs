@@ -696,25 +696,42 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_with(future, name, None, location)
+        self.spawn_with(future, name, None, None, location)
     }
 
-    /// [`spawn_named`](Self::spawn_named) with a done hook (see `task::Builder::done_hook`).
+    /// [`spawn_named`](Self::spawn_named) with a done hook (see `task::Builder::done_hook`)
+    /// and, if `worker` is given, pinned to worker `worker % num_workers`.
     pub(crate) fn spawn_with<F>(
         &self,
         future: F,
         name: Option<Box<str>>,
         hook: Option<std::sync::Arc<dyn task::DoneHook>>,
+        worker: Option<usize>,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, notified, join) =
-            task::new_task(future, self.shared.clone(), name, location, hook);
-        Shared::bind_and_schedule(&self.shared, task, notified);
-        join
+        match worker {
+            None => {
+                let (task, notified, join) =
+                    task::new_task(future, self.shared.clone(), name, location, hook);
+                Shared::bind_and_schedule(&self.shared, task, notified, None);
+                join
+            }
+            Some(worker) => {
+                let worker = worker % self.shared.num_workers();
+                let scheduler = crate::scheduler::PinnedSchedule {
+                    shared: self.shared.clone(),
+                    worker,
+                };
+                let (task, notified, join) =
+                    task::new_task(future, scheduler, name, location, hook);
+                Shared::bind_and_schedule(&self.shared, task, notified, Some(worker));
+                join
+            }
+        }
     }
 
     /// Runs `f` on this runtime's blocking pool; see [`spawn_blocking`](crate::spawn_blocking).

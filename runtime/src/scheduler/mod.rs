@@ -14,6 +14,14 @@
 //! - woken by itself while running (`yield_now`, budget exhaustion): back of the local queue;
 //! - from anywhere else: the injector, and a sleeping worker is notified.
 //!
+//! A task *pinned* to a worker (`task::Builder::pin_to_worker`) never enters a stealable
+//! queue: on its worker it goes to that worker's pinned queue (FIFO, not stealable, no LIFO
+//! slot); from anywhere else to the worker's inbox, and that worker is unparked. The worker
+//! alternates its pinned and local queues tick by tick, and moves its inbox into the pinned
+//! queue whenever it looks at it. This is the thread-per-core placement (monoio, glommio)
+//! inside the work-stealing runtime: a connection's task, its ring and its cache stay on one
+//! core; the price is that an idle worker cannot take over a busy worker's pinned tasks.
+//!
 //! Completions reaped from a worker's ring wake their tasks on that worker (LIFO slot and
 //! local queue) as one batch, with one notification of a sleeper for the batch, sent after
 //! it. A worker whose queues are empty dispatches its ring's completions, if any are
@@ -40,7 +48,8 @@
 pub(crate) mod idle;
 pub(crate) mod queue;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::ptr;
 use std::sync::atomic::AtomicU64;
@@ -131,6 +140,8 @@ fn bump(counter: &AtomicU64, n: u64) {
 /// The state every worker and handle of one runtime shares.
 pub(crate) struct Shared {
     injector: Injector<Notified>,
+    /// Per worker: its pinned tasks woken or spawned on other threads.
+    inboxes: Box<[Injector<Notified>]>,
     stealers: Box<[Stealer<Notified>]>,
     unparkers: Box<[std::sync::Arc<dyn Unpark>]>,
     pub(crate) idle: Idle,
@@ -172,6 +183,8 @@ struct BlockOnThread {
 pub(crate) struct Core {
     index: usize,
     local: Local<Notified>,
+    /// Runnable tasks pinned to this worker (moved into the `WorkerCtx` while driven).
+    pinned: VecDeque<Notified>,
     tick: u32,
     /// Injector-check interval in ticks, and where the last check happened.
     global_interval: u32,
@@ -187,6 +200,8 @@ pub(crate) struct WorkerCtx {
     shared: Arc<Shared>,
     index: usize,
     local: Local<Notified>,
+    /// Runnable tasks pinned to this worker, queued on this thread.
+    pinned: RefCell<VecDeque<Notified>>,
     lifo: Cell<Option<Notified>>,
     /// Set while this worker's parker dispatches a batch of I/O completions: a push then
     /// records in `notify_deferred` that a sleeper is owed a notification instead of sending
@@ -251,6 +266,7 @@ impl Shared {
             cores.push(Some(Box::new(Core {
                 index,
                 local,
+                pinned: VecDeque::new(),
                 tick: 0,
                 global_interval: config
                     .global_queue_interval
@@ -264,6 +280,7 @@ impl Shared {
         }
         Arc::new(Shared {
             injector: Injector::new(),
+            inboxes: (0..num_cores).map(|_| Injector::new()).collect(),
             stealers: stealers.into(),
             unparkers: unparkers.into(),
             idle: Idle::new(num_cores),
@@ -317,13 +334,21 @@ impl Shared {
         lock(&self.cores)[index] = Some(core);
     }
 
-    /// Binds a new task to the registry and queues it; a task spawned after shutdown is
-    /// cancelled at once (its JoinHandle reports cancellation).
-    pub(crate) fn bind_and_schedule(this: &Arc<Shared>, task: Task, notified: Notified) {
+    /// Binds a new task to the registry and queues it (on `worker` only, if given); a task
+    /// spawned after shutdown is cancelled at once (its JoinHandle reports cancellation).
+    pub(crate) fn bind_and_schedule(
+        this: &Arc<Shared>,
+        task: Task,
+        notified: Notified,
+        worker: Option<usize>,
+    ) {
         match this.registry.bind(task) {
             Ok(()) => {
-                tracing::trace!(task.id = notified.id().as_u64(), "spawn");
-                this.schedule(notified)
+                tracing::trace!(task.id = notified.id().as_u64(), ?worker, "spawn");
+                match worker {
+                    Some(worker) => this.schedule_pinned(worker, notified),
+                    None => this.schedule(notified),
+                }
             }
             Err(task) => {
                 task.shutdown();
@@ -335,6 +360,23 @@ impl Shared {
     /// Queues a new blocking task (its reference is the Notified's).
     pub(crate) fn blocking_schedule(this: &Arc<Shared>, task: Notified) {
         this.blocking.push(task, this)
+    }
+
+    /// Queues a task pinned to `worker`: its pinned queue when called on that worker, else
+    /// its inbox, and that worker is unparked (its unpark is stored if it is not parked, so
+    /// a worker about to park sees the inbox's task; see `Core::park`).
+    fn schedule_pinned(&self, worker: usize, task: Notified) {
+        with_worker(|w| match w {
+            Some(w) if w.index == worker && ptr::eq(&*w.shared, self) => {
+                // This worker is awake (it is running a task or dispatching completions)
+                // and nobody else may run the task: no notification.
+                w.pinned.borrow_mut().push_back(task)
+            }
+            _ => {
+                self.inboxes[worker].push(task);
+                self.unparkers[worker].unpark();
+            }
+        })
     }
 
     fn push_remote(&self, task: Notified) {
@@ -367,15 +409,19 @@ impl Shared {
         }
     }
 
-    /// Drops the references left in the injector (after the workers are gone).
+    /// Drops the references left in the injector and the inboxes (after the workers are
+    /// gone).
     pub(crate) fn drain_injector(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(task) => drop(task),
-                Steal::Empty => break,
-                Steal::Retry => {}
+        for queue in std::iter::once(&self.injector).chain(self.inboxes.iter()) {
+            while let Some(task) = steal_one(|| queue.steal()) {
+                drop(task);
             }
         }
+    }
+
+    /// Whether no inbox holds a task.
+    fn inboxes_empty(&self) -> bool {
+        self.inboxes.iter().all(|inbox| inbox.is_empty())
     }
 
     /// Waits until `n` workers have finished shutting down, or `timeout` passes.
@@ -459,6 +505,35 @@ impl Schedule for Arc<Shared> {
         if self.config.unhandled_panic == crate::runtime::UnhandledPanic::ShutdownRuntime {
             self.shut_down_for_panic(panic.to_string());
         }
+    }
+}
+
+/// The scheduler of a task pinned to one worker (see the module docs).
+pub(crate) struct PinnedSchedule {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) worker: usize,
+}
+
+impl Schedule for PinnedSchedule {
+    fn schedule(&self, task: Notified) {
+        self.shared.schedule_pinned(self.worker, task)
+    }
+
+    fn yield_now(&self, task: Notified) {
+        // The pinned queue is FIFO: the back is behind every other pinned task.
+        self.shared.schedule_pinned(self.worker, task)
+    }
+
+    fn release(&self, task: RawTask) -> Option<Task> {
+        self.shared.release(task)
+    }
+
+    fn slow_poll_threshold(&self) -> Option<Duration> {
+        self.shared.slow_poll_threshold()
+    }
+
+    fn unhandled_panic(&self, panic: &crate::task::UnhandledTaskPanic<'_>) {
+        self.shared.unhandled_panic(panic)
     }
 }
 
@@ -564,6 +639,18 @@ impl WorkerCtx {
         f()
     }
 
+    /// The next pinned task: moves the inbox's tasks to the back of the pinned queue first.
+    fn pop_pinned(&self) -> Option<Notified> {
+        let inbox = &self.shared.inboxes[self.index];
+        let mut pinned = self.pinned.borrow_mut();
+        if !inbox.is_empty() {
+            while let Some(task) = steal_one(|| inbox.steal()) {
+                pinned.push_back(task);
+            }
+        }
+        pinned.pop_front()
+    }
+
     fn send_deferred_notify(&self) {
         if self.notify_deferred.replace(false) {
             self.shared.notify_parked();
@@ -606,8 +693,20 @@ impl Core {
             }
         }
         self.lifo_streak = 0;
+        // Pinned and local queues take turns being first, so neither starves the other.
+        let pinned_first = self.tick % 2 == 1;
+        if pinned_first {
+            if let Some(task) = ctx.pop_pinned() {
+                return Some(task);
+            }
+        }
         if let Some(task) = ctx.local.pop() {
             return Some(task);
+        }
+        if !pinned_first {
+            if let Some(task) = ctx.pop_pinned() {
+                return Some(task);
+            }
         }
         steal_from_injector(ctx)
     }
@@ -714,7 +813,11 @@ impl Core {
             return;
         }
         shared.idle.register_sleeper(self.index);
-        if shared.has_stealable_work() || shared.is_shutdown() || has_other_work() {
+        if shared.has_stealable_work()
+            || !shared.inboxes[self.index].is_empty()
+            || shared.is_shutdown()
+            || has_other_work()
+        {
             self.leave_sleepers(ctx);
             return;
         }
@@ -727,6 +830,7 @@ impl Core {
             if shared.idle.num_sleeping() == shared.num_workers()
                 && shared.blocking.num_busy() == 0
                 && shared.block_on_threads_idle()
+                && shared.inboxes_empty()
             {
                 if let Some(next) = time.earliest_expiry_ms() {
                     time.clock.advance_to_ms(next);
@@ -776,6 +880,10 @@ impl Core {
         ctx.shared.registry.close_and_cancel_all(self.index * 16);
         drop(ctx.lifo.take());
         while let Some(task) = ctx.local.pop() {
+            drop(task);
+        }
+        drop(std::mem::take(&mut *ctx.pinned.borrow_mut()));
+        while let Some(task) = steal_one(|| ctx.shared.inboxes[self.index].steal()) {
             drop(task);
         }
         // Every task of this core is gone: cancel the I/O still in flight and wait for it.
@@ -837,6 +945,7 @@ fn drive<R>(
         // The Local moves into the context for the drive (the context is what wakes reach);
         // it goes back into the core afterwards.
         local: std::mem::replace(&mut core.local, Local::new_fifo()),
+        pinned: RefCell::new(std::mem::take(&mut core.pinned)),
         lifo: Cell::new(None),
         batching: Cell::new(false),
         notify_deferred: Cell::new(false),
@@ -865,6 +974,7 @@ fn drive<R>(
     let out = f(core, &ctx);
     drop(reset);
     core.local = ctx.local;
+    core.pinned = ctx.pinned.into_inner();
     out
 }
 
