@@ -231,3 +231,72 @@ fn a_pinned_spawn_after_shutdown_is_cancelled() {
     let err = other.block_on(join).unwrap_err();
     assert!(err.is_cancelled());
 }
+
+/// `start_server` pins each connection's handler to a worker, round-robin in accept order:
+/// every handler is polled by one thread only, and the connections are spread over both.
+#[test]
+fn start_server_spreads_pinned_handlers_over_the_workers() {
+    use ringleader::streams::{open_connection, start_server};
+    let rt = rt2();
+    let names = rt.block_on(async {
+        let server = start_server(
+            |mut reader: ringleader::streams::StreamReader,
+             writer: ringleader::streams::StreamWriter| async move {
+                let mut names = std::collections::BTreeSet::new();
+                loop {
+                    names.insert(thread_name());
+                    let line = reader.readline().await?;
+                    if line.is_empty() {
+                        break;
+                    }
+                    // Busy enough that an unpinned handler would get stolen now and then.
+                    std::hint::black_box((0..2_000).sum::<u64>());
+                    writer.write(&line);
+                    writer.drain().await?;
+                }
+                // One line per handler: the set of threads that polled it.
+                let all: Vec<_> = names.into_iter().collect();
+                writer.write(format!("{}\n", all.join(",")).as_bytes());
+                writer.close();
+                writer.wait_closed().await
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        let port = server.local_addrs()[0]
+            .as_inet()
+            .expect("a TCP server")
+            .port();
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                ringleader::spawn(async move {
+                    let (mut reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+                    for i in 0..100 {
+                        writer.write(format!("line {i}\n").as_bytes());
+                        writer.drain().await.unwrap();
+                        assert_eq!(
+                            reader.readline().await.unwrap(),
+                            format!("line {i}\n").as_bytes()
+                        );
+                        if i % 10 == 0 {
+                            ringleader::time::sleep(Duration::from_micros(100)).await;
+                        }
+                    }
+                    writer.write_eof();
+                    String::from_utf8(reader.readline().await.unwrap()).unwrap()
+                })
+            })
+            .collect();
+        let mut names = Vec::new();
+        for c in clients {
+            names.push(c.await.unwrap().trim_end().to_owned());
+        }
+        names
+    });
+    for n in &names {
+        assert!(!n.contains(','), "a handler ran on several threads: {n}");
+    }
+    let workers: std::collections::BTreeSet<_> = names.iter().collect();
+    assert_eq!(workers.len(), 2, "handlers on {names:?}");
+}

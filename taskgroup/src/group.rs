@@ -446,7 +446,27 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, None)
+        self.spawn_inner(future, None, None)
+    }
+
+    /// [`spawn`](Self::spawn) with the child pinned to worker `worker % num_workers` (see
+    /// `task::Builder::pin_to_worker`): only that worker polls it, so its I/O stays on that
+    /// worker's ring. For children that each carry a like share of the load, handed out
+    /// round-robin (a server's connections).
+    ///
+    /// # Errors
+    /// [`GroupClosed`] once the group has finished or is shutting down.
+    #[track_caller]
+    pub fn spawn_pinned<F>(
+        &self,
+        worker: usize,
+        future: F,
+    ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
+    where
+        F: Future + Send + 'static,
+        F::Output: ChildResult,
+    {
+        self.spawn_inner(future, None, Some(worker))
     }
 
     /// [`spawn`](Self::spawn) with a task name (shown in errors and task dumps).
@@ -463,7 +483,7 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: ChildResult,
     {
-        self.spawn_inner(future, Some(name.into()))
+        self.spawn_inner(future, Some(name.into()), None)
     }
 
     /// Caller-tracked through to the runtime's spawn, so the task's spawn location (shown
@@ -473,6 +493,7 @@ impl TaskGroup {
         &self,
         future: F,
         name: Option<String>,
+        worker: Option<usize>,
     ) -> Result<ChildHandle<<F::Output as ChildResult>::Value>, GroupClosed>
     where
         F: Future + Send + 'static,
@@ -486,6 +507,9 @@ impl TaskGroup {
         let mut builder = task::Builder::new().done_hook(self.inner.clone());
         if let Some(name) = name {
             builder = builder.name(name);
+        }
+        if let Some(worker) = worker {
+            builder = builder.pin_to_worker(worker);
         }
         let join = builder.spawn_on(child, &self.handle);
         self.inner.push_child(join.abort_handle());

@@ -321,6 +321,14 @@ impl fmt::Debug for Server {
 /// [`BoxError`] (`io::Result<()>` is the natural choice: `?` on every read and drain). An
 /// error or a panic is counted and logged; other connections are unaffected.
 ///
+/// Handlers are pinned to the runtime's workers round-robin, in accept order (see
+/// `task::Builder::pin_to_worker`): each connection is served by one worker thread, whose
+/// ring carries all of its I/O, as in thread-per-core servers (and as in asyncio, where a
+/// handler never changes threads). Connections are not moved between workers to balance
+/// load; a handler with heavy CPU work should hand it to
+/// [`spawn`](ringleader_runtime::spawn) (balanced by stealing) or
+/// [`to_thread`](ringleader_runtime::task::to_thread).
+///
 /// Port 0 picks a free port (per address, if several); read it from
 /// [`Server::local_addrs`]. IPv6 sockets are bound v6-only, so `"localhost"` can bind both
 /// `::1` and `127.0.0.1` on one port. As in asyncio, an address whose family the host has
@@ -575,6 +583,7 @@ async fn accept_loop<H, Fut>(
     Fut: Future + Send + 'static,
     Fut::Output: ChildResult,
 {
+    let mut next_worker = 0usize;
     loop {
         let accepted = {
             let mut accept = pin!(listener.accept());
@@ -615,7 +624,11 @@ async fn accept_loop<H, Fut>(
                     peer,
                     host,
                 };
-                if tg.spawn(task).is_err() {
+                // Round-robin over the workers, pinned: the handler's reads and writes
+                // stay on one worker's ring (see `start_server`).
+                let worker = next_worker;
+                next_worker = next_worker.wrapping_add(1);
+                if tg.spawn_pinned(worker, task).is_err() {
                     return; // the group is shutting down
                 }
             }
