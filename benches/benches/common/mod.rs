@@ -306,7 +306,8 @@ pub fn paired(name: &str, pairs: usize, mut ringleader: impl FnMut(), mut tokio:
 /// alternates between rounds), a block being enough iterations for about 50 ms. Prints
 /// the median time per iteration of each and the quartiles of the per-round ratio `a / b`.
 ///
-/// `RINGLEADER_BENCH_PAIRED_ONLY=<text>` skips the workloads whose name does not contain it.
+/// `RINGLEADER_BENCH_PAIRED_ONLY=<text>` skips the workloads whose name does not contain it;
+/// `RINGLEADER_BENCH_PAIRED_VERBOSE=1` prints every round's two times.
 ///
 /// Why: on a VM where the cost of a wake-up drifts by up to 2x within minutes, criterion's
 /// sequential functions (all of `a`'s samples, then all of `b`'s) compare two moments as
@@ -342,6 +343,9 @@ pub fn paired_custom(
             (per_iter(a, n), y)
         };
         ratios.push(x.as_secs_f64() / y.as_secs_f64().max(1e-12));
+        if std::env::var_os("RINGLEADER_BENCH_PAIRED_VERBOSE").is_some() {
+            eprintln!("  {name} round {round}: {a_name} {x:?}, {b_name} {y:?}");
+        }
         ta.push(x);
         tb.push(y);
     }
