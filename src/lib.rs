@@ -30,6 +30,9 @@
 //!   `StreamReader` (`readline`, `readuntil`, `readexactly`, limits) and a `StreamWriter`
 //!   (`write` + `drain` with water marks), a `Server` whose handlers run in its own task
 //!   group, `copy` / `copy_bidirectional`, and the futures-io adapter `Compat`.
+//! - [`join!`] is `asyncio.gather` for futures of different types on one task, [`try_join!`]
+//!   stops at the first error, and [`select!`] is `asyncio.wait(return_when=FIRST_COMPLETED)`
+//!   that cancels the rest.
 //! - [`signal`] is `loop.add_signal_handler`: [`signal::ctrl_c`] and streams of deliveries;
 //!   [`run`] turns the first Ctrl-C into a cancellation of the root, as `asyncio.run` does.
 //! - [`sync`] is `asyncio.Lock`, `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`,
@@ -141,6 +144,51 @@ pub fn run<F: Future>(future: F) -> F::Output {
 pub fn try_run<F: Future>(future: F) -> std::io::Result<F::Output> {
     let rt = runtime::Builder::new_multi_thread().build()?;
     Ok(run_root(rt, future))
+}
+
+mod join_select;
+
+/// What the expansions of [`join!`], [`try_join!`] and [`select!`] call. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+
+    pub use ringleader_macros::{join_impl, select_impl, try_join_impl};
+
+    /// Takes a finished future's output out of its slot.
+    pub fn take_output<T>(slot: &mut Option<T>) -> T {
+        match slot.take() {
+            Some(value) => value,
+            // The expansion reads the slots only once every future has finished.
+            None => unreachable!("join!: an output was taken twice"),
+        }
+    }
+
+    /// The `i`-th of `n` slots counted from slot `start` (wrapping).
+    pub fn nth_from(start: usize, i: usize, n: usize) -> usize {
+        start.wrapping_add(i) % n.max(1)
+    }
+
+    std::thread_local! {
+        /// xorshift64* state: this thread's source of `select!`'s starting branch.
+        static SELECT_RNG: Cell<u64> = Cell::new(
+            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1,
+        );
+    }
+
+    /// A branch index in `0..branches` to start polling from, uniform enough that no
+    /// branch of a `select!` always comes first.
+    pub fn select_start(branches: usize) -> usize {
+        SELECT_RNG.with(|rng| {
+            let mut x = rng.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            rng.set(x);
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % branches.max(1)
+        })
+    }
 }
 
 /// The body of `#[ringleader::main]`: builds the runtime the attribute configured and runs

@@ -61,6 +61,7 @@
 use proc_macro::TokenStream;
 
 mod entry;
+mod select;
 
 /// Runs an `async fn` on a new ringleader runtime: `async fn main()` as a program's entry
 /// point.
@@ -200,4 +201,26 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::Kind::Test, args.into(), item.into()).into()
+}
+
+/// The expansion of `ringleader::join!` (input: `<crate path> ; <futures>`). Use the
+/// facade's macro, not this.
+#[doc(hidden)]
+#[proc_macro]
+pub fn join_impl(input: TokenStream) -> TokenStream {
+    select::join(input.into(), false).into()
+}
+
+/// The expansion of `ringleader::try_join!`. Use the facade's macro, not this.
+#[doc(hidden)]
+#[proc_macro]
+pub fn try_join_impl(input: TokenStream) -> TokenStream {
+    select::join(input.into(), true).into()
+}
+
+/// The expansion of `ringleader::select!`. Use the facade's macro, not this.
+#[doc(hidden)]
+#[proc_macro]
+pub fn select_impl(input: TokenStream) -> TokenStream {
+    select::select(input.into()).into()
 }
