@@ -100,13 +100,24 @@ async fn walk(roots: Vec<PathBuf>, queue: Arc<Queue<PathBuf>>) -> Result<Walk, B
         }
     }
     while let Some(dir) = dirs.pop() {
-        let mut entries = match fs::read_dir(&dir).await {
-            Ok(entries) => entries,
+        let mut listing = match fs::read_dir(&dir).await {
+            Ok(listing) => listing,
             Err(e) => {
                 found.problems.push(format!("{}: {e}", dir.display()));
                 continue;
             }
         };
+        let mut entries = Vec::new();
+        loop {
+            match listing.next_entry().await {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => break,
+                Err(e) => {
+                    found.problems.push(format!("{}: {e}", dir.display()));
+                    break;
+                }
+            }
+        }
         // Directory order is the file system's whim; sorted, the walk is the same each run.
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {

@@ -157,3 +157,39 @@ fn async_fds_dropped_with_a_poll_in_flight_leak_no_fd() {
         });
     });
 }
+
+#[test]
+fn directory_listings_dropped_midway_close_their_fds() {
+    serial(|| {
+        let dir = std::env::temp_dir().join(format!("rl-fd-read-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..500 {
+            std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
+        }
+        let rt = rt2();
+        let listed = dir.clone();
+        rt.block_on(async move {
+            let before = open_fds();
+            for round in 0..50 {
+                let mut listing = ringleader::fs::read_dir(&listed).await.unwrap();
+                // Some rounds stop within the first chunk, some with the next being read.
+                for _ in 0..round * 3 {
+                    let next = std::pin::pin!(listing.next_entry());
+                    if poll_once(next).await.is_none() {
+                        break;
+                    }
+                }
+                drop(listing);
+            }
+            // A chunk read when its listing was dropped closes its directory when done.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while open_fds() != before && std::time::Instant::now() < deadline {
+                ringleader::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(open_fds(), before);
+        });
+        drop(rt);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}

@@ -156,12 +156,11 @@ fn path_operations_metadata_and_cursor_io() {
             .is_symlink());
         assert!(fs::metadata(nested.join("link")).await.unwrap().is_file());
 
-        let mut names: Vec<_> = fs::read_dir(&nested)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.file_name().into_string().unwrap())
-            .collect();
+        let mut listing = fs::read_dir(&nested).await.unwrap();
+        let mut names = Vec::new();
+        while let Some(e) = listing.next_entry().await.unwrap() {
+            names.push(e.file_name().into_string().unwrap());
+        }
         names.sort();
         assert_eq!(names, ["g.txt", "h.txt", "link"]);
 
@@ -266,6 +265,101 @@ fn vectored_file_io_at_offsets() {
         assert_eq!(bufs[0], b"ello ");
         assert_eq!(bufs[1], b"world");
         assert_eq!(fs::read(&path).await.unwrap(), b"\0\0\0hello world");
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A directory of `n` files named `f0000`… (and one subdirectory and one symlink).
+fn populated(name: &str, n: usize) -> PathBuf {
+    let dir = scratch(name);
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:04}")), b"x").unwrap();
+    }
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink("f0000", dir.join("link")).unwrap();
+    dir
+}
+
+#[test]
+fn read_dir_streams_a_directory_larger_than_one_chunk() {
+    let rt = rt2();
+    let dir = populated("read-dir-large", 1000);
+    rt.block_on(async {
+        let mut listing = fs::read_dir(&dir).await.unwrap();
+        let mut names = Vec::new();
+        while let Some(entry) = listing.next_entry().await.unwrap() {
+            assert_eq!(entry.path(), dir.join(entry.file_name()));
+            let kind = entry.file_type().unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            match name.as_str() {
+                "sub" => assert!(kind.is_dir()),
+                "link" => {
+                    assert!(kind.is_symlink(), "the listing does not follow symlinks");
+                    assert!(entry.metadata().await.unwrap().is_symlink());
+                }
+                _ => {
+                    assert!(kind.is_file());
+                    let meta = entry.metadata().await.unwrap();
+                    assert_eq!((meta.len(), meta.ino()), (1, entry.ino()));
+                }
+            }
+            names.push(name);
+        }
+        assert!(listing.next_entry().await.unwrap().is_none());
+        names.sort();
+        let mut want: Vec<String> = (0..1000).map(|i| format!("f{i:04}")).collect();
+        want.extend(["link".into(), "sub".into()]);
+        want.sort();
+        assert_eq!(names, want);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn read_dir_is_a_stream_and_a_cancelled_next_entry_loses_nothing() {
+    use futures_util::StreamExt;
+    let rt = rt2();
+    let dir = populated("read-dir-cancel", 300);
+    rt.block_on(async {
+        let mut listing = fs::read_dir(&dir).await.unwrap();
+        let mut names = std::collections::HashSet::new();
+        // Start (and drop) a next_entry before every real one: whether the dropped one was
+        // reading a chunk or had one at hand, no entry may go missing or come twice.
+        loop {
+            {
+                let next = std::pin::pin!(listing.next_entry());
+                // Ready at once: the entry was handed over, so it counts. (Pending: it is
+                // dropped while a chunk is being read.)
+                if let Some(entry) = support::poll_once(next).await {
+                    match entry.unwrap() {
+                        Some(entry) => assert!(names.insert(entry.file_name())),
+                        None => break,
+                    }
+                }
+            }
+            match listing.next().await {
+                Some(entry) => {
+                    let name = entry.unwrap().file_name();
+                    assert!(names.insert(name.clone()), "{name:?} came twice");
+                }
+                None => break,
+            }
+        }
+        assert_eq!(names.len(), 302);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn read_dir_of_a_missing_path_or_a_file_fails_with_the_os_code() {
+    let rt = rt2();
+    let dir = scratch("read-dir-errors");
+    std::fs::write(dir.join("file"), b"").unwrap();
+    rt.block_on(async {
+        let e = fs::read_dir(dir.join("missing")).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let e = fs::read_dir(dir.join("file")).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }

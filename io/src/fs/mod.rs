@@ -3,8 +3,10 @@
 //! permission changes, which the ring has no operation for, run on the blocking pool.
 
 mod file;
+mod read_dir;
 
 pub use file::{File, Metadata, OpenOptions};
+pub use read_dir::{read_dir, DirEntry, ReadDir};
 
 use std::ffi::CString;
 use std::io;
@@ -181,15 +183,6 @@ pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// The entries of a directory (read on the blocking pool: the ring has no getdents).
-///
-/// # Errors
-/// `NotFound`, `NotADirectory`...
-pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<std::fs::DirEntry>> {
-    let path = path.as_ref().to_path_buf();
-    blocking(move || std::fs::read_dir(path)?.collect::<io::Result<Vec<_>>>()).await
 }
 
 /// Sets the permissions of `path`, following symlinks (chmod, on the blocking pool: the
