@@ -304,6 +304,35 @@ async fn tour() -> Result<(), String> {
         stats.accepted == 10 && stats.failed == 0 && stats.panicked == 0,
         "the server's task group ran one handler per connection, none failed",
     )?;
+
+    println!("15. futures of different types on one task: join! and select!");
+    println!("    (gather of different coroutines; wait(FIRST_COMPLETED), then cancel the rest)");
+    let (count, word) = ringleader::join!(
+        async {
+            time::sleep(Duration::from_millis(5)).await;
+            3usize
+        },
+        async { "three" },
+    );
+    check(
+        count == 3 && word == "three",
+        "join! waited for both and gave their outputs in order",
+    )?;
+    let (reply_tx, reply_rx) = ringleader::sync::oneshot::channel::<&str>();
+    let slow_peer = ringleader::spawn(async move {
+        time::sleep(Duration::from_secs(3600)).await;
+        let _ = reply_tx.send("a reply, too late");
+    });
+    let outcome = ringleader::select! {
+        Ok(reply) = reply_rx => reply,
+        _ = time::sleep(Duration::from_millis(10)) => "the deadline won",
+    };
+    slow_peer.abort();
+    println!("  {outcome}");
+    check(
+        outcome == "the deadline won",
+        "select! ran the branch that finished first and dropped the other",
+    )?;
     Ok(())
 }
 
