@@ -28,6 +28,10 @@ use crate::scope::{run_private, CancelScope};
 
 /// Runs every future as a child of a fail-fast group and returns their values in order.
 ///
+/// The futures share one type and run as tasks (on any worker). For a few futures of
+/// different types polled on the calling task, the `ringleader` crate has `join!` and
+/// `try_join!`.
+///
 /// # Errors
 /// An [`ErrorGroup`] with every failure if any future fails (returns `Err` or panics); the
 /// others are cancelled at the first failure.
@@ -301,6 +305,9 @@ impl<T> Stream for AsCompleted<T> {
 
 /// Runs the futures concurrently; the first to finish, success or failure, gives the
 /// result and the others are cancelled (and awaited before this returns).
+///
+/// For futures of different types polled on the calling task, with a handler per
+/// branch, the `ringleader` crate has `select!`.
 ///
 /// # Errors
 /// The winner's error, or an [`ErrorGroup`] if it panicked.
