@@ -360,3 +360,66 @@ fn zero_workers_is_an_error_not_a_panic() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn thread_hooks_run_on_every_runtime_thread_in_its_context() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    let started = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
+    let stopped = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (on_start, on_stop) = (started.clone(), stopped.clone());
+    let rt = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hooked")
+        .on_thread_start(move || {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            let in_context = ringleader::runtime::Handle::try_current().is_ok();
+            on_start.lock().unwrap().push((name, in_context));
+        })
+        .on_thread_stop(move || {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            on_stop.lock().unwrap().push(name);
+        })
+        .build()
+        .unwrap();
+    let blocking_thread = rt.block_on(async {
+        ringleader::task::spawn_blocking(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap()
+    });
+    assert_eq!(blocking_thread.as_deref(), Some("hooked-blocking"));
+    drop(rt);
+
+    let started = started.lock().unwrap().clone();
+    let names: HashSet<&str> = started.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        HashSet::from(["hooked-0", "hooked-1", "hooked-blocking"]),
+        "each worker and the blocking thread, each on itself"
+    );
+    assert!(
+        started.iter().all(|(_, ctx)| *ctx),
+        "inside the runtime's context"
+    );
+    // The workers are joined by the drop; the blocking thread stops as it exits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stopped.lock().unwrap().len() < started.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut stopped = stopped.lock().unwrap().clone();
+    stopped.sort();
+    assert_eq!(stopped, ["hooked-0", "hooked-1", "hooked-blocking"]);
+}
+
+#[test]
+fn a_panicking_thread_hook_does_not_kill_the_worker() {
+    let rt = ringleader::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_start(|| panic!("a broken hook"))
+        .on_thread_stop(|| panic!("another broken hook"))
+        .build()
+        .unwrap();
+    let answer = rt.block_on(async { ringleader::spawn(async { 6 * 7 }).await.unwrap() });
+    assert_eq!(answer, 42);
+}

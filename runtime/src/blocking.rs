@@ -54,6 +54,7 @@ pub(crate) struct BlockingPool {
     exited_cv: Condvar,
     shutdown: AtomicBool,
     thread_name: String,
+    hooks: crate::runtime::ThreadHooks,
     /// Under loom, the pool's threads are loom threads that a model must join.
     #[cfg(ringleader_loom)]
     pub(crate) model_threads: Mutex<Vec<crate::loom::thread::JoinHandle<()>>>,
@@ -64,6 +65,7 @@ impl BlockingPool {
         max_threads: usize,
         keep_alive: Duration,
         thread_name: String,
+        hooks: crate::runtime::ThreadHooks,
     ) -> BlockingPool {
         BlockingPool {
             queue: Injector::new(),
@@ -77,6 +79,7 @@ impl BlockingPool {
             exited_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
             thread_name,
+            hooks,
             #[cfg(ringleader_loom)]
             model_threads: Mutex::new(Vec::new()),
         }
@@ -149,6 +152,7 @@ impl BlockingPool {
     #[cfg(not(ringleader_loom))]
     fn start_thread(&self, shared: &Arc<Shared>) -> io::Result<()> {
         let shared = shared.clone();
+        let hooks = self.hooks.clone();
         std::thread::Builder::new()
             .name(self.thread_name.clone())
             .spawn(move || {
@@ -156,6 +160,7 @@ impl BlockingPool {
                     shared: shared.clone(),
                 };
                 let _enter = handle.enter();
+                let _hooks = hooks.started();
                 shared.blocking.run_thread();
             })
             .map(drop)

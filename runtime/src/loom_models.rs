@@ -265,7 +265,12 @@ fn a_woken_block_on_thread_never_looks_idle_before_it_polls() {
 }
 
 fn default_pool() -> crate::blocking::BlockingPool {
-    crate::blocking::BlockingPool::new(1, std::time::Duration::from_secs(1), "blocking".into())
+    crate::blocking::BlockingPool::new(
+        1,
+        std::time::Duration::from_secs(1),
+        "blocking".into(),
+        Default::default(),
+    )
 }
 
 fn model_runtime(workers: usize) -> Arc<Shared> {
@@ -1000,7 +1005,12 @@ fn an_operation_polled_then_dropped_while_its_completion_arrives_is_released_onc
 fn model_runtime_with_blocking_cap(cap: usize) -> Arc<Shared> {
     model_runtime_with(
         1,
-        crate::blocking::BlockingPool::new(cap, std::time::Duration::ZERO, "blocking".into()),
+        crate::blocking::BlockingPool::new(
+            cap,
+            std::time::Duration::ZERO,
+            "blocking".into(),
+            Default::default(),
+        ),
     )
 }
 

@@ -108,6 +108,58 @@ pub struct Builder {
     start_paused: bool,
     on_task_panic: Option<scheduler::TaskPanicHandler>,
     unhandled_panic: UnhandledPanic,
+    thread_hooks: ThreadHooks,
+}
+
+/// A user callback run on the runtime's own threads.
+type ThreadHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// [`Builder::on_thread_start`] and [`Builder::on_thread_stop`], shared by every thread the
+/// runtime starts.
+#[derive(Clone, Default)]
+pub(crate) struct ThreadHooks {
+    start: Option<ThreadHook>,
+    stop: Option<ThreadHook>,
+}
+
+impl fmt::Debug for ThreadHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadHooks")
+            .field("start", &self.start.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// Runs the stop hook when dropped: at the end of the thread's work, unwinding included.
+pub(crate) struct ThreadHooksGuard(Option<ThreadHook>);
+
+impl ThreadHooks {
+    /// Runs the start hook on this thread; the guard runs the stop hook.
+    pub(crate) fn started(&self) -> ThreadHooksGuard {
+        if let Some(start) = &self.start {
+            run_hook(start, "on_thread_start");
+        }
+        ThreadHooksGuard(self.stop.clone())
+    }
+}
+
+impl Drop for ThreadHooksGuard {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.0 {
+            run_hook(stop, "on_thread_stop");
+        }
+    }
+}
+
+/// Runs a hook, catching a panic: a runtime thread must not die of its user's callback.
+fn run_hook(hook: &ThreadHook, which: &'static str) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
+        tracing::error!(
+            hook = which,
+            "a runtime thread hook panicked; the thread goes on"
+        );
+    }
 }
 
 impl Builder {
@@ -198,6 +250,7 @@ impl Builder {
             start_paused: false,
             on_task_panic: None,
             unhandled_panic: UnhandledPanic::Ignore,
+            thread_hooks: ThreadHooks::default(),
         }
     }
 
@@ -249,6 +302,45 @@ impl Builder {
     /// Prefix of worker thread names (`{name}-{index}`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
+        self
+    }
+
+    /// Runs `hook` on every thread the runtime starts (its workers and its blocking-pool
+    /// threads), on that thread, before it runs any task: to name it for a profiler, set
+    /// its CPU affinity or priority, or initialise a thread-local. It runs inside the
+    /// runtime's context ([`Handle::current`] works). A panic in it is caught and logged,
+    /// and the thread goes on.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use ringleader_runtime::runtime::Builder;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let count = started.clone();
+    /// let rt = Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .on_thread_start(move || {
+    ///         count.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()?;
+    /// rt.block_on(async {});
+    /// drop(rt); // joins the workers
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.thread_hooks.start = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on every thread the runtime started, on that thread, when it stops
+    /// working: a worker at shutdown (the runtime's drop waits for it), a blocking-pool
+    /// thread when it exits (idle for [`thread_keep_alive`](Self::thread_keep_alive), or
+    /// at shutdown, possibly just after the runtime's drop returned). A panic in it is
+    /// caught and logged.
+    pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.thread_hooks.stop = Some(std::sync::Arc::new(hook));
         self
     }
 
@@ -352,6 +444,7 @@ impl Builder {
             self.max_blocking_threads,
             self.thread_keep_alive,
             format!("{}-blocking", self.thread_name),
+            self.thread_hooks.clone(),
         );
         let shared = Shared::new(workers, parkers, config, blocking);
         let handle = Handle { shared };
@@ -368,8 +461,10 @@ impl Builder {
                 if let Some(size) = self.thread_stack_size {
                     builder = builder.stack_size(size);
                 }
+                let hooks = self.thread_hooks.clone();
                 let thread = builder.spawn(move || {
                     let _enter = handle.enter();
+                    let _hooks = hooks.started();
                     scheduler::run_worker(handle.shared.clone(), index);
                 })?;
                 // On error, `runtime` is dropped here and stops the threads started so far.
