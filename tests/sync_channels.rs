@@ -219,3 +219,27 @@ fn a_busy_receiver_yields_to_other_tasks() {
         .unwrap();
     });
 }
+
+#[test]
+fn mpsc_receivers_are_streams_that_end_with_the_senders() {
+    use futures_util::StreamExt;
+    rt2().block_on(async {
+        let (tx, rx) = mpsc::channel::<u32>(4);
+        let producer = ringleader::spawn(async move {
+            for n in 0..10 {
+                tx.send(n).await.unwrap();
+            }
+        });
+        // Bounded: the stream drains while the producer waits for room.
+        let got: Vec<u32> = rx.collect().await;
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        producer.await.unwrap();
+
+        let (tx, rx) = mpsc::unbounded_channel::<&str>();
+        tx.send("a").unwrap();
+        tx.send("b").unwrap();
+        drop(tx);
+        let got: Vec<String> = rx.map(str::to_uppercase).collect().await;
+        assert_eq!(got, ["A", "B"]);
+    });
+}

@@ -253,3 +253,24 @@ fn timers_filed_behind_cancelled_ones_fire_on_a_running_and_a_paused_clock() {
     });
     assert_eq!(metrics.timers_armed(), 0);
 }
+
+#[test]
+fn an_interval_is_a_stream_of_its_ticks() {
+    use futures_util::StreamExt;
+    paused().block_on(async {
+        let start = Instant::now();
+        let ticks: Vec<Duration> = interval(Duration::from_secs(2))
+            .take(3)
+            .map(|at| at - start)
+            .collect()
+            .await;
+        assert_eq!(
+            ticks,
+            [
+                Duration::ZERO,
+                Duration::from_secs(2),
+                Duration::from_secs(4)
+            ]
+        );
+    });
+}

@@ -320,7 +320,8 @@ pub enum MissedTickBehavior {
     Skip,
 }
 
-/// Ticks at a fixed period; see [`interval`].
+/// Ticks at a fixed period; see [`interval`]. Also a [`Stream`](futures_core::Stream) of
+/// the ticks' scheduled times, which never ends.
 #[derive(Debug)]
 pub struct Interval {
     period: Duration,
@@ -350,6 +351,20 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
         next: start,
         missed: MissedTickBehavior::default(),
         sleep: Box::pin(sleep_until(start)),
+    }
+}
+
+/// The ticks as a stream (it never ends): `while let Some(at) = ticks.next().await`, or
+/// a branch of `select!`.
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Messages from one sender arrive in the order it sent them. [`Receiver::recv`] returns
 //! `None` once every sender is gone and the buffer is drained, or once the receiver was
-//! [closed](Receiver::close) and drained.
+//! [closed](Receiver::close) and drained. Both receivers are also
+//! [`Stream`](futures_core::Stream)s of their messages, ending at that point.
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -830,6 +831,29 @@ impl<T> Drop for Sender<T> {
 impl<T> Drop for UnboundedSender<T> {
     fn drop(&mut self) {
         drop_sender(&self.chan);
+    }
+}
+
+// Messages are never pinned: they move in and out of the buffers by value.
+impl<T> Unpin for Receiver<T> {}
+impl<T> Unpin for UnboundedReceiver<T> {}
+
+/// The messages as a stream, ending when [`recv`](Receiver::recv) would return `None`.
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// The messages as a stream, ending when [`recv`](UnboundedReceiver::recv) would return
+/// `None`.
+impl<T> futures_core::Stream for UnboundedReceiver<T> {
+    type Item = T;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
     }
 }
 
