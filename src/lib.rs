@@ -15,7 +15,9 @@
 //! - [`spawn`] is `asyncio.create_task`; [`task::JoinHandle`] is the task (await it,
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
-//! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any thread.
+//! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any
+//!   thread, and [`JoinHandle::blocking_wait`](task::JoinHandle::blocking_wait) waits for
+//!   the task from code that is not async (`asyncio.run_coroutine_threadsafe(...).result()`).
 //! - [`taskgroup`] is `asyncio.TaskGroup`, `timeout()`, `gather`, `wait`, `as_completed` and
 //!   `shield`, with Trio's cancel scopes: no task outlives its group.
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on

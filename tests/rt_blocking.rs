@@ -161,3 +161,74 @@ fn idle_blocking_threads_exit_after_keep_alive() {
         1
     );
 }
+
+#[test]
+fn blocking_wait_hands_work_to_the_runtime_from_plain_threads() {
+    let rt = rt2();
+    let handle = rt.handle().clone();
+    // A thread of its own.
+    let h = handle.clone();
+    let answer = std::thread::spawn(move || h.spawn(async { 6 * 7 }).blocking_wait())
+        .join()
+        .unwrap();
+    assert_eq!(answer.unwrap(), 42);
+    // A to_thread closure whose work needs the runtime's timers.
+    let slept = rt.block_on(async move {
+        ringleader::task::to_thread(move || {
+            handle
+                .spawn(async {
+                    ringleader::time::sleep(Duration::from_millis(5)).await;
+                    "slept"
+                })
+                .blocking_wait()
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(slept.unwrap(), "slept");
+    // A panic comes back as the JoinError, not as a panic of the waiting thread.
+    let err = rt
+        .handle()
+        .spawn(async { panic!("boom") })
+        .blocking_wait()
+        .unwrap_err();
+    assert!(err.is_panic());
+}
+
+#[test]
+fn blocking_wait_returns_when_the_runtime_shuts_down_under_it() {
+    let rt = rt2();
+    let forever = rt.handle().spawn(std::future::pending::<()>());
+    let waiter = std::thread::spawn(move || forever.blocking_wait());
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    let err = waiter.join().unwrap().unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+}
+
+#[test]
+fn blocking_wait_in_async_code_panics_with_advice() {
+    let rt = rt2();
+    // Inside a task on a worker: the task panics, the handle reports it.
+    let err = rt.block_on(async {
+        ringleader::spawn(async {
+            let inner = ringleader::spawn(async { 1 });
+            inner.blocking_wait()
+        })
+        .await
+        .unwrap_err()
+    });
+    assert!(err.is_panic());
+    // Inside block_on.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { ringleader::spawn(async { 1 }).blocking_wait() })
+    }));
+    let message = caught.unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.contains("await instead"), "{message}");
+    // The runtime is still usable.
+    assert_eq!(
+        rt.block_on(async { ringleader::spawn(async { 2 }).await.unwrap() }),
+        2
+    );
+}

@@ -53,6 +53,8 @@ pub(crate) struct BlockingPool {
     /// Signalled when a thread exits, for the shutdown wait.
     exited_cv: Condvar,
     shutdown: AtomicBool,
+    // Loom's threads have no names.
+    #[cfg_attr(ringleader_loom, allow(dead_code))]
     thread_name: String,
     hooks: crate::runtime::ThreadHooks,
     /// Under loom, the pool's threads are loom threads that a model must join.
@@ -138,11 +140,13 @@ impl BlockingPool {
     #[cfg(ringleader_loom)]
     fn start_thread(&self, shared: &Arc<Shared>) -> io::Result<()> {
         let shared = shared.clone();
+        let hooks = self.hooks.clone();
         let thread = crate::loom::thread::spawn(move || {
             let handle = Handle {
                 shared: shared.clone(),
             };
             let _enter = handle.enter();
+            let _hooks = hooks.started();
             shared.blocking.run_thread();
         });
         lock(&self.model_threads).push(thread);

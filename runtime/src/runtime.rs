@@ -30,6 +30,19 @@ rl_thread_local! {
     static IN_BLOCK_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Panics with advice where blocking the calling thread would stall a runtime: on a
+/// worker, or inside `block_on` (whose thread polls the root future, and on the
+/// current-thread flavour runs every task). For blocking waits meant for plain threads.
+#[track_caller]
+pub(crate) fn assert_may_block(what: &str) {
+    if scheduler::on_worker_thread() || IN_BLOCK_ON.with(|b| b.get()) {
+        panic!(
+            "{what} called from async code (on a runtime's worker, or inside block_on): it \
+             would block the thread that runs tasks, and could deadlock; await instead"
+        );
+    }
+}
+
 /// Marks this thread as inside `block_on` until dropped (also on unwind).
 struct BlockOnGuard;
 

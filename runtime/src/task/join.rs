@@ -85,6 +85,59 @@ impl<T> JoinHandle<T> {
         self.raw.header().state.load().is_complete()
     }
 
+    /// Blocks the calling thread until the task finishes and returns what awaiting the
+    /// handle would: for code that is not async (a thread of its own, a
+    /// [`to_thread`](crate::task::to_thread) closure) that hands work to the runtime.
+    /// `handle.spawn(coro).blocking_wait()` is asyncio's
+    /// `asyncio.run_coroutine_threadsafe(coro, loop).result()`.
+    ///
+    /// It never outwaits the runtime: a task still alive when its runtime shuts down is
+    /// cancelled, and this then returns the cancellation.
+    ///
+    /// ```
+    /// use ringleader_runtime::runtime::Builder;
+    ///
+    /// let rt = Builder::new_multi_thread().worker_threads(1).build()?;
+    /// let handle = rt.handle().clone();
+    /// let answer = std::thread::spawn(move || {
+    ///     // A plain thread: runs the future on the runtime and waits for it.
+    ///     handle.spawn(async { 6 * 7 }).blocking_wait()
+    /// });
+    /// assert_eq!(answer.join().unwrap().unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As awaiting the handle: the task panicked or was cancelled.
+    ///
+    /// # Panics
+    /// When called from async code: on a worker thread, or inside
+    /// [`block_on`](crate::runtime::Runtime::block_on) (including a task of a
+    /// current-thread runtime), where blocking would stall the tasks it waits for. Await
+    /// the handle there instead. Also if the handle was already awaited to completion.
+    #[track_caller]
+    pub fn blocking_wait(mut self) -> Result<T, JoinError> {
+        crate::runtime::assert_may_block("JoinHandle::blocking_wait");
+        struct Unparker(std::thread::Thread);
+        impl std::task::Wake for Unparker {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+            fn wake_by_ref(self: &std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(std::sync::Arc::new(Unparker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match Pin::new(&mut self).poll(&mut cx) {
+                Poll::Ready(out) => return out,
+                // A spurious return of park only polls again.
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    }
+
     /// The task's id.
     pub fn id(&self) -> Id {
         self.raw.header().id
