@@ -232,3 +232,75 @@ fn blocking_wait_in_async_code_panics_with_advice() {
         2
     );
 }
+
+#[test]
+fn handle_block_on_runs_async_code_from_a_blocking_closure_and_a_plain_thread() {
+    let rt = rt2();
+    // From a to_thread closure: timers and spawns work, and the future may borrow.
+    let words = rt.block_on(async {
+        task::to_thread(|| {
+            let local = String::from("borrowed");
+            ringleader::runtime::Handle::current().block_on(async {
+                ringleader::time::sleep(Duration::from_millis(2)).await;
+                let spawned = ringleader::spawn(async { "spawned" }).await.unwrap();
+                format!("{local} {spawned}")
+            })
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(words, "borrowed spawned");
+    // From a thread of its own, with I/O.
+    let handle = rt.handle().clone();
+    let read = std::thread::spawn(move || {
+        handle.block_on(async {
+            let path =
+                std::env::temp_dir().join(format!("rl-handle-block-on-{}", std::process::id()));
+            ringleader::fs::write(&path, b"through the ring")
+                .await
+                .unwrap();
+            let back = ringleader::fs::read(&path).await.unwrap();
+            ringleader::fs::remove_file(&path).await.unwrap();
+            back
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(read, b"through the ring");
+}
+
+#[test]
+fn handle_block_on_drives_a_current_thread_runtime_nobody_else_drives() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let handle = rt.handle().clone();
+    let out = std::thread::spawn(move || {
+        handle.block_on(async {
+            let task = ringleader::spawn(async { 7 });
+            ringleader::time::sleep(Duration::from_millis(1)).await;
+            task.await.unwrap()
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(out, 7);
+    drop(rt);
+}
+
+#[test]
+fn handle_block_on_panics_if_the_runtime_shuts_down_under_it() {
+    let rt = rt2();
+    let handle = rt.handle().clone();
+    let waiter = std::thread::spawn(move || {
+        // Created inside (an async block): `sleep` needs the runtime's context.
+        handle.block_on(async { ringleader::time::sleep(Duration::from_secs(3600)).await });
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    let panic = waiter.join().unwrap_err();
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(message.contains("shut down"), "{message}");
+}

@@ -299,6 +299,7 @@ fn model_runtime_with_parkers(
             start_paused: false,
             on_task_panic: None,
             unhandled_panic: crate::runtime::UnhandledPanic::Ignore,
+            current_thread: false,
         },
         pool,
     )

@@ -51,15 +51,15 @@ impl BlockOnGuard {
     fn enter() -> BlockOnGuard {
         if scheduler::on_worker_thread() {
             panic!(
-                "Runtime::block_on called from inside a ringleader task: this would block a \
-                 worker thread (Cannot start a runtime from within a runtime); spawn the \
-                 future and await its JoinHandle instead"
+                "block_on called from inside a ringleader task (Runtime::block_on or \
+                 Handle::block_on): this would block a worker thread (Cannot start a runtime \
+                 from within a runtime); spawn the future and await its JoinHandle instead"
             );
         }
         if IN_BLOCK_ON.with(|b| b.replace(true)) {
             panic!(
-                "Runtime::block_on called from inside another Runtime::block_on on the same \
-                 thread (Cannot start a runtime from within a runtime): the outer future \
+                "block_on called from inside another block_on on the same thread \
+                 (Cannot start a runtime from within a runtime): the outer future \
                  would stop being polled; await the future instead, or spawn it and await \
                  its JoinHandle"
             );
@@ -452,6 +452,7 @@ impl Builder {
             start_paused: self.start_paused,
             on_task_panic: self.on_task_panic,
             unhandled_panic: self.unhandled_panic,
+            current_thread: self.flavor == Flavor::CurrentThread,
         };
         let blocking = BlockingPool::new(
             self.max_blocking_threads,
@@ -556,17 +557,7 @@ impl Runtime {
     /// Either way the thread is left outside `block_on` and the runtime stays usable.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let _in_block_on = BlockOnGuard::enter();
-        let _enter = self.handle.enter();
-        let future = match self.flavor {
-            Flavor::CurrentThread => match scheduler::block_on_core(&self.handle.shared, future) {
-                Ok(out) => return out,
-                // Another thread drives the core: wait on our own future only.
-                Err(future) => future,
-            },
-            Flavor::MultiThread => future,
-        };
-        park_on_thread(&self.handle.shared, future)
+        self.handle.block_on(future)
     }
 
     /// Shuts down, waiting at most `timeout` for workers to finish their current polls.
@@ -687,6 +678,17 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
             {
                 break out;
             }
+            if shared.is_shutdown() {
+                if shared.panic_shutdown_report().is_some() {
+                    scheduler::panic_for_shutdown(shared);
+                }
+                // Only a `Handle::block_on` can see this (a `Runtime` in `block_on` cannot
+                // be dropped meanwhile): the workers and timers it may wait on are gone.
+                panic!(
+                    "the runtime shut down while Handle::block_on was still waiting on its \
+                     future; keep the Runtime alive until block_on returns"
+                );
+            }
             if activity.try_idle() {
                 shared.block_on_went_idle();
                 parker.park(None);
@@ -771,6 +773,58 @@ impl Handle {
             // The thread-local is being destroyed: no context.
             Err(_) => (f.take().expect("called once"))(None),
         }
+    }
+
+    /// Runs `future` to completion on the calling thread, as [`Runtime::block_on`] does,
+    /// from anywhere a [`Handle`] reaches: a thread of its own, or a
+    /// [`to_thread`](crate::task::to_thread) closure that needs async code
+    /// (`Handle::current().block_on(...)`). The future need not be `Send` or `'static`.
+    ///
+    /// On the current-thread flavour, this thread drives the runtime (runs its tasks,
+    /// timers and I/O) while no other thread is in `block_on`; if one is, it does that,
+    /// and this thread waits on its own future only.
+    ///
+    /// ```
+    /// use ringleader_runtime::runtime::{Builder, Handle};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Builder::new_multi_thread().worker_threads(1).build()?;
+    /// let total = rt.block_on(async {
+    ///     ringleader_runtime::task::to_thread(|| {
+    ///         // Blocking code that needs a bit of async in the middle.
+    ///         Handle::current().block_on(async {
+    ///             ringleader_runtime::time::sleep(Duration::from_millis(1)).await;
+    ///             40 + 2
+    ///         })
+    ///     })
+    ///     .await
+    ///     .unwrap()
+    /// });
+    /// assert_eq!(total, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// - As [`Runtime::block_on`]: inside a task, or inside another `block_on` on the same
+    ///   thread.
+    /// - If the runtime shuts down (its `Runtime` is dropped) while `future` still waits:
+    ///   its timers would never fire again. Keep the `Runtime` alive meanwhile, or spawn
+    ///   the work and use [`JoinHandle::blocking_wait`](crate::task::JoinHandle::blocking_wait),
+    ///   which returns the task's cancellation instead.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _in_block_on = BlockOnGuard::enter();
+        let _enter = self.enter();
+        let future = if self.shared.config.current_thread {
+            match scheduler::block_on_core(&self.shared, future) {
+                Ok(out) => return out,
+                // Another thread drives the core: wait on our own future only.
+                Err(future) => future,
+            }
+        } else {
+            future
+        };
+        park_on_thread(&self.shared, future)
     }
 
     /// Enters this runtime's context on the calling thread: [`spawn`](crate::spawn) and

@@ -92,6 +92,8 @@ pub(crate) struct Config {
     pub(crate) on_task_panic: Option<TaskPanicHandler>,
     /// Whether such a panic shuts the runtime down.
     pub(crate) unhandled_panic: crate::runtime::UnhandledPanic,
+    /// The current-thread flavour: its one core is driven by whichever `block_on` takes it.
+    pub(crate) current_thread: bool,
 }
 
 /// Watchers of fds for readability or writability.
@@ -406,6 +408,10 @@ impl Shared {
         self.shutdown.store(true, Ordering::Release);
         for unparker in self.unparkers.iter() {
             unparker.unpark();
+        }
+        // A `Handle::block_on` on another thread must learn of it (see `park_on_thread`).
+        for waiter in lock(&self.block_on_waiters).iter() {
+            waiter.unpark.unpark();
         }
     }
 
