@@ -162,6 +162,36 @@ impl Future for ConsumeBudget {
     }
 }
 
+/// Runs `future` to completion on the calling thread, parking the thread between polls,
+/// with the budget lifted (so a leaf future that would yield to its scheduler keeps
+/// going). The executor of the crates' blocking waits (`blocking_recv`,
+/// `JoinHandle::blocking_wait`); it touches no runtime.
+pub fn block_on_parked<F: Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    unconstrained(|| loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        // A spurious return only polls again.
+        std::thread::park();
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

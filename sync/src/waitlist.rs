@@ -372,31 +372,10 @@ impl FanOut {
 }
 
 /// Runs `fut` to completion on the calling thread, parking it between polls (for the
-/// `blocking_*` methods). The coop budget is lifted, so a call from inside a task cannot spin.
+/// `blocking_*` methods), with the coop budget lifted.
 #[cfg(not(ringleader_loom))]
 pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake};
-
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    ringleader_coop::unconstrained(|| loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    })
+    ringleader_coop::block_on_parked(fut)
 }
 
 /// Under loom, loom's executor, so the model sees the parking.

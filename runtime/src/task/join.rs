@@ -116,26 +116,9 @@ impl<T> JoinHandle<T> {
     /// current-thread runtime), where blocking would stall the tasks it waits for. Await
     /// the handle there instead. Also if the handle was already awaited to completion.
     #[track_caller]
-    pub fn blocking_wait(mut self) -> Result<T, JoinError> {
+    pub fn blocking_wait(self) -> Result<T, JoinError> {
         crate::runtime::assert_may_block("JoinHandle::blocking_wait");
-        struct Unparker(std::thread::Thread);
-        impl std::task::Wake for Unparker {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-            fn wake_by_ref(self: &std::sync::Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(std::sync::Arc::new(Unparker(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            match Pin::new(&mut self).poll(&mut cx) {
-                Poll::Ready(out) => return out,
-                // A spurious return of park only polls again.
-                Poll::Pending => std::thread::park(),
-            }
-        }
+        ringleader_coop::block_on_parked(self)
     }
 
     /// The task's id.
