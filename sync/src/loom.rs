@@ -5,6 +5,9 @@
 mod imp {
     #[allow(unused_imports)]
     pub(crate) use loom::cell::UnsafeCell;
+    /// A pause in a spin loop (under loom, a yield to the other modelled threads).
+    #[allow(unused_imports)]
+    pub(crate) use loom::hint::spin_loop;
     #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]
@@ -32,6 +35,9 @@ mod imp {
 
 #[cfg(not(ringleader_loom))]
 mod imp {
+    /// A pause in a spin loop.
+    #[allow(unused_imports)]
+    pub(crate) use std::hint::spin_loop;
     #[allow(unused_imports)]
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     #[allow(unused_imports)]

@@ -315,6 +315,76 @@ fn loom_notify_one_on_stored_permit_publishes() {
     });
 }
 
+/// A waiter that spins for a streamed permit (the `streaming` hint, set by a permit taken
+/// without queueing) while another thread streams `notify_one`s: it takes each permit
+/// once, or queues and is woken; no wake-up is lost and no permit is left doubled.
+#[test]
+fn loom_notify_streamed_permits_reach_a_spinning_waiter() {
+    use loom::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering::SeqCst;
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        n.notify_one();
+        block_on(n.notified()); // a lock-free take: sets the hint
+        let done = Arc::new(AtomicUsize::new(0));
+        let (n2, done2) = (n.clone(), done.clone());
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                block_on(n2.notified());
+                done2.fetch_add(1, SeqCst);
+            }
+        });
+        while done.load(SeqCst) < 2 {
+            n.notify_one();
+            thread::yield_now();
+        }
+        t.join().unwrap();
+        let _ = poll_once(pin!(n.notified()));
+        assert!(poll_once(pin!(n.notified())).is_pending(), "two permits");
+    });
+}
+
+/// One `notify_one` from another thread while the waiter spins for a streamed permit:
+/// the waiter completes, and the permit is consumed (not left behind for another waiter).
+#[test]
+fn loom_notify_spinning_waiter_consumes_the_permit() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        n.notify_one();
+        block_on(n.notified()); // a lock-free take: sets the hint
+        let n2 = n.clone();
+        let t = thread::spawn(move || n2.notify_one());
+        block_on(n.notified());
+        t.join().unwrap();
+        assert!(
+            poll_once(pin!(n.notified())).is_pending(),
+            "the permit was used twice"
+        );
+    });
+}
+
+/// A `notify_one` and a `notify_waiters` race with a waiter spinning for a streamed
+/// permit: the waiter completes (through the permit, the queue or the moved `calls`), and
+/// at most the one permit of `notify_one` is left.
+#[test]
+fn loom_notify_spinning_waiter_vs_notify_one_and_waiters() {
+    loom::model(|| {
+        let n = Arc::new(Notify::new());
+        n.notify_one();
+        block_on(n.notified()); // sets the hint
+        let fut = n.notified(); // created before notify_waiters: it must complete
+        let n2 = n.clone();
+        let t = thread::spawn(move || {
+            n2.notify_one();
+            n2.notify_waiters();
+        });
+        block_on(fut);
+        t.join().unwrap();
+        let _ = poll_once(pin!(n.notified()));
+        assert!(poll_once(pin!(n.notified())).is_pending(), "two permits");
+    });
+}
+
 /// Event::set races with wait: the waiter always completes.
 #[test]
 fn loom_event_set_wait() {
