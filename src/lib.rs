@@ -15,6 +15,8 @@
 //! - [`spawn`] is `asyncio.create_task`; [`task::JoinHandle`] is the task (await it,
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
+//! - [`task_local!`] is the part of `contextvars` a task reads: a value set around a
+//!   future ([`task::LocalKey::scope`]) and read anywhere inside it, on any worker.
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any
 //!   thread, and [`JoinHandle::blocking_wait`](task::JoinHandle::blocking_wait) waits for
 //!   the task from code that is not async (`asyncio.run_coroutine_threadsafe(...).result()`).
@@ -50,7 +52,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use ringleader_io::{fs, net, process, signal, streams};
-pub use ringleader_runtime::{runtime, spawn, task, time, CallbackHandle};
+pub use ringleader_runtime::{runtime, spawn, task, task_local, time, CallbackHandle};
 pub use ringleader_sync as sync;
 
 /// Owned buffers for I/O (every read and write takes its buffer by value and gives it

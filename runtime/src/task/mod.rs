@@ -29,6 +29,7 @@
 mod cancel;
 mod id;
 mod join;
+mod local;
 mod raw;
 mod registry;
 mod state;
@@ -42,6 +43,7 @@ use std::task::{Context, Poll};
 pub use cancel::CancelReason;
 pub use id::Id;
 pub use join::{AbortHandle, DoneCallbackKey, JoinError, JoinHandle};
+pub use local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use raw::{Notified, RawTask, Task};
 pub(crate) use registry::Registry;
 
