@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ringleader_runtime::driver::{ops, IoBuf, IoBufMut, SharedFd, SockAddrBuf};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -145,6 +146,30 @@ impl TcpListener {
         local_addr(&self.fd)
     }
 
+    /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is none.
+    ///
+    /// # Errors
+    /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        SockRef::from(&*self.fd).take_error()
+    }
+
+    /// Sets `IP_TTL` for the connections this listener accepts, as std's `set_ttl`.
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `InvalidInput` above 255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_ttl_v4(ttl_arg(ttl))
+    }
+
+    /// The `IP_TTL` value.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        SockRef::from(&*self.fd).ttl_v4()
+    }
+
     /// Takes a std listener (set non-blocking here).
     ///
     /// # Errors
@@ -210,6 +235,55 @@ pub(crate) fn local_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
 }
 
+/// A TTL for `setsockopt`, which takes an `int`: a value above `i32::MAX` would wrap to a
+/// negative number, and -1 means "reset to the default" to the kernel, so `u32::MAX` would
+/// succeed silently. Clamped, it is out of range and the kernel says `EINVAL`.
+pub(crate) fn ttl_arg(ttl: u32) -> u32 {
+    ttl.min(i32::MAX as u32)
+}
+
+/// A buffer size for `SO_RCVBUF` / `SO_SNDBUF`, which take an `int`: clamped so a huge
+/// request means "as large as allowed" (the kernel caps it at `rmem_max` / `wmem_max`)
+/// instead of wrapping to a tiny or negative value.
+pub(crate) fn buffer_size_arg(size: usize) -> usize {
+    size.min(i32::MAX as usize)
+}
+
+pub(crate) fn set_recv_buffer_size(fd: &SharedFd, size: usize) -> io::Result<()> {
+    SockRef::from(&**fd).set_recv_buffer_size(buffer_size_arg(size))
+}
+
+pub(crate) fn recv_buffer_size(fd: &SharedFd) -> io::Result<usize> {
+    SockRef::from(&**fd).recv_buffer_size()
+}
+
+pub(crate) fn set_send_buffer_size(fd: &SharedFd, size: usize) -> io::Result<()> {
+    SockRef::from(&**fd).set_send_buffer_size(buffer_size_arg(size))
+}
+
+pub(crate) fn send_buffer_size(fd: &SharedFd) -> io::Result<usize> {
+    SockRef::from(&**fd).send_buffer_size()
+}
+
+/// `SO_LINGER` counts whole seconds in an `int`. A non-zero duration is rounded up, so a
+/// linger under a second never becomes the zero that means "reset on close", and capped
+/// at `i32::MAX` seconds so a huge one cannot wrap to zero either.
+fn linger_arg(linger: Option<Duration>) -> Option<Duration> {
+    linger.map(|d| {
+        let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+        Duration::from_secs(secs.min(i32::MAX as u64))
+    })
+}
+
+/// One `MSG_PEEK` receive on a stream socket. An empty buffer gives `Ok(0)` at once, as
+/// for `read`: through the ring a zero-length receive would wait for data instead.
+async fn peek_stream<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    if buf.bytes_total() == 0 {
+        return (Ok(0), buf);
+    }
+    ops::recv_peek(fd.clone(), buf).await
+}
+
 pub(crate) fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
     SockRef::from(&**fd)
         .peer_addr()?
@@ -270,6 +344,100 @@ impl TcpStream {
         local_addr(&self.fd)
     }
 
+    /// Receives into `buf` (from its start) without taking the bytes off the socket: the
+    /// next [`read`](Self::read) or `peek` returns them again. `Ok(0)` is end of stream, or
+    /// `buf` has no capacity (then at once). It may return fewer bytes than are queued.
+    ///
+    /// # Errors
+    /// The socket's error (`ConnectionReset`...).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a dropped peek consumes nothing.
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        peek_stream(&self.fd, buf).await
+    }
+
+    /// Sets `SO_LINGER`. `Some(d)`: closing waits up to `d` for unsent data to go out
+    /// (the kernel counts whole seconds: a non-zero `d` is rounded up). `Some(Duration::ZERO)`:
+    /// closing discards unsent data and resets the connection (the peer reads
+    /// `ConnectionReset`). `None` (the default): closing returns at once and the kernel
+    /// sends the rest in the background.
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_linger(linger_arg(linger))
+    }
+
+    /// The `SO_LINGER` value, as [`set_linger`](Self::set_linger) takes it.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        SockRef::from(&*self.fd).linger()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is none.
+    ///
+    /// # Errors
+    /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        SockRef::from(&*self.fd).take_error()
+    }
+
+    /// Sets `SO_KEEPALIVE`: probe an idle connection so a vanished peer turns into an
+    /// error (with the system's timings, two hours of idleness by default on Linux).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_keepalive(on)
+    }
+
+    /// Whether `SO_KEEPALIVE` is set.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        SockRef::from(&*self.fd).keepalive()
+    }
+
+    /// Asks for a receive buffer of `size` bytes (`SO_RCVBUF`). Linux doubles the value
+    /// for its bookkeeping and caps it at `net.core.rmem_max`, so
+    /// [`recv_buffer_size`](Self::recv_buffer_size) reads back a different number.
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        set_recv_buffer_size(&self.fd, size)
+    }
+
+    /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        recv_buffer_size(&self.fd)
+    }
+
+    /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
+    /// [`set_recv_buffer_size`](Self::set_recv_buffer_size), Linux doubles and caps it
+    /// (at `net.core.wmem_max`).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        set_send_buffer_size(&self.fd, size)
+    }
+
+    /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        send_buffer_size(&self.fd)
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     ///
     /// # Errors
@@ -289,9 +457,10 @@ impl TcpStream {
     /// Sets `IP_TTL` (the hop limit of outgoing packets), as std's `set_ttl`.
     ///
     /// # Errors
-    /// The `setsockopt` error (an IPv6 socket without IPv4 mapping: `EOPNOTSUPP`...).
+    /// The `setsockopt` error: `InvalidInput` above 255; an IPv6 socket without IPv4
+    /// mapping: `EOPNOTSUPP`...
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_ttl_v4(ttl)
+        SockRef::from(&*self.fd).set_ttl_v4(ttl_arg(ttl))
     }
 
     /// The `IP_TTL` value.
@@ -377,6 +546,17 @@ impl OwnedReadHalf {
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         let fd = &self.fd;
         fd::read_exact(buf, |b, _| ops::recv(fd.clone(), b)).await
+    }
+
+    /// As [`TcpStream::peek`].
+    ///
+    /// # Errors
+    /// As [`TcpStream::peek`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`TcpStream::peek`].
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        peek_stream(&self.fd, buf).await
     }
 
     /// The peer's address.

@@ -1,7 +1,7 @@
 //! UDP sockets (asyncio's datagram endpoints stand on them).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -9,7 +9,10 @@ use ringleader_runtime::driver::{ops, IoBuf, IoBufMut, SharedFd, SockAddrBuf};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::addr::{resolve, ToSocketAddrs};
-use super::tcp::{close, in_use, local_addr, peer_addr};
+use super::tcp::{
+    close, in_use, local_addr, peer_addr, recv_buffer_size, send_buffer_size, set_recv_buffer_size,
+    set_send_buffer_size, ttl_arg,
+};
 use crate::BufResult;
 
 /// A UDP socket: unconnected (`send_to` / `recv_from`) or connected (`send` / `recv`).
@@ -87,6 +90,19 @@ impl UdpSocket {
         ops::recv(self.fd.clone(), buf).await
     }
 
+    /// Receives the next datagram from the connected peer into `buf` without taking it off
+    /// the queue: the next receive or peek returns it again (in full, even if `buf` was
+    /// too small for it here).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a dropped peek consumes nothing.
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        ops::recv_peek(self.fd.clone(), buf).await
+    }
+
     /// Sends one datagram to `target`. Of several resolved addresses, the first of the
     /// socket's family is used (the first of all if none is).
     ///
@@ -137,6 +153,24 @@ impl UdpSocket {
         (res, buf)
     }
 
+    /// As [`recv_from`](Self::recv_from) without taking the datagram off the queue: the
+    /// next receive or peek returns it again (in full, even if `buf` was too small for it
+    /// here).
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a dropped peek consumes nothing.
+    pub async fn peek_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let (res, buf) = ops::recv_from_peek(self.fd.clone(), buf).await;
+        let res = res.and_then(|(n, addr)| {
+            addr.map(|a| (n, a))
+                .ok_or_else(|| io::Error::other("datagram without a source address"))
+        });
+        (res, buf)
+    }
+
     /// The bound address.
     ///
     /// # Errors
@@ -172,9 +206,9 @@ impl UdpSocket {
     /// Sets `IP_TTL` (the hop limit of outgoing datagrams), as std's `set_ttl`.
     ///
     /// # Errors
-    /// The `setsockopt` error.
+    /// The `setsockopt` error: `InvalidInput` above 255.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_ttl_v4(ttl)
+        SockRef::from(&*self.fd).set_ttl_v4(ttl_arg(ttl))
     }
 
     /// The `IP_TTL` value.
@@ -183,6 +217,142 @@ impl UdpSocket {
     /// The `getsockopt` error.
     pub fn ttl(&self) -> io::Result<u32> {
         SockRef::from(&*self.fd).ttl_v4()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is
+    /// none. On a connected socket an ICMP "port unreachable" from the peer leaves
+    /// `ConnectionRefused` here (and fails the next send or receive if not taken).
+    ///
+    /// # Errors
+    /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        SockRef::from(&*self.fd).take_error()
+    }
+
+    /// Asks for a receive buffer of `size` bytes (`SO_RCVBUF`). Linux doubles the value
+    /// for its bookkeeping and caps it at `net.core.rmem_max`, so
+    /// [`recv_buffer_size`](Self::recv_buffer_size) reads back a different number.
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        set_recv_buffer_size(&self.fd, size)
+    }
+
+    /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        recv_buffer_size(&self.fd)
+    }
+
+    /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
+    /// [`set_recv_buffer_size`](Self::set_recv_buffer_size), Linux doubles and caps it
+    /// (at `net.core.wmem_max`).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        set_send_buffer_size(&self.fd, size)
+    }
+
+    /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        send_buffer_size(&self.fd)
+    }
+
+    /// Joins the IPv4 multicast group `multiaddr` (`IP_ADD_MEMBERSHIP`) on the interface
+    /// with address `interface`; `Ipv4Addr::UNSPECIFIED` lets the kernel pick it from the
+    /// routing table.
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `InvalidInput` if `multiaddr` is not a multicast address,
+    /// `ENODEV` if no interface fits (no multicast route), `EADDRINUSE` if already joined.
+    pub fn join_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        SockRef::from(&*self.fd).join_multicast_v4(&multiaddr, &interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v4`](Self::join_multicast_v4) (same
+    /// arguments).
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `EADDRNOTAVAIL` if this socket is not in the group.
+    pub fn leave_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        SockRef::from(&*self.fd).leave_multicast_v4(&multiaddr, &interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` (`IPV6_ADD_MEMBERSHIP`) on the interface
+    /// with index `interface` (0: the kernel picks).
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `InvalidInput` if `multiaddr` is not a multicast address,
+    /// `ENODEV` if no interface fits, an error on an IPv4 socket.
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v6`](Self::join_multicast_v6) (same
+    /// arguments).
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `EADDRNOTAVAIL` if this socket is not in the group.
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own members of a group receive the
+    /// IPv4 multicast datagrams this socket sends (on by default).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_multicast_loop_v4(on)
+    }
+
+    /// Whether `IP_MULTICAST_LOOP` is set.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        SockRef::from(&*self.fd).multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`, the hop limit of outgoing IPv4 multicast datagrams (1 by
+    /// default: they stay on the local network).
+    ///
+    /// # Errors
+    /// The `setsockopt` error: `InvalidInput` above 255.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_multicast_ttl_v4(ttl_arg(ttl))
+    }
+
+    /// The `IP_MULTICAST_TTL` value.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        SockRef::from(&*self.fd).multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`: whether this host's own members of a group receive the
+    /// IPv6 multicast datagrams this socket sends (on by default).
+    ///
+    /// # Errors
+    /// The `setsockopt` error (an error on an IPv4 socket).
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        SockRef::from(&*self.fd).set_multicast_loop_v6(on)
+    }
+
+    /// Whether `IPV6_MULTICAST_LOOP` is set.
+    ///
+    /// # Errors
+    /// The `getsockopt` error (an error on an IPv4 socket).
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        SockRef::from(&*self.fd).multicast_loop_v6()
     }
 
     /// Takes a std socket (set non-blocking here).

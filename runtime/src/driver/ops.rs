@@ -43,6 +43,8 @@ struct ReadKind<B> {
     buf: B,
     pos: Option<u64>,
     socket: bool,
+    /// `recv(2)` flags (`MSG_PEEK`); only used with `socket`.
+    flags: i32,
 }
 
 // SAFETY: the entry points into `buf`'s stable memory, within its capacity; `fd` is kept.
@@ -54,7 +56,7 @@ unsafe impl<B: IoBufMut> OpKind for ReadKind<B> {
         let ptr = self.buf.stable_mut_ptr();
         let fd = types::Fd(self.fd.as_raw_fd());
         if self.socket {
-            opcode::Recv::new(fd, ptr, len).build()
+            opcode::Recv::new(fd, ptr, len).flags(self.flags).build()
         } else {
             opcode::Read::new(fd, ptr, len)
                 .offset(offset(self.pos))
@@ -91,6 +93,7 @@ pub fn read<B: IoBufMut>(
         buf,
         pos,
         socket: false,
+        flags: 0,
     })
 }
 
@@ -314,6 +317,22 @@ pub fn recv<B: IoBufMut>(
         buf,
         pos: None,
         socket: true,
+        flags: 0,
+    })
+}
+
+/// As [`recv`] with `MSG_PEEK`: the bytes are copied into `buf` but stay queued on the
+/// socket, so the next receive returns them again.
+pub fn recv_peek<B: IoBufMut>(
+    fd: SharedFd,
+    buf: B,
+) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
+    Op::new(ReadKind {
+        fd,
+        buf,
+        pos: None,
+        socket: true,
+        flags: libc::MSG_PEEK,
     })
 }
 
@@ -434,6 +453,8 @@ struct MsgKind<B> {
     iov: libc::iovec,
     msg: libc::msghdr,
     send: bool,
+    /// `recvmsg(2)` flags (`MSG_PEEK`); sends always use `MSG_NOSIGNAL` alone.
+    recv_flags: u32,
 }
 
 // SAFETY: `msg` points at `iov` and `addr` in the same (heap, unmoving) cell, and `iov` at
@@ -471,7 +492,9 @@ unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
                 .flags(libc::MSG_NOSIGNAL as u32)
                 .build()
         } else {
-            opcode::RecvMsg::new(fd, &mut self.msg).build()
+            opcode::RecvMsg::new(fd, &mut self.msg)
+                .flags(self.recv_flags)
+                .build()
         }
     }
 
@@ -496,7 +519,7 @@ unsafe impl<B: IoBufMut> OpKind for MsgKind<B> {
     }
 }
 
-fn recv_msg<B: IoBufMut>(fd: SharedFd, buf: B) -> Op<MsgKind<B>> {
+fn recv_msg<B: IoBufMut>(fd: SharedFd, buf: B, recv_flags: u32) -> Op<MsgKind<B>> {
     Op::new(MsgKind {
         fd,
         buf,
@@ -506,6 +529,7 @@ fn recv_msg<B: IoBufMut>(fd: SharedFd, buf: B) -> Op<MsgKind<B>> {
         // SAFETY: as above.
         msg: unsafe { mem::zeroed() },
         send: false,
+        recv_flags,
     })
 }
 
@@ -514,7 +538,24 @@ pub fn recv_from<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<(usize, Option<SocketAddr>)>, B)> + Send {
-    let op = recv_msg(fd, buf);
+    recv_from_flags(fd, buf, 0)
+}
+
+/// As [`recv_from`] with `MSG_PEEK`: the datagram stays queued, so the next receive
+/// returns it again.
+pub fn recv_from_peek<B: IoBufMut>(
+    fd: SharedFd,
+    buf: B,
+) -> impl std::future::Future<Output = (io::Result<(usize, Option<SocketAddr>)>, B)> + Send {
+    recv_from_flags(fd, buf, libc::MSG_PEEK as u32)
+}
+
+fn recv_from_flags<B: IoBufMut>(
+    fd: SharedFd,
+    buf: B,
+    flags: u32,
+) -> impl std::future::Future<Output = (io::Result<(usize, Option<SocketAddr>)>, B)> + Send {
+    let op = recv_msg(fd, buf, flags);
     async move {
         let (res, buf) = op.await;
         (res.map(|(n, addr)| (n, addr.to_socket_addr())), buf)
@@ -526,7 +567,7 @@ pub fn recv_from_unix<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<(usize, SockAddrBuf)>, B)> + Send {
-    recv_msg(fd, buf)
+    recv_msg(fd, buf, 0)
 }
 
 /// A buffer that is only read from, adapted to the message kind (which is generic over
@@ -570,6 +611,7 @@ pub fn send_to<B: IoBuf>(
         // SAFETY: as above.
         msg: unsafe { mem::zeroed() },
         send: true,
+        recv_flags: 0,
     });
     async move {
         let (res, buf) = op.await;
