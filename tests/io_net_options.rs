@@ -8,7 +8,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use ringleader::net::{TcpListener, TcpStream, UdpSocket};
+use ringleader::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 use support::rt2;
 
 /// A connected pair on loopback: (client, server).
@@ -381,5 +381,24 @@ fn udp_multicast_membership() {
             // An interface index that does not exist.
             assert!(v6.join_multicast_v6(&group6, u32::MAX).is_err());
         }
+    });
+}
+
+#[test]
+fn unix_peek_leaves_the_bytes_for_the_next_read() {
+    rt2().block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (res, _) = a.write_all(b"over unix".to_vec()).await;
+        res.unwrap();
+        // A Unix stream's write is queued whole on the peer before it returns.
+        let (res, buf) = within("unix peek", b.peek(Vec::with_capacity(4))).await;
+        assert_eq!(res.unwrap(), 4);
+        assert_eq!(buf, b"over");
+        let (res, buf) = within("unix read", b.read(Vec::with_capacity(64))).await;
+        assert_eq!(res.unwrap(), 9);
+        assert_eq!(buf, b"over unix");
+        drop(a);
+        let (res, _) = within("unix peek at eof", b.peek(Vec::with_capacity(4))).await;
+        assert_eq!(res.unwrap(), 0);
     });
 }

@@ -19,6 +19,19 @@ macro_rules! stream_io_methods {
             $crate::net::recv_stream(&self.fd, buf).await
         }
 
+        /// Receives into `buf` (from its start) without taking the bytes off the socket:
+        /// the next `read` or `peek` returns them again. `Ok(0)` is end of stream, or `buf`
+        /// has no capacity (then at once). It may return fewer bytes than are queued.
+        ///
+        /// # Errors
+        /// The socket's error (`ConnectionReset`...).
+        ///
+        /// # Cancel safety
+        /// Cancel safe: a dropped peek consumes nothing.
+        pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+            $crate::net::peek_stream(&self.fd, buf).await
+        }
+
         /// Reads until `buf` is full (its capacity).
         ///
         /// # Errors
@@ -120,6 +133,18 @@ pub(crate) async fn recv_stream<B: IoBufMut>(
         return (Ok(0), buf);
     }
     ringleader_runtime::driver::ops::recv(fd.clone(), buf).await
+}
+
+/// `recv(2)` with `MSG_PEEK` through the ring; an empty buffer returns at once (through
+/// the ring it would wait for data).
+pub(crate) async fn peek_stream<B: IoBufMut>(
+    fd: &ringleader_runtime::driver::SharedFd,
+    buf: B,
+) -> BufResult<usize, B> {
+    if buf.bytes_total() == 0 {
+        return (Ok(0), buf);
+    }
+    ringleader_runtime::driver::ops::recv_peek(fd.clone(), buf).await
 }
 
 use crate::BufResult;

@@ -277,13 +277,6 @@ fn linger_arg(linger: Option<Duration>) -> Option<Duration> {
 
 /// One `MSG_PEEK` receive on a stream socket. An empty buffer gives `Ok(0)` at once, as
 /// for `read`: through the ring a zero-length receive would wait for data instead.
-async fn peek_stream<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    if buf.bytes_total() == 0 {
-        return (Ok(0), buf);
-    }
-    ops::recv_peek(fd.clone(), buf).await
-}
-
 pub(crate) fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
     SockRef::from(&**fd)
         .peer_addr()?
@@ -342,19 +335,6 @@ impl TcpStream {
     /// The `getsockname` error.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         local_addr(&self.fd)
-    }
-
-    /// Receives into `buf` (from its start) without taking the bytes off the socket: the
-    /// next [`read`](Self::read) or `peek` returns them again. `Ok(0)` is end of stream, or
-    /// `buf` has no capacity (then at once). It may return fewer bytes than are queued.
-    ///
-    /// # Errors
-    /// The socket's error (`ConnectionReset`...).
-    ///
-    /// # Cancel safety
-    /// Cancel safe: a dropped peek consumes nothing.
-    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        peek_stream(&self.fd, buf).await
     }
 
     /// Sets `SO_LINGER`. `Some(d)`: closing waits up to `d` for unsent data to go out
@@ -548,15 +528,15 @@ impl OwnedReadHalf {
         fd::read_exact(buf, |b, _| ops::recv(fd.clone(), b)).await
     }
 
-    /// As [`TcpStream::peek`].
+    /// Receives without taking the bytes off the socket, as [`TcpStream::peek`].
     ///
     /// # Errors
     /// As [`TcpStream::peek`].
     ///
     /// # Cancel safety
-    /// Cancel safe, as [`TcpStream::peek`].
+    /// Cancel safe: a dropped peek consumes nothing.
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        peek_stream(&self.fd, buf).await
+        super::peek_stream(&self.fd, buf).await
     }
 
     /// The peer's address.
