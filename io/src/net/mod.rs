@@ -122,6 +122,49 @@ macro_rules! stream_io_methods {
 }
 pub(crate) use stream_io_methods;
 
+/// The `SO_RCVBUF` / `SO_SNDBUF` methods every socket type has, over its `fd` field.
+macro_rules! socket_buffer_methods {
+    () => {
+        /// Asks for a receive buffer of `size` bytes (`SO_RCVBUF`). Linux doubles the value
+        /// for its bookkeeping and caps it at `net.core.rmem_max`, so
+        /// [`recv_buffer_size`](Self::recv_buffer_size) reads back a different number.
+        ///
+        /// # Errors
+        /// The `setsockopt` error.
+        pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+            $crate::net::tcp::set_recv_buffer_size(&self.fd, size)
+        }
+
+        /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
+        ///
+        /// # Errors
+        /// The `getsockopt` error.
+        pub fn recv_buffer_size(&self) -> io::Result<usize> {
+            $crate::net::tcp::recv_buffer_size(&self.fd)
+        }
+
+        /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
+        /// [`set_recv_buffer_size`](Self::set_recv_buffer_size), Linux doubles and caps it
+        /// (at `net.core.wmem_max`).
+        ///
+        /// # Errors
+        /// The `setsockopt` error.
+        pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+            $crate::net::tcp::set_send_buffer_size(&self.fd, size)
+        }
+
+        /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
+        ///
+        /// # Errors
+        /// The `getsockopt` error.
+        pub fn send_buffer_size(&self) -> io::Result<usize> {
+            $crate::net::tcp::send_buffer_size(&self.fd)
+        }
+    };
+}
+
+pub(crate) use socket_buffer_methods;
+
 /// One `recv` on a stream socket. A buffer without capacity gives `Ok(0)` at once, as
 /// `recv(2)` of 0 bytes does: a zero-length receive through the ring would wait for data
 /// to arrive instead (found by `tests/io_net_conformance_audit.rs`).

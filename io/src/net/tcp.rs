@@ -382,41 +382,7 @@ impl TcpStream {
         SockRef::from(&*self.fd).keepalive()
     }
 
-    /// Asks for a receive buffer of `size` bytes (`SO_RCVBUF`). Linux doubles the value
-    /// for its bookkeeping and caps it at `net.core.rmem_max`, so
-    /// [`recv_buffer_size`](Self::recv_buffer_size) reads back a different number.
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        set_recv_buffer_size(&self.fd, size)
-    }
-
-    /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        recv_buffer_size(&self.fd)
-    }
-
-    /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
-    /// [`set_recv_buffer_size`](Self::set_recv_buffer_size), Linux doubles and caps it
-    /// (at `net.core.wmem_max`).
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        set_send_buffer_size(&self.fd, size)
-    }
-
-    /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn send_buffer_size(&self) -> io::Result<usize> {
-        send_buffer_size(&self.fd)
-    }
+    super::socket_buffer_methods!();
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     ///

@@ -9,10 +9,7 @@ use ringleader_runtime::driver::{ops, IoBuf, IoBufMut, SharedFd, SockAddrBuf};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::addr::{resolve, ToSocketAddrs};
-use super::tcp::{
-    close, in_use, local_addr, peer_addr, recv_buffer_size, send_buffer_size, set_recv_buffer_size,
-    set_send_buffer_size, ttl_arg,
-};
+use super::tcp::{close, in_use, local_addr, peer_addr, ttl_arg};
 use crate::BufResult;
 
 /// A UDP socket: unconnected (`send_to` / `recv_from`) or connected (`send` / `recv`).
@@ -229,41 +226,7 @@ impl UdpSocket {
         SockRef::from(&*self.fd).take_error()
     }
 
-    /// Asks for a receive buffer of `size` bytes (`SO_RCVBUF`). Linux doubles the value
-    /// for its bookkeeping and caps it at `net.core.rmem_max`, so
-    /// [`recv_buffer_size`](Self::recv_buffer_size) reads back a different number.
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        set_recv_buffer_size(&self.fd, size)
-    }
-
-    /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        recv_buffer_size(&self.fd)
-    }
-
-    /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
-    /// [`set_recv_buffer_size`](Self::set_recv_buffer_size), Linux doubles and caps it
-    /// (at `net.core.wmem_max`).
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        set_send_buffer_size(&self.fd, size)
-    }
-
-    /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn send_buffer_size(&self) -> io::Result<usize> {
-        send_buffer_size(&self.fd)
-    }
+    super::socket_buffer_methods!();
 
     /// Joins the IPv4 multicast group `multiaddr` (`IP_ADD_MEMBERSHIP`) on the interface
     /// with address `interface`; `Ipv4Addr::UNSPECIFIED` lets the kernel pick it from the
