@@ -132,7 +132,8 @@ macro_rules! socket_buffer_methods {
         /// # Errors
         /// The `setsockopt` error.
         pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-            $crate::net::tcp::set_recv_buffer_size(&self.fd, size)
+            socket2::SockRef::from(&*self.fd)
+                .set_recv_buffer_size($crate::net::tcp::buffer_size_arg(size))
         }
 
         /// The `SO_RCVBUF` value (as the kernel reports it, doubled on Linux).
@@ -140,7 +141,7 @@ macro_rules! socket_buffer_methods {
         /// # Errors
         /// The `getsockopt` error.
         pub fn recv_buffer_size(&self) -> io::Result<usize> {
-            $crate::net::tcp::recv_buffer_size(&self.fd)
+            socket2::SockRef::from(&*self.fd).recv_buffer_size()
         }
 
         /// Asks for a send buffer of `size` bytes (`SO_SNDBUF`); as for
@@ -150,7 +151,8 @@ macro_rules! socket_buffer_methods {
         /// # Errors
         /// The `setsockopt` error.
         pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-            $crate::net::tcp::set_send_buffer_size(&self.fd, size)
+            socket2::SockRef::from(&*self.fd)
+                .set_send_buffer_size($crate::net::tcp::buffer_size_arg(size))
         }
 
         /// The `SO_SNDBUF` value (as the kernel reports it, doubled on Linux).
@@ -158,7 +160,7 @@ macro_rules! socket_buffer_methods {
         /// # Errors
         /// The `getsockopt` error.
         pub fn send_buffer_size(&self) -> io::Result<usize> {
-            $crate::net::tcp::send_buffer_size(&self.fd)
+            socket2::SockRef::from(&*self.fd).send_buffer_size()
         }
     };
 }

@@ -249,22 +249,6 @@ pub(crate) fn buffer_size_arg(size: usize) -> usize {
     size.min(i32::MAX as usize)
 }
 
-pub(crate) fn set_recv_buffer_size(fd: &SharedFd, size: usize) -> io::Result<()> {
-    SockRef::from(&**fd).set_recv_buffer_size(buffer_size_arg(size))
-}
-
-pub(crate) fn recv_buffer_size(fd: &SharedFd) -> io::Result<usize> {
-    SockRef::from(&**fd).recv_buffer_size()
-}
-
-pub(crate) fn set_send_buffer_size(fd: &SharedFd, size: usize) -> io::Result<()> {
-    SockRef::from(&**fd).set_send_buffer_size(buffer_size_arg(size))
-}
-
-pub(crate) fn send_buffer_size(fd: &SharedFd) -> io::Result<usize> {
-    SockRef::from(&**fd).send_buffer_size()
-}
-
 /// `SO_LINGER` counts whole seconds in an `int`. A non-zero duration is rounded up, so a
 /// linger under a second never becomes the zero that means "reset on close", and capped
 /// at `i32::MAX` seconds so a huge one cannot wrap to zero either.
@@ -275,8 +259,6 @@ fn linger_arg(linger: Option<Duration>) -> Option<Duration> {
     })
 }
 
-/// One `MSG_PEEK` receive on a stream socket. An empty buffer gives `Ok(0)` at once, as
-/// for `read`: through the ring a zero-length receive would wait for data instead.
 pub(crate) fn peer_addr(fd: &SharedFd) -> io::Result<SocketAddr> {
     SockRef::from(&**fd)
         .peer_addr()?

@@ -312,13 +312,7 @@ pub fn recv<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
-    Op::new(ReadKind {
-        fd,
-        buf,
-        pos: None,
-        socket: true,
-        flags: 0,
-    })
+    recv_flags(fd, buf, 0)
 }
 
 /// As [`recv`] with `MSG_PEEK`: the bytes are copied into `buf` but stay queued on the
@@ -327,12 +321,16 @@ pub fn recv_peek<B: IoBufMut>(
     fd: SharedFd,
     buf: B,
 ) -> impl std::future::Future<Output = (io::Result<usize>, B)> + Send {
+    recv_flags(fd, buf, libc::MSG_PEEK)
+}
+
+fn recv_flags<B: IoBufMut>(fd: SharedFd, buf: B, flags: i32) -> Op<ReadKind<B>> {
     Op::new(ReadKind {
         fd,
         buf,
         pos: None,
         socket: true,
-        flags: libc::MSG_PEEK,
+        flags,
     })
 }
 
