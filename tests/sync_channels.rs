@@ -243,3 +243,122 @@ fn mpsc_receivers_are_streams_that_end_with_the_senders() {
         assert_eq!(got, ["A", "B"]);
     });
 }
+
+#[test]
+fn broadcast_receivers_are_streams_of_messages_and_lags() {
+    use futures_util::StreamExt;
+    rt2().block_on(async {
+        let (tx, rx) = broadcast::channel::<u32>(4);
+        // Receivers on workers, read as streams while the sender runs: each sees an
+        // increasing run of messages ending with the last, and a lag (if any) accounts
+        // for exactly the messages it skipped.
+        let n = 10_000u32;
+        let mut readers = Vec::new();
+        for _ in 0..3 {
+            let mut stream = tx.subscribe();
+            readers.push(ringleader::spawn(async move {
+                let (mut expected, mut lagged) = (0u32, 0u64);
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(v) => {
+                            assert_eq!(v, expected, "a message out of order");
+                            expected += 1;
+                        }
+                        Err(broadcast::Lagged(missed)) => {
+                            lagged += missed;
+                            expected += missed as u32;
+                        }
+                    }
+                }
+                (expected, lagged)
+            }));
+        }
+        drop(rx);
+        for i in 0..n {
+            tx.send(i).unwrap();
+            if i % 64 == 0 {
+                ringleader::task::yield_now().await;
+            }
+        }
+        drop(tx);
+        for r in readers {
+            let (end, _lagged) = r.await.unwrap();
+            assert_eq!(end, n, "the stream ended before the last message");
+        }
+
+        // A lag is reported in place, then the oldest kept message follows.
+        let (tx, rx) = broadcast::channel::<u32>(2);
+        for i in 0..5 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        let items: Vec<_> = rx.collect().await;
+        assert_eq!(items, [Err(broadcast::Lagged(3)), Ok(3), Ok(4)]);
+    });
+}
+
+#[test]
+fn a_pending_broadcast_stream_wakes_on_send_and_is_dropped_cleanly() {
+    use futures_util::StreamExt;
+    rt2().block_on(async {
+        let (tx, mut rx) = broadcast::channel::<u32>(4);
+        // Left pending with a registration, then dropped: later sends still work.
+        assert!(
+            ringleader::time::timeout(std::time::Duration::from_millis(20), rx.next())
+                .await
+                .is_err()
+        );
+        let mut other = tx.subscribe();
+        let waiter = ringleader::spawn(async move { other.next().await });
+        ringleader::time::sleep(std::time::Duration::from_millis(10)).await;
+        drop(rx);
+        tx.send(7).unwrap();
+        assert_eq!(waiter.await.unwrap(), Some(Ok(7)));
+    });
+}
+
+#[test]
+fn watch_streams_yield_changes_and_end_with_the_senders() {
+    use futures_util::StreamExt;
+    let n = scaled(50_000) as u64;
+    rt2().block_on(async move {
+        let (tx, rx) = watch::channel(0u64);
+        // `new` yields the current value first; `from_changes` only later values.
+        let mut first = watch::WatchStream::new(rx.clone());
+        assert_eq!(first.next().await, Some(0));
+        let mut changes = watch::WatchStream::from_changes(rx.clone());
+        assert!(
+            ringleader::time::timeout(std::time::Duration::from_millis(20), changes.next())
+                .await
+                .is_err(),
+            "from_changes yielded a value that did not change"
+        );
+        tx.send(5).unwrap();
+        assert_eq!(changes.next().await, Some(5));
+        drop((first, changes));
+
+        let mut readers = Vec::new();
+        for _ in 0..3 {
+            let stream = watch::WatchStream::new(rx.clone());
+            readers.push(ringleader::spawn(async move {
+                let values: Vec<u64> = stream.collect().await;
+                assert!(
+                    values.windows(2).all(|w| w[0] < w[1]),
+                    "a value yielded twice or out of order"
+                );
+                values.last().copied()
+            }));
+        }
+        drop(rx);
+        for i in 1..=n {
+            tx.send(i).unwrap();
+            if i % 256 == 0 {
+                ringleader::task::yield_now().await;
+            }
+        }
+        drop(tx);
+        for r in readers {
+            assert_eq!(r.await.unwrap(), Some(n), "the last value was not yielded");
+        }
+    });
+}

@@ -4,6 +4,7 @@
 //! (each sees the messages sent after it subscribed). The channel keeps the last `cap`
 //! messages; a receiver that falls further behind gets [`RecvError::Lagged`] with the
 //! number of messages it missed, then continues from the oldest message still kept.
+//! A receiver is also a [`Stream`](futures_core::Stream) of `Result<T, Lagged>`.
 //!
 //! ```
 //! use ringleader_sync::broadcast::{self, error::RecvError};
@@ -100,9 +101,22 @@ pub mod error {
     }
 
     impl std::error::Error for TryRecvError {}
+
+    /// The item error of a receiver read as a [`Stream`](futures_core::Stream): it fell
+    /// behind and missed this many messages; the next item is the oldest message still kept.
+    #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+    pub struct Lagged(pub u64);
+
+    impl fmt::Display for Lagged {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "broadcast receiver lagged by {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Lagged {}
 }
 
-pub use error::{RecvError, SendError, TryRecvError};
+pub use error::{Lagged, RecvError, SendError, TryRecvError};
 
 /// The tail: guarded by `Chan::shared`.
 struct Shared {
@@ -456,6 +470,37 @@ impl<T> Receiver<T> {
     /// Whether both receivers read the same channel.
     pub fn same_channel(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+/// The messages as a stream: `Ok` for each message, `Err(Lagged(n))` where `n` were
+/// missed, ending when [`recv`](Receiver::recv) would return [`RecvError::Closed`].
+///
+/// ```
+/// use futures::StreamExt;
+/// use ringleader_sync::broadcast::{self, Lagged};
+/// # futures::executor::block_on(async {
+/// let (tx, rx) = broadcast::channel(2);
+/// for i in 0..3 {
+///     tx.send(i).unwrap();
+/// }
+/// drop(tx);
+/// let items: Vec<_> = rx.collect().await;
+/// assert_eq!(items, [Err(Lagged(1)), Ok(1), Ok(2)]);
+/// # });
+/// ```
+///
+/// The wait registration made by a pending `poll_next` stays with the receiver until the
+/// next poll or its drop; a message sent meanwhile wakes the task that polled last.
+impl<T: Clone> futures_core::Stream for Receiver<T> {
+    type Item = Result<T, Lagged>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match std::task::ready!(self.get_mut().poll_recv(cx)) {
+            Ok(v) => Poll::Ready(Some(Ok(v))),
+            Err(RecvError::Lagged(n)) => Poll::Ready(Some(Err(Lagged(n)))),
+            Err(RecvError::Closed) => Poll::Ready(None),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`channel`] makes a [`Sender`] holding an initial value and a [`Receiver`]. Receivers
 //! [`borrow`](Receiver::borrow) the current value and wait with
 //! [`changed`](Receiver::changed) for the next one; intermediate values may be skipped.
+//! [`WatchStream`] reads a receiver as a stream of values.
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -29,7 +30,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use crate::loom::{read, write, Arc, AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard};
 use crate::waitlist::{FanOut, FanOutKey};
@@ -344,69 +345,26 @@ impl<T> Receiver<T> {
     /// # Cancel safety
     /// Cancel safe: the receiver's seen mark changes only when the future completes.
     pub async fn changed(&mut self) -> Result<(), RecvError> {
-        struct Guard<'a, T> {
+        /// Cancels the registration of a `changed` future dropped while it waits.
+        struct Registration<'a, T> {
             shared: &'a Shared<T>,
-            seen: &'a mut u64,
             key: Option<FanOutKey>,
         }
-        impl<T> Drop for Guard<'_, T> {
+        impl<T> Drop for Registration<'_, T> {
             fn drop(&mut self) {
                 if let Some(k) = self.key.take() {
                     self.shared.rx_waiters.cancel(k);
                 }
             }
         }
-        impl<T> Guard<'_, T> {
-            /// `Some` when `changed` is done: marks the version seen on success.
-            fn check(&mut self) -> Option<Result<(), RecvError>> {
-                let state = self.shared.state.load(Ordering::Acquire);
-                if state & !CLOSED != *self.seen {
-                    *self.seen = state & !CLOSED;
-                    Some(Ok(()))
-                } else if state & CLOSED != 0 {
-                    Some(Err(RecvError(())))
-                } else {
-                    None
-                }
-            }
-        }
         // Borrow the shared state rather than clone the `Arc`: its counts share a cache
         // line with `state`, which every waiting receiver reads.
         let Receiver { shared, seen } = self;
-        let mut g = Guard {
+        let mut reg = Registration {
             shared: &**shared,
-            seen,
             key: None,
         };
-        std::future::poll_fn(|cx| {
-            let coop = std::task::ready!(ringleader_coop::poll_proceed(cx));
-            let shared = g.shared;
-            if let Some(r) = g.check() {
-                if let Some(k) = g.key.take() {
-                    shared.rx_waiters.cancel(k);
-                }
-                coop.made_progress();
-                return Poll::Ready(r);
-            }
-            if let Some(k) = &g.key {
-                if !shared.rx_waiters.is_notified(k) && shared.rx_waiters.update(k, cx.waker()) {
-                    return Poll::Pending;
-                }
-                // Notified (the key is spent) but nothing new: wait again.
-                g.key = None;
-            }
-            let k = shared.rx_waiters.register(cx.waker());
-            // Recheck after registering: a send that missed the registration bumped the
-            // version before taking the waiters' lock, so it is visible now.
-            if let Some(r) = g.check() {
-                shared.rx_waiters.cancel(k);
-                coop.made_progress();
-                return Poll::Ready(r);
-            }
-            g.key = Some(k);
-            Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| poll_changed(reg.shared, seen, &mut reg.key, cx)).await
     }
 
     /// Waits until the value satisfies `f` (checking the current value first), marks it
@@ -436,6 +394,121 @@ impl<T> Receiver<T> {
     /// Whether both receivers watch the same channel.
     pub fn same_channel(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// One poll of a wait for a version other than `*seen`: marks it seen and gives `Ok`, or
+/// `Err` once every sender is gone with nothing unseen. `key` keeps the registration
+/// between polls; its owner cancels it if it stops polling.
+fn poll_changed<T>(
+    shared: &Shared<T>,
+    seen: &mut u64,
+    key: &mut Option<FanOutKey>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), RecvError>> {
+    let check = |seen: &mut u64| {
+        let state = shared.state.load(Ordering::Acquire);
+        if state & !CLOSED != *seen {
+            *seen = state & !CLOSED;
+            Some(Ok(()))
+        } else if state & CLOSED != 0 {
+            Some(Err(RecvError(())))
+        } else {
+            None
+        }
+    };
+    let coop = std::task::ready!(ringleader_coop::poll_proceed(cx));
+    if let Some(r) = check(seen) {
+        if let Some(k) = key.take() {
+            shared.rx_waiters.cancel(k);
+        }
+        coop.made_progress();
+        return Poll::Ready(r);
+    }
+    if let Some(k) = &*key {
+        if !shared.rx_waiters.is_notified(k) && shared.rx_waiters.update(k, cx.waker()) {
+            return Poll::Pending;
+        }
+        // Notified (the key is spent) but nothing new: wait again.
+        *key = None;
+    }
+    let k = shared.rx_waiters.register(cx.waker());
+    // Recheck after registering: a send that missed the registration bumped the version
+    // before taking the waiters' lock, so it is visible now.
+    if let Some(r) = check(seen) {
+        shared.rx_waiters.cancel(k);
+        coop.made_progress();
+        return Poll::Ready(r);
+    }
+    *key = Some(k);
+    Poll::Pending
+}
+
+/// A watch receiver read as a [`Stream`](futures_core::Stream) of values: a clone of the
+/// value each time it changes (values replaced before the stream is polled are skipped, as
+/// with [`Receiver::changed`]), ending once every sender is gone and the last value was
+/// yielded.
+///
+/// ```
+/// use futures::StreamExt;
+/// # futures::executor::block_on(async {
+/// let (tx, rx) = ringleader_sync::watch::channel(0);
+/// let mut values = ringleader_sync::watch::WatchStream::new(rx);
+/// assert_eq!(values.next().await, Some(0)); // `new` yields the current value first
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// assert_eq!(values.next().await, Some(2)); // 1 was replaced before the poll
+/// drop(tx);
+/// assert_eq!(values.next().await, None);
+/// # });
+/// ```
+pub struct WatchStream<T> {
+    rx: Receiver<T>,
+    key: Option<FanOutKey>,
+}
+
+impl<T> WatchStream<T> {
+    /// A stream that yields the current value first, then each change.
+    pub fn new(mut rx: Receiver<T>) -> WatchStream<T> {
+        rx.mark_changed();
+        WatchStream { rx, key: None }
+    }
+
+    /// A stream that yields only values the receiver has not seen: a change made before
+    /// this call (and not marked seen) comes first; otherwise the next change.
+    pub fn from_changes(rx: Receiver<T>) -> WatchStream<T> {
+        WatchStream { rx, key: None }
+    }
+}
+
+impl<T: Clone> futures_core::Stream for WatchStream<T> {
+    type Item = T;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let Receiver { shared, seen } = &mut this.rx;
+        match std::task::ready!(poll_changed(shared, seen, &mut this.key, cx)) {
+            // Read the value and its version together: a value sent since the check is
+            // yielded now and not again.
+            Ok(()) => Poll::Ready(Some(this.rx.borrow_and_update().clone())),
+            Err(RecvError(())) => Poll::Ready(None),
+        }
+    }
+}
+
+impl<T> Drop for WatchStream<T> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.rx.shared.rx_waiters.cancel(k);
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for WatchStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("rx", &self.rx)
+            .finish_non_exhaustive()
     }
 }
 

@@ -395,3 +395,38 @@ fn mpsc_permit_vs_close() {
         assert_eq!(got, usize::from(sent));
     });
 }
+
+/// A watch receiver read as a stream while another thread sends twice and closes: the
+/// stream yields increasing values, the last one sent among them, and then ends.
+#[test]
+fn watch_stream_vs_sends_and_close() {
+    use futures::StreamExt;
+    loom::model(|| {
+        let (tx, rx) = watch::channel(0);
+        let t = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let values: Vec<i32> = block_on(watch::WatchStream::from_changes(rx).collect());
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+        assert_eq!(values.last(), Some(&2), "{values:?}");
+        t.join().unwrap();
+    });
+}
+
+/// A broadcast receiver read as a stream while another thread sends twice and closes:
+/// both messages, in order, then the end.
+#[test]
+fn broadcast_stream_vs_sends_and_close() {
+    use futures::StreamExt;
+    loom::model(|| {
+        let (tx, rx) = broadcast::channel(2);
+        let t = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let items: Vec<_> = block_on(rx.collect());
+        assert_eq!(items, [Ok(1), Ok(2)]);
+        t.join().unwrap();
+    });
+}
