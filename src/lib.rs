@@ -15,8 +15,9 @@
 //! - [`spawn`] is `asyncio.create_task`; [`task::JoinHandle`] is the task (await it,
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
-//! - [`task_local!`] is the part of `contextvars` a task reads: a value set around a
-//!   future ([`task::LocalKey::scope`]) and read anywhere inside it, on any worker.
+//! - [`task::ContextVar`] is `contextvars.ContextVar`: a value per task that every task
+//!   spawned from it inherits by copy; [`task_local!`] is tokio's scoped variant, a value
+//!   set around a future ([`task::LocalKey::scope`]) and not inherited.
 //! - [`runtime::Builder`] configures worker threads; [`runtime::Handle`] spawns from any
 //!   thread, and [`JoinHandle::blocking_wait`](task::JoinHandle::blocking_wait) waits for
 //!   the task from code that is not async (`asyncio.run_coroutine_threadsafe(...).result()`).

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crossbeam_deque::{Injector, Steal};
 
 use crate::runtime::Handle;
+use crate::task::context::{self, Snapshot};
 use crate::task::AbortHandle;
 use crate::time::Instant;
 
@@ -28,6 +29,9 @@ const DRAIN_BATCH: usize = 64;
 struct Callback {
     f: Box<dyn FnOnce() + Send + 'static>,
     cancelled: Arc<AtomicBool>,
+    /// The context variables current when it was scheduled, which it runs in (asyncio's
+    /// callbacks run in a copy of the scheduler's context).
+    context: Snapshot,
 }
 
 pub(crate) struct CallSoonQueue {
@@ -111,7 +115,14 @@ impl CallbackHandle {
 
 pub(crate) fn call_soon(handle: &Handle, f: Box<dyn FnOnce() + Send + 'static>) -> CallbackHandle {
     let cb = CallbackHandle::new();
-    enqueue(handle, f, cb.cancelled.clone());
+    enqueue(
+        handle,
+        Callback {
+            f,
+            cancelled: cb.cancelled.clone(),
+            context: context::snapshot(),
+        },
+    );
     cb
 }
 
@@ -130,6 +141,7 @@ pub(crate) fn call_at(
         Callback {
             f,
             cancelled: cb.cancelled.clone(),
+            context: context::snapshot(),
         },
     );
     // Made before the task so that a task dropped unpolled (spawned during shutdown, or
@@ -169,7 +181,7 @@ impl TimedEntry {
             if cb.cancelled.load(Ordering::SeqCst) {
                 cancelled.push(cb);
             } else {
-                enqueue(&self.handle, cb.f, cb.cancelled);
+                enqueue(&self.handle, cb);
             }
         }
         drop(timed);
@@ -185,9 +197,9 @@ impl Drop for TimedEntry {
     }
 }
 
-fn enqueue(handle: &Handle, f: Box<dyn FnOnce() + Send + 'static>, cancelled: Arc<AtomicBool>) {
+fn enqueue(handle: &Handle, cb: Callback) {
     let queue = &handle.shared.call_soon;
-    queue.queue.push(Callback { f, cancelled });
+    queue.queue.push(cb);
     if !queue.draining.swap(true, Ordering::AcqRel) {
         let drainer_handle = handle.clone();
         drop(handle.spawn(async move { drain(drainer_handle).await }));
@@ -199,7 +211,8 @@ async fn drain(handle: Handle) {
     loop {
         let mut ran = 0;
         while let Some(cb) = queue.pop() {
-            if !cb.cancelled.load(Ordering::SeqCst) && catch_unwind(AssertUnwindSafe(cb.f)).is_err()
+            if !cb.cancelled.load(Ordering::SeqCst)
+                && catch_unwind(AssertUnwindSafe(|| context::run_in(cb.context, cb.f))).is_err()
             {
                 tracing::error!("a call_soon callback panicked; the panic was caught");
             }

@@ -7,11 +7,11 @@
 //! The slot holds only a pointer, so entering a nested scope never conflicts with a
 //! reference handed out by [`LocalKey::with`], and a read costs one thread-local load.
 //!
-//! This is the part of asyncio's `contextvars` that async Rust can express without the
-//! runtime's help: a value set around a piece of async code and read anywhere inside it.
-//! One difference: a task spawned inside a scope does not inherit the value (asyncio copies
-//! the context into every new task). Pass it on explicitly, by wrapping the spawned future
-//! in its own `scope`.
+//! This is tokio's model: a value set around a piece of async code and read anywhere
+//! inside it, borrowed (no `Clone` needed). A task spawned inside a scope does not inherit
+//! the value; pass it on by wrapping the spawned future in its own `scope`. For asyncio's
+//! `contextvars`, which every spawned task inherits, use
+//! [`ContextVar`](crate::task::ContextVar).
 
 use std::cell::Cell;
 use std::fmt;

@@ -27,6 +27,7 @@
 //! at the harness: the worker survives and the `JoinHandle` reports the panic.
 
 mod cancel;
+pub(crate) mod context;
 mod id;
 mod join;
 mod local;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use cancel::CancelReason;
+pub use context::{ContextToken, ContextVar, ResetError};
 pub use id::Id;
 pub use join::{AbortHandle, DoneCallbackKey, JoinError, JoinHandle};
 pub use local::{AccessError, LocalKey, TaskLocalFuture};
@@ -166,7 +168,8 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, Id::next(), name, spawned_at, hook, 3);
+    let context = context::snapshot();
+    let raw = RawTask::new(future, scheduler, name, spawned_at, hook, context, 3);
     // SAFETY: the three references created above are handed out once each; `State::new`
     // set SCHEDULED (for the Notified) and JOIN_INTEREST (for the JoinHandle), and the
     // JoinHandle's output type is F::Output.

@@ -13,6 +13,8 @@
 //! - `join_waker`: the `JoinHandle` while `JOIN_WAKER` is clear; the runner reads it while the
 //!   bit is set; after completion see `state.rs`.
 //! - `registry_key`: only under the registry shard's lock.
+//! - `context`: the thread polling the task (through the current-task thread-local), and
+//!   the spawner before the task is shared; see `context.rs`.
 //! - everything else is immutable after spawn.
 
 use std::any::Any;
@@ -23,6 +25,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::context::Snapshot;
 use super::id::{CurrentGuard, Id};
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning, ToScheduled};
@@ -82,6 +85,22 @@ pub(crate) struct Header {
     /// The task's slot in the live-task registry. Written and read only under the lock of
     /// the registry shard the task's id maps to.
     pub(crate) registry_key: UnsafeCell<usize>,
+    /// The task's context variables (see `context.rs`).
+    context: UnsafeCell<Snapshot>,
+}
+
+impl Header {
+    /// Runs `f` on the task's context slot.
+    ///
+    /// Only for the current-task thread-local's holder (`context.rs`): the thread polling
+    /// this task, which holds `RUNNING`. `f` runs no user code, so it cannot re-enter.
+    pub(crate) fn with_context<R>(&self, f: impl FnOnce(&mut Snapshot) -> R) -> R {
+        self.context.with_mut(|slot| {
+            // SAFETY: the polling thread alone reaches the slot (see above), and `f` does
+            // not re-enter, so this is the only reference to it.
+            f(unsafe { &mut *slot })
+        })
+    }
 }
 
 /// The functions that need the concrete future and scheduler types.
@@ -124,14 +143,14 @@ unsafe impl Send for RawTask {}
 unsafe impl Sync for RawTask {}
 
 impl RawTask {
-    /// Allocates a task holding `refs` references, all owned by the caller.
+    /// Allocates a task with a fresh id, holding `refs` references, all owned by the caller.
     pub(crate) fn new<F, S>(
         future: F,
         scheduler: S,
-        id: Id,
         name: Option<Box<str>>,
         spawned_at: &'static Location<'static>,
         hook: Option<std::sync::Arc<dyn DoneHook>>,
+        context: Snapshot,
         refs: usize,
     ) -> RawTask
     where
@@ -143,7 +162,7 @@ impl RawTask {
             header: Header {
                 state: State::new(refs),
                 vtable: vtable::<F, S>(),
-                id,
+                id: Id::next(),
                 name,
                 spawned_at,
                 join_waker: UnsafeCell::new(None),
@@ -156,6 +175,7 @@ impl RawTask {
                     cancel_reason: None,
                 }),
                 registry_key: UnsafeCell::new(usize::MAX),
+                context: UnsafeCell::new(context),
             },
             scheduler,
             stage: UnsafeCell::new(Stage::Running(future)),
