@@ -1,6 +1,7 @@
 //! Files and filesystem operations. Reads, writes, opens, fsync, statx, mkdir, unlink,
-//! rename and links go through the ring; `read_dir`, `set_len`, `canonicalize` and
-//! permission changes, which the ring has no operation for, run on the blocking pool.
+//! rename and links go through the ring; `read_dir`, `set_len`, `canonicalize`,
+//! `read_link`, `copy`, `remove_dir_all` and permission changes, which the ring has no
+//! operation for, run on the blocking pool.
 
 mod file;
 mod read_dir;
@@ -120,7 +121,8 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     ops::unlink(cstring(path.as_ref())?, true).await
 }
 
-/// Removes a directory and everything in it (on the blocking pool).
+/// Removes a directory and everything in it (on the blocking pool). Symlinks inside are
+/// removed as links, never followed.
 ///
 /// # Errors
 /// As std's `remove_dir_all`.
@@ -137,6 +139,25 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
     ops::rename(cstring(from.as_ref())?, cstring(to.as_ref())?).await
 }
 
+/// Copies the contents of `from` to `to`, creating `to` or truncating and overwriting it,
+/// and gives `from`'s permission bits to `to`; returns the number of bytes copied. As
+/// std's `copy`, on the blocking pool (the ring has no copy operation): std copies in the
+/// kernel with `copy_file_range(2)` where the filesystems allow it, falling back to
+/// `sendfile(2)` or reads and writes. As with std, copying a file onto itself truncates it.
+///
+/// # Errors
+/// `NotFound` if `from` is missing (`to` is then not created), `InvalidInput` if `from` is
+/// not a regular file (nor a symlink to one), `NotFound` for a missing directory of `to`,
+/// `PermissionDenied`...
+///
+/// # Cancel safety
+/// Dropping the future does not stop the copy: it runs to its end on the blocking pool.
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let from = from.as_ref().to_path_buf();
+    let to = to.as_ref().to_path_buf();
+    blocking(move || std::fs::copy(from, to)).await
+}
+
 /// Creates a hard link `link` to `original`.
 ///
 /// # Errors
@@ -151,6 +172,16 @@ pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io
 /// `AlreadyExists`...
 pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     ops::symlink(cstring(original.as_ref())?, cstring(link.as_ref())?).await
+}
+
+/// The target a symbolic link points at, as stored in the link (it may be relative, or
+/// dangle). On the blocking pool: the ring has no readlink.
+///
+/// # Errors
+/// `NotFound`, and `InvalidInput` (`EINVAL`) if `path` is not a symlink.
+pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref().to_path_buf();
+    blocking(move || std::fs::read_link(path)).await
 }
 
 /// Metadata of a path, following symlinks (statx through the ring).

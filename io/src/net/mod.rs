@@ -197,12 +197,14 @@ use ringleader_runtime::driver::IoBufMut;
 
 mod addr;
 mod datagram;
+mod socket;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use datagram::{DatagramEndpoint, UdpEndpoint, UnixDatagramEndpoint};
+pub use socket::TcpSocket;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpListenerBuilder, TcpStream};
 pub use udp::UdpSocket;
 

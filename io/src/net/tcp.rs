@@ -252,7 +252,7 @@ pub(crate) fn buffer_size_arg(size: usize) -> usize {
 /// `SO_LINGER` counts whole seconds in an `int`. A non-zero duration is rounded up, so a
 /// linger under a second never becomes the zero that means "reset on close", and capped
 /// at `i32::MAX` seconds so a huge one cannot wrap to zero either.
-fn linger_arg(linger: Option<Duration>) -> Option<Duration> {
+pub(crate) fn linger_arg(linger: Option<Duration>) -> Option<Duration> {
     linger.map(|d| {
         let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
         Duration::from_secs(secs.min(i32::MAX as u64))
