@@ -15,6 +15,9 @@
 //! - [`spawn`] is `asyncio.create_task`; [`task::JoinHandle`] is the task (await it,
 //!   [`abort`](task::JoinHandle::abort) it, read its id and name).
 //! - [`task::yield_now`] is `await asyncio.sleep(0)`.
+//! - [`task::LocalSet`] runs futures that are not `Send` (holding an `Rc`, a `RefCell`) as
+//!   tasks on one thread, as every asyncio task runs: [`task::spawn_local`] is
+//!   `create_task` for them.
 //! - [`task::ContextVar`] is `contextvars.ContextVar`: a value per task that every task
 //!   spawned from it inherits by copy; [`task_local!`] is tokio's scoped variant, a value
 //!   set around a future ([`task::LocalKey::scope`]) and not inherited.

@@ -251,3 +251,57 @@ fn threads_outside_tasks_have_contexts_of_their_own() {
     .unwrap();
     assert_eq!(inherited.unwrap(), Some(9));
 }
+
+#[test]
+fn local_tasks_inherit_and_keep_contexts_of_their_own() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    static VAR: ContextVar<u32> = ContextVar::new("local");
+    struct ReadOnDrop(Rc<RefCell<Vec<Option<u32>>>>);
+    impl Drop for ReadOnDrop {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push(VAR.get());
+        }
+    }
+    rt2().block_on(async {
+        let set = task::LocalSet::new();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        VAR.set(1);
+        for i in 10..13u32 {
+            let seen = seen.clone();
+            drop(set.spawn_local(async move {
+                let inherited = VAR.get();
+                VAR.set(i);
+                // Interleaved with the other local tasks, each keeps its own value.
+                ringleader::task::yield_now().await;
+                seen.borrow_mut().push(inherited);
+                seen.borrow_mut().push(VAR.get());
+            }));
+        }
+        VAR.set(2); // after the spawns: not seen by them
+        set.run_until(async {
+            ringleader::task::yield_now().await;
+            // The driving future's own context is untouched by its tasks' sets.
+            assert_eq!(VAR.get(), Some(2));
+        })
+        .await;
+        set.run_until_empty().await;
+        assert_eq!(
+            *seen.borrow(),
+            [Some(1), Some(10), Some(1), Some(11), Some(1), Some(12)]
+        );
+
+        // A pending local task's drop (the set dropped) runs in the task's context.
+        let dropped = Rc::new(RefCell::new(Vec::new()));
+        let guard = ReadOnDrop(dropped.clone());
+        drop(set.spawn_local(async move {
+            VAR.set(5);
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+        set.run_until(ringleader::task::yield_now()).await;
+        drop(set);
+        assert_eq!(*dropped.borrow(), [Some(5)]);
+        assert_eq!(VAR.get(), Some(2));
+    });
+}

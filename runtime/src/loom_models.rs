@@ -1060,3 +1060,69 @@ fn an_idle_thread_claimed_by_a_spawner_runs_the_job_and_counts_stay_balanced() {
         assert_eq!(shared.blocking.num_busy(), 0);
     });
 }
+
+/// A local task parked on a flag that another thread sets, then wakes twice: the set's
+/// ready queue and driver wake-up (`task/local_set.rs`) lose no wake (loom's `block_on`
+/// would deadlock), the duplicate wake is harmless, and the future is dropped once.
+#[test]
+fn local_set_remote_wake_is_never_lost() {
+    loom::model(|| {
+        let set = crate::task::LocalSet::new();
+        let flag = Arc::new(crate::loom::AtomicBool::new(false));
+        let parked: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let token = Token(drops.clone());
+        let (f, p) = (flag.clone(), parked.clone());
+        let handle = set.spawn_local(std::future::poll_fn(move |cx| {
+            let _ = &token;
+            *lock(&p) = Some(cx.waker().clone());
+            if f.load(Ordering::Acquire) {
+                Poll::Ready(5)
+            } else {
+                Poll::Pending
+            }
+        }));
+        let (f, p) = (flag.clone(), parked.clone());
+        let remote = thread::spawn(move || {
+            f.store(true, Ordering::Release);
+            let waker = lock(&p).take();
+            if let Some(waker) = waker {
+                waker.wake_by_ref();
+                waker.wake();
+            }
+        });
+        assert_eq!(loom::future::block_on(set.run_until(handle)).unwrap(), 5);
+        remote.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(set.is_empty());
+    });
+}
+
+/// Another thread wakes a local task while its set is being dropped: the wake is either
+/// queued before the set closes or dropped after, never a panic; the future goes with the
+/// set, and loom's leak check sees the ready queue freed once the waker is.
+#[test]
+fn local_set_dropped_while_another_thread_wakes_its_task() {
+    loom::model(|| {
+        let set = crate::task::LocalSet::new();
+        let parked: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let token = Token(drops.clone());
+        let p = parked.clone();
+        drop(set.spawn_local(std::future::poll_fn(move |cx| {
+            let _ = &token;
+            *lock(&p) = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        })));
+        // One drive: the future yields once, so the task is polled and parks.
+        loom::future::block_on(set.run_until(crate::task::yield_now()));
+        let waker = lock(&parked).take().expect("the task was polled");
+        let remote = thread::spawn(move || {
+            waker.wake_by_ref();
+            waker.wake();
+        });
+        drop(set);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        remote.join().unwrap();
+    });
+}

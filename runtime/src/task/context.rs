@@ -1,7 +1,8 @@
 //! Context variables: asyncio's `contextvars`, inherited by every task spawned.
 //!
 //! Each task carries a *context*: the values its [`ContextVar`]s hold. A spawned task
-//! (including tasks of a task group, `spawn_blocking` closures and `call_soon` callbacks)
+//! (including tasks of a task group, `spawn_blocking` closures, `call_soon` callbacks and
+//! [`LocalSet`](super::LocalSet) tasks)
 //! starts with a copy of the context of the code that spawned it, as asyncio's
 //! `create_task` and Trio's `start_soon` copy `contextvars.copy_context()`. Setting a
 //! variable then changes only the setter's own context: the parent does not see a child's
@@ -24,8 +25,13 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+
+use pin_project_lite::pin_project;
 
 use super::id;
 use super::Id;
@@ -94,19 +100,73 @@ pub(crate) fn snapshot() -> Snapshot {
 /// Runs `f` in `context` (a callback queued with `call_soon`), then restores the context
 /// that was current, also if `f` panics.
 pub(crate) fn run_in<R>(context: Snapshot, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Snapshot>);
-    impl Drop for Restore {
+    let mut context = context;
+    run_in_own(&mut context, f)
+}
+
+/// Runs `f` in `*context` (the context of something that is polled inside another task,
+/// such as a `LocalSet`'s task), then stores the context as `f` left it back into
+/// `*context` and restores the one that was current, also if `f` panics.
+pub(crate) fn run_in_own<R>(context: &mut Snapshot, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        own: &'a mut Snapshot,
+        previous: Snapshot,
+    }
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            if let Some(previous) = self.0.take() {
-                // The callback's context is dropped outside the slot access.
-                let ours = with_slot(|slot| std::mem::replace(slot, previous));
-                drop(ours);
-            }
+            let previous = self.previous.take();
+            *self.own = with_slot(|slot| std::mem::replace(slot, previous));
         }
     }
-    let previous = with_slot(|slot| std::mem::replace(slot, context));
-    let _restore = Restore(Some(previous));
+    let previous = with_slot(|slot| std::mem::replace(slot, context.take()));
+    let _restore = Restore {
+        own: context,
+        previous,
+    };
     f()
+}
+
+pin_project! {
+    /// A future that runs (is polled and dropped) in a context of its own: a `LocalSet`'s
+    /// task, which the scheduler does not know as a task.
+    pub(crate) struct InContext<F> {
+        context: Snapshot,
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for InContext<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut future = this.future;
+            // The future's drop may read its variables too.
+            run_in_own(this.context, || future.set(None));
+        }
+    }
+}
+
+impl<F> InContext<F> {
+    /// `future`, to run in a copy of the current context.
+    pub(crate) fn new(future: F) -> InContext<F> {
+        InContext {
+            context: snapshot(),
+            future: Some(future),
+        }
+    }
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let future = this.future;
+        run_in_own(this.context, || match future.as_pin_mut() {
+            Some(future) => future.poll(cx),
+            // Only after the drop above, which nothing polls.
+            None => Poll::Pending,
+        })
+    }
 }
 
 /// Who set a variable: a task, or code outside tasks on a thread.

@@ -25,12 +25,16 @@
 //!
 //! Panics while polling, while dropping the future and while dropping the output are caught
 //! at the harness: the worker survives and the `JoinHandle` reports the panic.
+//!
+//! Futures that are not `Send` run as local tasks of a [`LocalSet`] (`local_set.rs`): an
+//! executor of their own, on one thread, outside this protocol.
 
 mod cancel;
 pub(crate) mod context;
 mod id;
 mod join;
 mod local;
+mod local_set;
 mod raw;
 mod registry;
 mod state;
@@ -46,6 +50,10 @@ pub use context::{ContextToken, ContextVar, ResetError};
 pub use id::Id;
 pub use join::{AbortHandle, DoneCallbackKey, JoinError, JoinHandle};
 pub use local::{AccessError, LocalKey, TaskLocalFuture};
+pub use local_set::{
+    spawn_local, try_spawn_local, LocalJoinHandle, LocalSet, RunUntil, RunUntilEmpty,
+    SpawnLocalError,
+};
 pub(crate) use raw::{Notified, RawTask, Task};
 pub(crate) use registry::Registry;
 
