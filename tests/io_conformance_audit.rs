@@ -14,7 +14,6 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -27,16 +26,10 @@ use ringleader::process::{Command, Stdio};
 use ringleader::signal::{self, SignalKind};
 use ringleader::streams::{copy, copy_bidirectional};
 use ringleader::taskgroup::timeout;
-use support::{open_fds, rt2};
+use support::{open_fds, rt2, serial};
 
 /// A bound on waits that must end, so a regression fails instead of hanging the suite.
 const LIMIT: Duration = Duration::from_secs(30);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Whether `pid` is gone for good (a zombie still has its /proc entry).
 fn reaped(pid: u32) -> bool {

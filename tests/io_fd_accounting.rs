@@ -8,26 +8,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringleader::net::{TcpListener, TcpStream};
-use support::{open_fds, poll_once, rt2, scaled};
-
-static FD_COUNT: Mutex<()> = Mutex::new(());
-
-/// Runs `body` on a new thread, holding the fd-count lock until that thread has exited.
-fn serial(body: impl FnOnce() + Send + 'static) {
-    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
-    let result = std::thread::spawn(body).join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
+use support::{open_fds, poll_once, rt2, scaled, serial_on_thread};
 
 #[test]
 fn ten_thousand_connections_opened_and_dropped_leave_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         let rt = rt2();
         let n = scaled(10_000).max(1000);
         rt.block_on(async move {
@@ -55,7 +44,7 @@ fn ten_thousand_connections_opened_and_dropped_leave_no_fd() {
 
 #[test]
 fn dropping_the_runtime_with_operations_in_flight_cancels_them_and_leaks_nothing() {
-    serial(|| {
+    serial_on_thread(|| {
         // This thread's own block_on ring lives as long as the thread: make it exist first, so
         // the count below covers the runtime's rings and eventfds exactly.
         rt2().block_on(async {});
@@ -87,7 +76,7 @@ fn dropping_the_runtime_with_operations_in_flight_cancels_them_and_leaks_nothing
 
 #[test]
 fn a_cancelled_accept_that_completed_closes_its_connection() {
-    serial(|| {
+    serial_on_thread(|| {
         let rt = rt2();
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,7 +106,7 @@ fn a_cancelled_accept_that_completed_closes_its_connection() {
 
 #[test]
 fn refused_connections_and_failed_binds_leak_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         let rt = rt2();
         rt.block_on(async {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -139,7 +128,7 @@ fn refused_connections_and_failed_binds_leak_no_fd() {
 
 #[test]
 fn async_fds_dropped_with_a_poll_in_flight_leak_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         let rt = rt2();
         rt.block_on(async {
             let before = open_fds();
@@ -160,7 +149,7 @@ fn async_fds_dropped_with_a_poll_in_flight_leak_no_fd() {
 
 #[test]
 fn directory_listings_dropped_midway_close_their_fds() {
-    serial(|| {
+    serial_on_thread(|| {
         let dir = std::env::temp_dir().join(format!("rl-fd-read-dir-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -3,7 +3,7 @@
 //! seeking, `set_len`, metadata, close and drop, the path functions, and concurrent
 //! positioned reads. Where std and tokio differ the tests follow std and say so.
 //!
-//! Every test holds `SERIAL`: one test counts `/proc/self/fd` and one closes a raw fd
+//! Every test holds the serial lock (`support::serial`): one test counts `/proc/self/fd` and one closes a raw fd
 //! behind a `File`'s back, which is only safe while no other test opens fds.
 
 mod support;
@@ -13,16 +13,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use ringleader::fs::{self, File, OpenOptions};
-use support::{open_fds, rt2};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{open_fds, rt2, serial};
 
 /// A fresh scratch directory under the temp dir, removed when dropped.
 struct Scratch(PathBuf);
@@ -662,11 +656,11 @@ fn drop_and_close_release_the_fd_and_close_reports_errors() {
         assert_eq!(open_fds(), before, "close().await closes the fd");
 
         // close reports close(2)'s error: close the fd behind the File's back, then close()
-        // must say EBADF. (Safe only because SERIAL keeps other tests from opening fds now.)
+        // must say EBADF. (Safe only because the serial lock keeps other tests from opening fds now.)
         let f = File::open(&p).await.unwrap();
         let raw = f.as_raw_fd();
         // SAFETY: `raw` is f's fd; f is closed right after and never used for I/O, and no
-        // other test can reuse the number meanwhile (SERIAL is held).
+        // other test can reuse the number meanwhile (the serial lock is held).
         assert_eq!(unsafe { libc::close(raw) }, 0);
         let err = f.close().await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));

@@ -15,21 +15,14 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ringleader::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use ringleader::taskgroup::timeout;
-use support::{open_fds, rt2};
+use support::{open_fds, rt2, serial};
 
 /// A bound on waits that must end, so a regression fails instead of hanging the suite.
 const LIMIT: Duration = Duration::from_secs(30);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs `f` on a fresh two-worker runtime, failing (not hanging) after [`LIMIT`].
 fn run<F: Future>(f: F) -> F::Output {
@@ -293,7 +286,7 @@ struct SigpipeDefault(libc::sighandler_t);
 impl SigpipeDefault {
     fn set() -> Self {
         // SAFETY: signal(2) with SIG_DFL installs no handler of ours; the previous
-        // disposition is restored on drop. Every test holds SERIAL, so none runs meanwhile.
+        // disposition is restored on drop. Every test holds the serial lock, so none runs meanwhile.
         SigpipeDefault(unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) })
     }
 }

@@ -7,26 +7,12 @@ mod support;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringleader::io::{IoBuf, IoBufMut};
 use ringleader::net::UnixStream;
-use support::{open_fds, poll_once, rt2, scaled, DropCounter, DropToken};
-
-/// Held by every test of this binary: the fd counts must not see another test's sockets.
-static FD_COUNT: Mutex<()> = Mutex::new(());
-
-/// Runs `body` on a new thread, holding the fd-count lock until that thread has exited (its
-/// `block_on` ring, drained at thread exit, closes fds that cancelled operations held; see
-/// `io_fd_accounting.rs`).
-fn serial(body: impl FnOnce() + Send + 'static) {
-    let _fds = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
-    let result = std::thread::spawn(body).join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
+use support::{open_fds, poll_once, rt2, scaled, serial_on_thread, DropCounter, DropToken};
 
 /// A heap buffer whose drop is counted.
 struct CountedBuf {
@@ -63,7 +49,7 @@ unsafe impl IoBufMut for CountedBuf {
 
 #[test]
 fn a_read_polled_in_one_task_completes_in_another() {
-    serial(|| {
+    serial_on_thread(|| {
         let rt = rt2();
         rt.block_on(async {
             for round in 0..scaled(50) {
@@ -96,7 +82,7 @@ fn a_read_polled_in_one_task_completes_in_another() {
 
 #[test]
 fn reads_dropped_as_their_data_arrives_release_their_buffers_once() {
-    serial(|| {
+    serial_on_thread(|| {
         let fds_before = open_fds();
         let drops = DropCounter::new();
         let rounds = scaled(300);
@@ -166,7 +152,7 @@ fn reads_dropped_as_their_data_arrives_release_their_buffers_once() {
 
 #[test]
 fn many_reads_in_flight_dropped_with_the_runtime_release_everything() {
-    serial(|| {
+    serial_on_thread(|| {
         let fds_before = open_fds();
         let drops = DropCounter::new();
         let polled = Arc::new(AtomicUsize::new(0));

@@ -3,15 +3,9 @@
 
 mod support;
 
-use std::sync::Mutex;
-
 use ringleader::net::{TcpListener, TcpStream};
 use ringleader::runtime::{Builder, Runtime};
-use support::{open_fds, poll_once, rt2};
-
-/// Every test here holds this lock: two of them count `/proc/self/fd`, and tests of one
-/// binary run in parallel threads of one process.
-static FD_COUNT: Mutex<()> = Mutex::new(());
+use support::{open_fds, poll_once, rt2, serial};
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
@@ -20,7 +14,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn a_write_larger_than_the_socket_buffer_completes_through_the_ring_in_order() {
     // Its sockets and runtime would move the others' fd counts.
-    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let rt = rt2();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,7 +52,7 @@ fn a_send_dropped_while_waiting_in_the_ring_on_one_thread_releases_the_fd() {
 }
 
 fn send_dropped_while_waiting(rt: Runtime) {
-    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

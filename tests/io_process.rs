@@ -9,17 +9,10 @@ mod support;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ringleader::process::{Command, Stdio};
-use support::{open_fds, rt2};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{open_fds, rt2, serial};
 
 /// Threads of this process, from /proc/self/task.
 fn threads() -> usize {

@@ -9,18 +9,11 @@ mod support;
 
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use ringleader::fs::File;
 use ringleader::io::sendfile;
 use ringleader::net::{TcpListener, TcpStream, UnixStream};
-use support::{open_fds, rt2};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{open_fds, rt2, serial};
 
 /// A pseudo-random pattern (xorshift), so misplaced or repeated bytes change the checksum.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {

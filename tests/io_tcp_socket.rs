@@ -10,22 +10,10 @@ mod support;
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ringleader::net::{TcpListener, TcpSocket};
-use support::{open_fds, poll_once, rt2};
-
-static FD_COUNT: Mutex<()> = Mutex::new(());
-
-/// Runs `body` on a new thread, holding the fd-count lock until that thread has exited.
-fn serial(body: impl FnOnce() + Send + 'static) {
-    let _serial = FD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
-    let result = std::thread::spawn(body).join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
+use support::{open_fds, poll_once, rt2, serial_on_thread};
 
 fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -41,7 +29,7 @@ fn closed_port() -> SocketAddr {
 
 #[test]
 fn bind_then_connect_connects_from_the_bound_address_and_echoes() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let listener = TcpListener::bind(localhost(0)).await.unwrap();
             let server_addr = listener.local_addr().unwrap();
@@ -78,7 +66,7 @@ fn bind_then_connect_connects_from_the_bound_address_and_echoes() {
 
 #[test]
 fn listen_with_a_backlog_accepts_connections_that_inherit_its_options() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let socket = TcpSocket::new_v4().unwrap();
             socket.set_reuseaddr(true).unwrap();
@@ -110,7 +98,7 @@ fn listen_with_a_backlog_accepts_connections_that_inherit_its_options() {
 
 #[test]
 fn options_read_back_what_was_set() {
-    serial(|| {
+    serial_on_thread(|| {
         let socket = TcpSocket::new_v4().unwrap();
 
         assert!(!socket.reuseaddr().unwrap());
@@ -172,7 +160,7 @@ fn options_read_back_what_was_set() {
 
 #[test]
 fn connecting_to_a_closed_port_is_refused_and_leaks_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let addr = closed_port();
             let before = open_fds();
@@ -189,7 +177,7 @@ fn connecting_to_a_closed_port_is_refused_and_leaks_no_fd() {
 
 #[test]
 fn a_socket_of_the_other_family_is_invalid_input_and_leaks_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, closed_port().port()));
             let before = open_fds();
@@ -214,7 +202,7 @@ fn a_socket_of_the_other_family_is_invalid_input_and_leaks_no_fd() {
 
 #[test]
 fn binding_an_address_in_use_without_reuse_is_addr_in_use() {
-    serial(|| {
+    serial_on_thread(|| {
         let first = TcpSocket::new_v4().unwrap();
         first.bind(localhost(0)).unwrap();
         let addr = first.local_addr().unwrap();
@@ -231,7 +219,7 @@ fn binding_an_address_in_use_without_reuse_is_addr_in_use() {
 
 #[test]
 fn two_reuseport_listeners_share_a_port_and_both_accept() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let first = TcpSocket::new_v4().unwrap();
             first.set_reuseport(true).unwrap();
@@ -272,7 +260,7 @@ fn two_reuseport_listeners_share_a_port_and_both_accept() {
 
 #[test]
 fn a_cancelled_connect_leaks_no_fd() {
-    serial(|| {
+    serial_on_thread(|| {
         rt2().block_on(async {
             let listener = TcpListener::bind(localhost(0)).await.unwrap();
             let addr = listener.local_addr().unwrap();

@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ringleader::runtime::{Builder, Runtime};
 
@@ -124,3 +124,24 @@ impl std::fmt::Display for Boom {
 }
 
 impl std::error::Error for Boom {}
+
+/// Held by the tests of one binary that count fds, processes or threads: such counts must
+/// not see another test's sockets or children.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes this binary's serial lock (see [`SERIAL`]); a test that panicked with it held
+/// does not poison it for the others.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `body` on a new thread, holding the serial lock until that thread has exited (its
+/// `block_on` ring, drained at thread exit, closes fds that cancelled operations held; see
+/// `io_fd_accounting.rs`).
+pub fn serial_on_thread(body: impl FnOnce() + Send + 'static) {
+    let _serial = serial();
+    let result = std::thread::spawn(body).join();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
