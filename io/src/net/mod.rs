@@ -167,6 +167,77 @@ macro_rules! socket_buffer_methods {
 
 pub(crate) use socket_buffer_methods;
 
+/// The options every TCP socket type has (`TcpStream`, `TcpSocket`): linger, keepalive,
+/// nodelay, the pending error and the buffer sizes, over its `fd` field.
+macro_rules! tcp_option_methods {
+    () => {
+        /// Sets `SO_LINGER`. `Some(d)`: closing waits up to `d` for unsent data to go out
+        /// (the kernel counts whole seconds: a non-zero `d` is rounded up).
+        /// `Some(Duration::ZERO)`: closing discards unsent data and resets the connection (the
+        /// peer reads `ConnectionReset`). `None` (the default): closing returns at once and the
+        /// kernel sends the rest in the background.
+        ///
+        /// # Errors
+        /// The `setsockopt` error.
+        pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+            socket2::SockRef::from(&*self.fd).set_linger($crate::net::tcp::linger_arg(linger))
+        }
+
+        /// The `SO_LINGER` value, as [`set_linger`](Self::set_linger) takes it.
+        ///
+        /// # Errors
+        /// The `getsockopt` error.
+        pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
+            socket2::SockRef::from(&*self.fd).linger()
+        }
+
+        /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is none.
+        ///
+        /// # Errors
+        /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
+        pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+            socket2::SockRef::from(&*self.fd).take_error()
+        }
+
+        /// Sets `SO_KEEPALIVE`: probe an idle connection so a vanished peer turns into an
+        /// error (with the system's timings, two hours of idleness by default on Linux).
+        ///
+        /// # Errors
+        /// The `setsockopt` error.
+        pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+            socket2::SockRef::from(&*self.fd).set_keepalive(on)
+        }
+
+        /// Whether `SO_KEEPALIVE` is set.
+        ///
+        /// # Errors
+        /// The `getsockopt` error.
+        pub fn keepalive(&self) -> io::Result<bool> {
+            socket2::SockRef::from(&*self.fd).keepalive()
+        }
+
+        $crate::net::socket_buffer_methods!();
+
+        /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+        ///
+        /// # Errors
+        /// The `setsockopt` error.
+        pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+            socket2::SockRef::from(&*self.fd).set_tcp_nodelay(on)
+        }
+
+        /// Whether `TCP_NODELAY` is set.
+        ///
+        /// # Errors
+        /// The `getsockopt` error.
+        pub fn nodelay(&self) -> io::Result<bool> {
+            socket2::SockRef::from(&*self.fd).tcp_nodelay()
+        }
+    };
+}
+
+pub(crate) use tcp_option_methods;
+
 /// One `recv` on a stream socket. A buffer without capacity gives `Ok(0)` at once, as
 /// `recv(2)` of 0 bytes does: a zero-length receive through the ring would wait for data
 /// to arrive instead (found by `tests/io_net_conformance_audit.rs`).

@@ -4,12 +4,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ringleader_runtime::driver::{ops, SharedFd, SockAddrBuf};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::tcp::{linger_arg, local_addr, TcpListener, TcpStream};
+use super::tcp::{local_addr, TcpListener, TcpStream};
 
 /// A TCP socket that is neither connected nor listening yet: set its options, maybe
 /// [`bind`](Self::bind) it, then turn it into a [`TcpStream`] with
@@ -125,60 +124,7 @@ impl TcpSocket {
         SockRef::from(&*self.fd).reuse_port()
     }
 
-    super::socket_buffer_methods!();
-
-    /// Sets `TCP_NODELAY` (disables Nagle's algorithm). The stream from
-    /// [`connect`](Self::connect) keeps it, as do connections a listener accepts.
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_tcp_nodelay(on)
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        SockRef::from(&*self.fd).tcp_nodelay()
-    }
-
-    /// Sets `SO_KEEPALIVE`: probe an idle connection so a vanished peer turns into an
-    /// error (with the system's timings, two hours of idleness by default on Linux).
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_keepalive(on)
-    }
-
-    /// Whether `SO_KEEPALIVE` is set.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn keepalive(&self) -> io::Result<bool> {
-        SockRef::from(&*self.fd).keepalive()
-    }
-
-    /// Sets `SO_LINGER`, as [`TcpStream::set_linger`]: `Some(d)` makes closing wait up to
-    /// `d` (whole seconds, a non-zero `d` rounded up) for unsent data, `Some(Duration::ZERO)`
-    /// makes it reset the connection, `None` (the default) lets the kernel send the rest in
-    /// the background.
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_linger(linger_arg(linger))
-    }
-
-    /// The `SO_LINGER` value, as [`set_linger`](Self::set_linger) takes it.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn linger(&self) -> io::Result<Option<Duration>> {
-        SockRef::from(&*self.fd).linger()
-    }
+    super::tcp_option_methods!();
 
     /// Binds the socket to `addr` (port 0: the kernel picks one; see
     /// [`local_addr`](Self::local_addr)).
@@ -199,14 +145,6 @@ impl TcpSocket {
     /// The `getsockname` error.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         local_addr(&self.fd)
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is none.
-    ///
-    /// # Errors
-    /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        SockRef::from(&*self.fd).take_error()
     }
 
     /// Connects to `addr` through the ring, giving the connected stream. An unbound socket

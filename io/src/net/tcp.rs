@@ -319,68 +319,7 @@ impl TcpStream {
         local_addr(&self.fd)
     }
 
-    /// Sets `SO_LINGER`. `Some(d)`: closing waits up to `d` for unsent data to go out
-    /// (the kernel counts whole seconds: a non-zero `d` is rounded up). `Some(Duration::ZERO)`:
-    /// closing discards unsent data and resets the connection (the peer reads
-    /// `ConnectionReset`). `None` (the default): closing returns at once and the kernel
-    /// sends the rest in the background.
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_linger(linger_arg(linger))
-    }
-
-    /// The `SO_LINGER` value, as [`set_linger`](Self::set_linger) takes it.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn linger(&self) -> io::Result<Option<Duration>> {
-        SockRef::from(&*self.fd).linger()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), clearing it: `Ok(None)` if there is none.
-    ///
-    /// # Errors
-    /// The `getsockopt` error (the pending error itself is the `Ok(Some(..))` value).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        SockRef::from(&*self.fd).take_error()
-    }
-
-    /// Sets `SO_KEEPALIVE`: probe an idle connection so a vanished peer turns into an
-    /// error (with the system's timings, two hours of idleness by default on Linux).
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_keepalive(on)
-    }
-
-    /// Whether `SO_KEEPALIVE` is set.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn keepalive(&self) -> io::Result<bool> {
-        SockRef::from(&*self.fd).keepalive()
-    }
-
-    super::socket_buffer_methods!();
-
-    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
-    ///
-    /// # Errors
-    /// The `setsockopt` error.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        SockRef::from(&*self.fd).set_tcp_nodelay(on)
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    ///
-    /// # Errors
-    /// The `getsockopt` error.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        SockRef::from(&*self.fd).tcp_nodelay()
-    }
+    super::tcp_option_methods!();
 
     /// Sets `IP_TTL` (the hop limit of outgoing packets), as std's `set_ttl`.
     ///
