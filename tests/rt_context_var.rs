@@ -305,3 +305,33 @@ fn local_tasks_inherit_and_keep_contexts_of_their_own() {
         assert_eq!(VAR.get(), Some(2));
     });
 }
+
+#[test]
+fn done_callbacks_run_in_the_task_context_and_keep_their_sets() {
+    static VAR: ContextVar<u32> = ContextVar::new("done");
+    rt2().block_on(async {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let task = ringleader::spawn(async move {
+            VAR.set(5);
+            go_rx.await.unwrap();
+        });
+        let s = seen.clone();
+        task.add_done_callback(move |_| {
+            s.lock().unwrap().push(VAR.get());
+            VAR.set(6); // only the callback's copy
+        });
+        let s = seen.clone();
+        task.add_done_callback(move |_| s.lock().unwrap().push(VAR.get()));
+        go_tx.send(()).unwrap();
+        task.await.unwrap();
+        // Every later spawn on the workers starts without the callback's value.
+        let later: Vec<_> = (0..8)
+            .map(|_| ringleader::spawn(async { VAR.get() }))
+            .collect();
+        for t in later {
+            assert_eq!(t.await.unwrap(), None, "a done callback's set leaked");
+        }
+        assert_eq!(*seen.lock().unwrap(), [Some(5), Some(5)]);
+    });
+}

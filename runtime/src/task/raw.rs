@@ -92,12 +92,13 @@ pub(crate) struct Header {
 impl Header {
     /// Runs `f` on the task's context slot.
     ///
-    /// Only for the current-task thread-local's holder (`context.rs`): the thread polling
-    /// this task, which holds `RUNNING`. `f` runs no user code, so it cannot re-enter.
+    /// Only for the thread holding `RUNNING`: the one polling this task (reaching it
+    /// through the current-task thread-local, `context.rs`) or completing it. `f` runs no
+    /// user code, so it cannot re-enter.
     pub(crate) fn with_context<R>(&self, f: impl FnOnce(&mut Snapshot) -> R) -> R {
         self.context.with_mut(|slot| {
-            // SAFETY: the polling thread alone reaches the slot (see above), and `f` does
-            // not re-enter, so this is the only reference to it.
+            // SAFETY: the thread holding RUNNING alone reaches the slot (see above), and `f`
+            // does not re-enter, so this is the only reference to it.
             f(unsafe { &mut *slot })
         })
     }
@@ -698,7 +699,17 @@ fn run_done_callbacks(header: &Header, outcome: TaskOutcome) {
         }
     };
     for (_, f) in first.into_iter().chain(more) {
-        run_callback(f, header.id, outcome);
+        match f {
+            // A spawn hook (a task group's count) is runtime code: no context needed.
+            DoneCallback::Hook(_) => run_callback(f, header.id, outcome),
+            // A user's callback runs in the task's context variables, as asyncio's done
+            // callbacks do; a `set` in it stays there instead of reaching this thread's.
+            DoneCallback::Boxed(_) => {
+                // We complete the task, so we hold RUNNING: the slot is ours to read.
+                let context = header.with_context(|slot| slot.clone());
+                super::context::run_in(context, || run_callback(f, header.id, outcome));
+            }
+        }
     }
 }
 
