@@ -24,7 +24,7 @@ use ringleader_runtime::time::Instant;
 
 use crate::error::{BoxError, ChildError, ErrorGroup};
 use crate::group::{task_group, ChildResult, GroupConfig, Policy};
-use crate::scope::{run_private, CancelScope};
+use crate::scope::{run_private, CancelScope, ScopeFuture};
 
 /// Runs every future as a child of a fail-fast group and returns their values in order.
 ///
@@ -418,27 +418,59 @@ impl std::error::Error for Elapsed {}
 /// Only this scope's own deadline becomes `Elapsed`: if an enclosing scope is cancelled at
 /// the same time, the enclosing scope's cancellation wins (CPython #116720).
 ///
+/// The deadline is fixed when the returned future is first polled (entering the scope).
+///
 /// # Cancel safety
 /// Dropping the returned future drops `future`.
-pub async fn timeout<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
-    run_private(Some(d), None, future).await.ok_or(Elapsed)
+#[track_caller]
+pub fn timeout<F: Future>(d: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        scope: run_private(Some(d), None, future),
+    }
 }
 
 /// [`timeout`] with an absolute deadline.
-pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    run_private(None, Some(deadline), future)
-        .await
-        .ok_or(Elapsed)
+#[track_caller]
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        scope: run_private(None, Some(deadline), future),
+    }
 }
 
 /// Trio's `move_on_after`: `None` if the deadline passes first.
-pub async fn move_on_after<F: Future>(d: Duration, future: F) -> Option<F::Output> {
-    run_private(Some(d), None, future).await
+#[track_caller]
+pub fn move_on_after<F: Future>(d: Duration, future: F) -> ScopeFuture<F> {
+    run_private(Some(d), None, future)
 }
 
 /// Trio's `fail_after`: the same as [`timeout`].
-pub async fn fail_after<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
-    timeout(d, future).await
+#[track_caller]
+pub fn fail_after<F: Future>(d: Duration, future: F) -> Timeout<F> {
+    timeout(d, future)
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`], [`timeout_at`] and [`fail_after`]: a private cancel scope
+    /// whose deadline becomes [`Elapsed`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        scope: ScopeFuture<F>,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scope.poll(cx).map(|out| out.ok_or(Elapsed))
+    }
+}
+
+impl<F> std::fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout").finish_non_exhaustive()
+    }
 }
 
 /// Runs `future` to completion even if the caller's scope is cancelled (asyncio's

@@ -66,7 +66,7 @@ mod loom_models;
 
 pub use combinators::{
     as_completed, fail_after, first_ok, gather, gather_settled, move_on_after, race, shield,
-    timeout, timeout_at, wait, AsCompleted, Elapsed, ReturnWhen, Settled,
+    timeout, timeout_at, wait, AsCompleted, Elapsed, ReturnWhen, Settled, Timeout,
 };
 pub use error::{
     BoxError, ChildError, ErrorGroup, Failure, FailureKind, GroupClosed, PanicPayload,

@@ -598,6 +598,7 @@ fn frame_is_cancelled(frame: Frame) -> bool {
 fn enter_frame<R>(frame: Frame, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Frame>);
     impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
             let previous = self.0;
             let _ = CURRENT.try_with(|c| c.set(previous));
@@ -913,7 +914,9 @@ pub(crate) fn run_private<F: Future>(
 }
 
 pin_project_lite::pin_project! {
-    /// The future returned by [`CancelScope::run`].
+    /// The future of a cancel scope, returned by [`CancelScope::run`] and
+    /// [`move_on_after`](crate::move_on_after): `Some(output)` if the body completes, `None`
+    /// if the scope's own cancellation (its deadline, or a `cancel`) stopped it.
     #[must_use = "futures do nothing unless awaited"]
     pub struct ScopeFuture<F> {
         state: ScopeState,
@@ -992,6 +995,7 @@ fn poll_body<F: Future>(
 
 impl ScopeState {
     /// Drops the body, then leaves the node and the shield count.
+    #[inline]
     fn finish<F>(&mut self, mut future: Pin<&mut Option<F>>) {
         future.set(None);
         if let (Some(node), Some(key)) = (&self.node, self.waiter.take()) {
@@ -1004,6 +1008,7 @@ impl ScopeState {
 
     /// The deadline fixed at entry: the scope's absolute one, or `timeout` from now,
     /// whichever is earlier. A shared scope records it, so `deadline()` reads it back.
+    #[inline]
     fn entry_deadline(&self) -> Option<Instant> {
         let absolute = match &self.scope {
             Some(scope) => *lock(&scope.inner.deadline),
@@ -1021,6 +1026,7 @@ impl ScopeState {
     }
 
     /// Whether a cancel was asked for before the scope started.
+    #[inline]
     fn cancel_pending(&self) -> bool {
         self.scope
             .as_ref()

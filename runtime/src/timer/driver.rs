@@ -71,6 +71,7 @@ struct Timers {
 
 impl Timers {
     /// The slot `filed` names, if it is still filed (not fired, not removed).
+    #[inline]
     fn slot_mut(&mut self, filed: &Filed) -> Option<&mut TimerSlot> {
         self.wheel
             .get_mut(filed.key)
@@ -95,6 +96,22 @@ impl Shard {
     }
 }
 
+/// Set once any runtime's clock is paused, never cleared. Until then every runtime's clock
+/// reads real time, so [`Instant::now`](super::Instant::now) skips looking up the current
+/// runtime. A plain std atomic: it only ever goes one way, and a thread that learns of a
+/// pause (through whatever synchronisation) also sees this store, which precedes it.
+static ANY_CLOCK_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether some runtime's clock has ever been paused (if not, every clock is real time).
+#[inline]
+pub(crate) fn any_clock_paused() -> bool {
+    ANY_CLOCK_PAUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn note_clock_paused() {
+    ANY_CLOCK_PAUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The clock: real time, or a paused virtual time that only `advance` and auto-advance move.
 pub(crate) struct Clock {
     base: StdInstant,
@@ -107,6 +124,9 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn new(start_paused: bool) -> Clock {
+        if start_paused {
+            note_clock_paused();
+        }
         Clock {
             base: StdInstant::now(),
             paused: AtomicBool::new(start_paused),
@@ -115,10 +135,12 @@ impl Clock {
         }
     }
 
+    #[inline]
     pub(crate) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> StdInstant {
         if self.is_paused() {
             self.base + Duration::from_nanos(self.virtual_ns.load(Ordering::Acquire))
@@ -145,6 +167,7 @@ impl Clock {
     }
 
     /// ms since `base`, rounded up: a deadline never fires before it.
+    #[inline]
     pub(crate) fn deadline_ms(&self, t: StdInstant) -> u64 {
         let d = t.saturating_duration_since(self.base);
         let ms = d.as_millis() as u64;
@@ -157,6 +180,7 @@ impl Clock {
 
     pub(crate) fn pause(&self) {
         if !self.paused.load(Ordering::Acquire) {
+            note_clock_paused();
             let now = self.now().saturating_duration_since(self.base);
             self.virtual_ns
                 .store(now.as_nanos() as u64, Ordering::Release);
@@ -275,6 +299,7 @@ impl TimeDriver {
     }
 
     /// The shard for threads that are not workers.
+    #[inline]
     pub(crate) fn external_shard(&self) -> usize {
         self.shards.len() - 1
     }
@@ -290,6 +315,7 @@ impl TimeDriver {
     /// Files a timer due at `deadline_ms` on `shard`, to wake `waker`. Returns where it
     /// was filed, and whether the shard's next expiry moved earlier (the caller may need
     /// to wake a worker).
+    #[inline]
     pub(crate) fn register(&self, shard: usize, deadline_ms: u64, waker: Waker) -> (Filed, bool) {
         let s = &self.shards[shard];
         let mut timers = lock(&s.timers);
@@ -335,6 +361,7 @@ impl TimeDriver {
 
     /// Removes a filed timer if it has not fired. Its waker is dropped after the lock is
     /// released.
+    #[inline]
     pub(crate) fn deregister(&self, filed: &Filed) {
         let s = &self.shards[filed.shard];
         let mut timers = lock(&s.timers);

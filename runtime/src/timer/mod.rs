@@ -47,7 +47,12 @@ pub struct Instant(std::time::Instant);
 
 impl Instant {
     /// The current time on the current runtime's clock.
+    #[inline]
     pub fn now() -> Instant {
+        if !driver::any_clock_paused() {
+            // No clock was ever paused: every runtime's clock is real time.
+            return Instant(std::time::Instant::now());
+        }
         Instant(scheduler::with_current_shared(|shared| match shared {
             Some(shared) => shared.time.clock.now(),
             None => std::time::Instant::now(),
@@ -55,55 +60,65 @@ impl Instant {
     }
 
     /// Time since `earlier` (zero if `earlier` is later).
+    #[inline]
     pub fn duration_since(&self, earlier: Instant) -> Duration {
         self.0.saturating_duration_since(earlier.0)
     }
 
     /// Time since this instant, on the runtime's clock.
+    #[inline]
     pub fn elapsed(&self) -> Duration {
         Instant::now().duration_since(*self)
     }
 
     /// `self + d`, or `None` on overflow.
+    #[inline]
     pub fn checked_add(&self, d: Duration) -> Option<Instant> {
         self.0.checked_add(d).map(Instant)
     }
 
     /// `self + d`, or, if that overflows (`Duration::MAX` as "no limit"), an instant about
     /// 30 years after `self`: a deadline that never comes, without a panic.
+    #[inline]
     pub fn saturating_add(&self, d: Duration) -> Instant {
         self.checked_add(d).unwrap_or(Instant(self.0 + FAR_FUTURE))
     }
 
     /// `self - d`, or `None` on underflow.
+    #[inline]
     pub fn checked_sub(&self, d: Duration) -> Option<Instant> {
         self.0.checked_sub(d).map(Instant)
     }
 
     /// The std instant.
+    #[inline]
     pub fn into_std(self) -> std::time::Instant {
         self.0
     }
 
     /// From a std instant.
+    #[inline]
     pub fn from_std(t: std::time::Instant) -> Instant {
         Instant(t)
     }
 }
 
 impl fmt::Debug for Instant {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
 impl From<std::time::Instant> for Instant {
+    #[inline]
     fn from(t: std::time::Instant) -> Instant {
         Instant(t)
     }
 }
 
 impl From<Instant> for std::time::Instant {
+    #[inline]
     fn from(t: Instant) -> std::time::Instant {
         t.0
     }
@@ -111,12 +126,14 @@ impl From<Instant> for std::time::Instant {
 
 impl Add<Duration> for Instant {
     type Output = Instant;
+    #[inline]
     fn add(self, d: Duration) -> Instant {
         Instant(self.0 + d)
     }
 }
 
 impl AddAssign<Duration> for Instant {
+    #[inline]
     fn add_assign(&mut self, d: Duration) {
         self.0 += d;
     }
@@ -124,12 +141,14 @@ impl AddAssign<Duration> for Instant {
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
+    #[inline]
     fn sub(self, d: Duration) -> Instant {
         Instant(self.0 - d)
     }
 }
 
 impl SubAssign<Duration> for Instant {
+    #[inline]
     fn sub_assign(&mut self, d: Duration) {
         self.0 -= d;
     }
@@ -137,6 +156,7 @@ impl SubAssign<Duration> for Instant {
 
 impl Sub<Instant> for Instant {
     type Output = Duration;
+    #[inline]
     fn sub(self, other: Instant) -> Duration {
         self.duration_since(other)
     }

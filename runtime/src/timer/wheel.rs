@@ -68,6 +68,7 @@ pub(crate) struct Wheel<T> {
     entries: Slab<Entry<T>>,
 }
 
+#[inline]
 fn level_for(elapsed: u64, deadline: u64) -> usize {
     let capped = deadline.min(elapsed + MAX_SPAN);
     let masked = (elapsed ^ capped) | (SLOTS - 1);
@@ -75,6 +76,7 @@ fn level_for(elapsed: u64, deadline: u64) -> usize {
     ((significant / SLOT_BITS) as usize).min(LEVELS - 1)
 }
 
+#[inline]
 fn slot_for(elapsed: u64, deadline: u64, level: usize) -> usize {
     let capped = deadline.min(elapsed + MAX_SPAN);
     ((capped >> (level as u32 * SLOT_BITS)) & (SLOTS - 1)) as usize
@@ -101,6 +103,7 @@ impl<T> Wheel<T> {
     /// Files `value` to expire at `deadline`. A deadline already past expires at the next
     /// `poll_expired`. Returns the key, and when the slot it landed in is due: the wheel's
     /// next expiration is now the earlier of that and the one before the insert.
+    #[inline]
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> (usize, u64) {
         let key = self.entries.insert(Entry {
             deadline,
@@ -115,6 +118,7 @@ impl<T> Wheel<T> {
     }
 
     /// When slot `slot` of `level` is next due (never earlier than `elapsed`).
+    #[inline]
     fn slot_time(&self, level: usize, slot: usize) -> u64 {
         let shift = level as u32 * SLOT_BITS;
         let slot_width = 1u64 << shift;
@@ -130,6 +134,7 @@ impl<T> Wheel<T> {
         when.max(self.elapsed)
     }
 
+    #[inline]
     fn link(&mut self, key: usize) -> (usize, usize) {
         let deadline = self.entries[key].deadline.max(self.elapsed);
         let level = level_for(self.elapsed, deadline);
@@ -153,6 +158,7 @@ impl<T> Wheel<T> {
 
     /// Unlinks `key`; returns whether its slot became empty (only then can the next
     /// expiration change).
+    #[inline]
     fn unlink(&mut self, key: usize) -> bool {
         let (prev, next, level, slot) = {
             let e = &self.entries[key];
@@ -175,6 +181,7 @@ impl<T> Wheel<T> {
 
     /// Removes an entry, returning its value and whether the next expiration may have
     /// moved (its slot emptied); `None` if `key` is not filed.
+    #[inline]
     pub(crate) fn remove(&mut self, key: usize) -> Option<(T, bool)> {
         if !self.entries.contains(key) {
             return None;
@@ -185,6 +192,7 @@ impl<T> Wheel<T> {
 
     /// Access to a filed value (to check that a key still belongs to its owner, and to
     /// update it in place).
+    #[inline]
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
         self.entries.get_mut(key).map(|e| &mut e.value)
     }
