@@ -740,6 +740,81 @@ fn local_task_ids_come_from_the_task_id_space() {
 }
 
 #[test]
+fn inside_a_local_task_task_id_is_its_own_while_polled_and_dropped() {
+    struct RecordIdOnDrop(Rc<Cell<Option<task::Id>>>);
+    impl Drop for RecordIdOnDrop {
+        fn drop(&mut self) {
+            self.0.set(task::try_id());
+        }
+    }
+    let rt = rt2();
+    let set = LocalSet::new();
+    rt.block_on(set.run_until(async {
+        // The driving future is block_on's root: no task of its own.
+        assert_eq!(task::try_id(), None);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let outer = task::spawn_local(async move {
+            s.borrow_mut().push(task::id());
+            // The id survives a suspension, and a nested set's task shadows it only
+            // while that task runs.
+            task::yield_now().await;
+            let inner_set = LocalSet::new();
+            let s2 = s.clone();
+            let inner = inner_set
+                .run_until(async move {
+                    let h = task::spawn_local(async move { task::id() });
+                    let inner_id = h.id();
+                    assert_eq!(h.await.unwrap(), inner_id);
+                    s2.borrow_mut().push(task::id());
+                    inner_id
+                })
+                .await;
+            s.borrow_mut().push(inner);
+            s.borrow_mut().push(task::id());
+            assert_eq!(task::name(), None);
+        });
+        let outer_id = outer.id();
+        outer.await.unwrap();
+        let seen = seen.borrow().clone();
+        assert_eq!(seen[0], outer_id);
+        assert_eq!(
+            seen[1], outer_id,
+            "the inner set's driver is the outer local task"
+        );
+        assert_ne!(seen[2], outer_id);
+        assert_eq!(seen[3], outer_id);
+        assert_eq!(task::try_id(), None, "restored after the local tasks ran");
+
+        // A local task aborted while suspended is dropped under its own id.
+        let dropped_as = Rc::new(Cell::new(None));
+        let guard = RecordIdOnDrop(dropped_as.clone());
+        let pending = task::spawn_local(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        task::yield_now().await;
+        let pending_id = pending.id();
+        pending.abort();
+        assert!(pending.await.unwrap_err().is_cancelled());
+        assert_eq!(dropped_as.get(), Some(pending_id));
+    }));
+
+    // Driven from `ringleader::run`'s root, a local task still reports its own id, and
+    // the root's identity (whatever it is) comes back afterwards.
+    let (before, local, after) = ringleader::run(async {
+        let set = LocalSet::new();
+        let before = task::try_id();
+        let local = set
+            .run_until(async { task::spawn_local(async { task::id() }).await.unwrap() })
+            .await;
+        (before, local, task::try_id())
+    });
+    assert_eq!(before, after);
+    assert_ne!(Some(local), before);
+}
+
+#[test]
 fn run_until_on_ringleader_run() {
     let out = ringleader::run(async {
         let set = LocalSet::new();

@@ -72,6 +72,35 @@ impl Drop for CurrentGuard {
     }
 }
 
+rl_thread_local! {
+    /// The local task (of a `LocalSet`) this thread is polling or dropping, if any. It
+    /// shadows `CURRENT` for [`task::id`](super::id): the local task runs inside the poll
+    /// of the scheduler task that drives its set.
+    static CURRENT_LOCAL: Cell<Option<Id>> = const { Cell::new(None) };
+}
+
+/// Marks local task `id` as current until dropped (restoring the previous one, for nested
+/// sets and on unwind).
+pub(crate) struct LocalGuard(Option<Id>);
+
+impl LocalGuard {
+    pub(crate) fn enter(id: Id) -> LocalGuard {
+        LocalGuard(CURRENT_LOCAL.with(|c| c.replace(Some(id))))
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let previous = self.0;
+        let _ = CURRENT_LOCAL.try_with(|c| c.set(previous));
+    }
+}
+
+/// The local task being polled on this thread, if any.
+pub(crate) fn current_local() -> Option<Id> {
+    CURRENT_LOCAL.try_with(|c| c.get()).ok().flatten()
+}
+
 /// Runs `f` with the header of the task being polled on this thread.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Header>) -> R) -> R {
     let current = CURRENT.try_with(|c| c.get()).ok().flatten();

@@ -53,10 +53,10 @@
 //! ([`Builder::on_task_panic`](crate::runtime::Builder::on_task_panic); by default one
 //! `tracing` error).
 //!
-//! A local task is not a task of the scheduler: inside it, [`task::id`](super::id) and
-//! [`task::name`](super::name) describe the task that drives the set (and outside any task,
-//! as in a `block_on` root, there is none). [`LocalJoinHandle::id`] gives a local task's id,
-//! taken from the same space as every other task's. Context variables
+//! A local task is not a task of the scheduler, but it has an identity of its own: inside
+//! it (while it is polled, and while its future is dropped), [`task::id`](super::id) gives
+//! its id, the one [`LocalJoinHandle::id`] reports, taken from the same space as every other
+//! task's, and [`task::name`](super::name) gives `None` (local tasks are unnamed). Context variables
 //! ([`ContextVar`](super::ContextVar)) do follow local tasks: each starts with a copy of
 //! its spawner's context and sets only its own, as a scheduler task does.
 
@@ -74,6 +74,7 @@ use pin_project_lite::pin_project;
 use slab::Slab;
 
 use super::context::InContext;
+use super::id;
 use super::{CancelReason, Id, JoinError, Schedule, UnhandledTaskPanic};
 use crate::loom::{lock, Arc, AtomicBool, Mutex, Ordering};
 
@@ -592,6 +593,7 @@ impl Inner {
         let polled = {
             let _current = CurrentSet::enter(self);
             let _polling = Polling::enter(&self.polling, id);
+            let _task = id::LocalGuard::enter(id);
             panic::catch_unwind(AssertUnwindSafe(|| {
                 ringleader_coop::with_budget(|| future.as_mut().poll(&mut cx))
             }))
@@ -626,6 +628,7 @@ impl Inner {
                     // The future is dropped as a cancelled one would be, all the same.
                     None => {
                         let _current = CurrentSet::enter(self);
+                        let _task = id::LocalGuard::enter(id);
                         drop_logged(future);
                     }
                 }
@@ -642,6 +645,7 @@ impl Inner {
                 // dropped, as the scheduler's harness does.
                 {
                     let _current = CurrentSet::enter(self);
+                    let _task = id::LocalGuard::enter(id);
                     drop_logged(future);
                 }
                 if let Some(slot) = slot {
@@ -675,6 +679,7 @@ impl Inner {
         let panicked = match slot.future.take() {
             Some(future) => {
                 let _current = CurrentSet::enter(self);
+                let _task = id::LocalGuard::enter(slot.id);
                 drop_caught(future)
             }
             None => None,

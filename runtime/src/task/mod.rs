@@ -342,12 +342,19 @@ pub fn id() -> Id {
 }
 
 /// The id of the task being polled on this thread, or `None` outside a task.
+///
+/// Inside a [`LocalSet`]'s task, that local task's id (its
+/// [`LocalJoinHandle::id`]), not the id of the task that drives the set.
 pub fn try_id() -> Option<Id> {
-    id::with_current(|h| h.map(|h| h.id))
+    id::current_local().or_else(|| id::with_current(|h| h.map(|h| h.id)))
 }
 
-/// The name of the task being polled on this thread (`None` outside a task or if unnamed).
+/// The name of the task being polled on this thread (`None` outside a task or if unnamed;
+/// a [`LocalSet`]'s tasks are unnamed).
 pub fn name() -> Option<String> {
+    if id::current_local().is_some() {
+        return None;
+    }
     id::with_current(|h| h.and_then(|h| h.name.as_deref().map(str::to_owned)))
 }
 
