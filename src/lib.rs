@@ -29,7 +29,8 @@
 //! - [`net`] and [`fs`] are the sockets and files under asyncio's transports, completed on
 //!   each worker's io_uring with owned buffers ([`io`]); [`io::AsyncFd`] and
 //!   [`runtime::Handle::add_reader`] are `loop.add_reader` / `add_writer`;
-//!   [`net::DatagramEndpoint`] is `loop.create_datagram_endpoint` and [`io::sendfile`] is
+//!   [`net::DatagramEndpoint`] is `loop.create_datagram_endpoint`, and [`io::sendfile`]
+//!   (on a socket) and [`streams::StreamWriter::sendfile`] (on a stream's writer) are
 //!   `loop.sendfile`.
 //! - [`process`] is `asyncio.create_subprocess_exec` / `create_subprocess_shell`
 //!   ([`process::Command`], [`process::Command::shell`]): pipes on the ring, `communicate`,

@@ -97,6 +97,18 @@ fn drain(
     })
 }
 
+/// Asserts that the open fds come back to `before`. A dropped operation's pipe closes when
+/// the kernel completes it: give it a moment.
+fn assert_fds_settle_at(before: usize) {
+    for _ in 0..100 {
+        if open_fds() == before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(open_fds(), before, "sendfile leaked fds");
+}
+
 #[test]
 fn a_100_mib_file_arrives_intact() {
     let _serial = serial();
@@ -221,14 +233,7 @@ fn bad_input_is_an_error_and_leaks_nothing() {
         drop(ours);
         file.close().await.unwrap();
     });
-    // A dropped operation's pipe closes when the kernel completes it: give it a moment.
-    for _ in 0..100 {
-        if open_fds() == before {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(open_fds(), before, "sendfile leaked fds");
+    assert_fds_settle_at(before);
 }
 
 #[test]
@@ -248,4 +253,156 @@ fn files_splice_cannot_read_go_through_the_read_write_fallback() {
         peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, &contents[1..]);
     });
+}
+
+/// Reads the peer to end of stream on a thread; gives every byte received.
+fn collect(mut peer: std::net::TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        peer.read_to_end(&mut all).unwrap();
+        all
+    })
+}
+
+#[test]
+fn stream_writer_sendfile_keeps_the_order_of_writes_around_it() {
+    let _serial = serial();
+    const LEN: usize = 3 << 20;
+    let block = pattern(BLOCK, 11);
+    let tmp = TempFile::new("writer-order", LEN, &block);
+    let before = open_fds();
+    rt2().block_on(async {
+        let file = File::open(&tmp.0).await.unwrap();
+        let (ours, peer) = tcp_pair().await;
+        let receiver = collect(peer);
+        let (_reader, writer) = ringleader::streams::split(ours);
+        // More than the high-water mark is buffered before: it all goes first.
+        let head = pattern(200 * 1024, 3);
+        writer.write(&head);
+        let sent = writer.sendfile(&file, 5, Some(LEN - 10)).await.unwrap();
+        assert_eq!(sent, LEN - 10);
+        // A write made while the file is being sent (by a second future of this task,
+        // polled after the transfer started: nothing was left to flush, so the first poll
+        // took the turn) waits in the buffer and follows the file.
+        writer.flush().await.unwrap();
+        let during = async {
+            ringleader::task::yield_now().await;
+            writer.write(b"written during the transfer");
+        };
+        let (sent, ()) = ringleader::join!(writer.sendfile(&file, 0, Some(LEN)), during);
+        assert_eq!(sent.unwrap(), LEN);
+        writer.write(b"|tail");
+        writer.close();
+        writer.wait_closed().await.unwrap();
+        let got = receiver.join().unwrap();
+        let mut want = head.clone();
+        let contents: Vec<u8> = block.iter().copied().cycle().take(LEN).collect();
+        want.extend_from_slice(&contents[5..LEN - 5]);
+        want.extend_from_slice(&contents);
+        want.extend_from_slice(b"written during the transfer|tail");
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes out of order or wrong");
+
+        // At end of file it sends what there is.
+        let (ours, peer) = tcp_pair().await;
+        let receiver = collect(peer);
+        let (_reader, writer) = ringleader::streams::split(ours);
+        let sent = writer
+            .sendfile(&file, (LEN - 3) as u64, Some(100))
+            .await
+            .unwrap();
+        assert_eq!(sent, 3);
+        assert_eq!(writer.sendfile(&file, LEN as u64, None).await.unwrap(), 0);
+        writer.close();
+        writer.wait_closed().await.unwrap();
+        assert_eq!(receiver.join().unwrap(), contents[LEN - 3..]);
+        file.close().await.unwrap();
+    });
+    assert_eq!(open_fds(), before, "leaked fds");
+}
+
+#[test]
+fn stream_writer_sendfile_errors_leave_the_writer_in_a_clear_state() {
+    let _serial = serial();
+    let tmp = TempFile::new("writer-errors", 16 << 20, &pattern(BLOCK, 13));
+    let before = open_fds();
+    rt2().block_on(async {
+        let file = File::open(&tmp.0).await.unwrap();
+
+        // A file error: the writer stays usable.
+        let write_only = File::create(tmp.0.with_extension("w")).await.unwrap();
+        let (ours, peer) = tcp_pair().await;
+        let receiver = collect(peer);
+        let (_reader, writer) = ringleader::streams::split(ours);
+        writer.write(b"before ");
+        let err = writer.sendfile(&write_only, 0, Some(10)).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert!(!writer.is_closing());
+        writer.write(b"after");
+        writer.close();
+        writer.wait_closed().await.unwrap();
+        assert_eq!(receiver.join().unwrap(), b"before after");
+        write_only.close().await.unwrap();
+        std::fs::remove_file(tmp.0.with_extension("w")).unwrap();
+
+        // After close: refused, nothing sent.
+        let (ours, peer) = tcp_pair().await;
+        let receiver = collect(peer);
+        let (_reader, writer) = ringleader::streams::split(ours);
+        writer.write(b"bye");
+        writer.close();
+        let err = writer.sendfile(&file, 0, None).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        writer.wait_closed().await.unwrap();
+        assert_eq!(receiver.join().unwrap(), b"bye");
+
+        // The peer hangs up mid-file: the connection's error becomes the writer's.
+        let (ours, peer) = tcp_pair().await;
+        let (_reader, writer) = ringleader::streams::split(ours);
+        drop(peer);
+        let err = writer.sendfile(&file, 0, None).await.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+        assert!(writer.is_closing(), "a lost connection counts as closing");
+        assert_eq!(writer.drain().await.unwrap_err().kind(), err.kind());
+        assert!(writer.wait_closed().await.is_err());
+
+        // Cancelled mid-file (the peer does not read): the turn is given back, and what is
+        // written afterwards follows the prefix that went out.
+        let (ours, mut peer) = tcp_pair().await;
+        let (_reader, writer) = ringleader::streams::split(ours);
+        let out = ringleader::taskgroup::timeout(
+            std::time::Duration::from_millis(20),
+            writer.sendfile(&file, 0, None),
+        )
+        .await;
+        assert!(
+            out.is_err(),
+            "16 MiB to a peer that never reads cannot finish"
+        );
+        writer.write(b"<after the cancelled transfer>");
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).unwrap();
+            all
+        });
+        writer.close();
+        writer.wait_closed().await.unwrap();
+        let got = reader.join().unwrap();
+        assert!(got.ends_with(b"<after the cancelled transfer>"));
+        let prefix = got.len() - b"<after the cancelled transfer>".len();
+        let contents = std::fs::read(&tmp.0).unwrap();
+        assert!(prefix < contents.len());
+        assert!(
+            got[..prefix] == contents[..prefix],
+            "the prefix is the file's"
+        );
+        file.close().await.unwrap();
+    });
+    assert_fds_settle_at(before);
 }

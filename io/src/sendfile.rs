@@ -101,8 +101,18 @@ pub async fn sendfile<S: SendfileTarget>(
     offset: u64,
     count: Option<usize>,
 ) -> io::Result<usize> {
+    sendfile_to(file, socket.stream_fd(), offset, count).await
+}
+
+/// [`sendfile`] to a stream socket's fd (also `StreamWriter::sendfile`'s transfer).
+pub(crate) async fn sendfile_to(
+    file: &File,
+    sock_fd: &SharedFd,
+    offset: u64,
+    count: Option<usize>,
+) -> io::Result<usize> {
     let file_fd = file.shared_fd().clone();
-    let sock_fd = socket.stream_fd().clone();
+    let sock_fd = sock_fd.clone();
     if offset > i64::MAX as u64 {
         // The kernel's offsets are signed; larger ones would be read as "no offset".
         return Err(io::Error::new(

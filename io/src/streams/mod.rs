@@ -51,6 +51,9 @@
 //!   `&self`: share a writer in an `Arc` to write from several tasks. A server handler's
 //!   own writes skip the writer's lock: its task collects each poll's writes and sends
 //!   them when the poll ends (see [`StreamWriter`]).
+//!   [`sendfile`](StreamWriter::sendfile) is `loop.sendfile(writer.transport, file)`: the
+//!   file goes out after what was written before it and ahead of what is written while it
+//!   is sent (where asyncio's transport refuses such writes).
 //! - `TCP_NODELAY` is set on every TCP stream made here, as asyncio does.
 //! - A [`Server`] runs each connection's handler as a task of the server's own task group
 //!   (supervised: a failing or panicking handler is counted and logged, the others go on).

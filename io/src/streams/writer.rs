@@ -810,6 +810,130 @@ impl StreamWriter {
         .await
     }
 
+    /// Sends `count` bytes of `file` from `offset` (to the end of the file if `None`) after
+    /// everything written before, without copying them through user memory (asyncio's
+    /// `loop.sendfile(writer.transport, file, offset, count)`); returns how many bytes were
+    /// sent (fewer than `count` only if the file ended first). The transfer is
+    /// [`sendfile`](crate::sendfile)'s: `splice(2)` through the ring, or reads and sends
+    /// where splice cannot serve.
+    ///
+    /// It first waits for the buffer to be handed to the kernel, as [`flush`](Self::flush)
+    /// does. Writes made while the file is being sent (from this task's other futures, or
+    /// from other tasks) wait in the buffer and follow the file, and [`close`](Self::close)
+    /// / [`write_eof`](Self::write_eof) wait for it too. The file's own position is neither
+    /// used nor moved.
+    ///
+    /// ```
+    /// use ringleader_io::fs::File;
+    /// use ringleader_io::streams::{open_connection, start_server, StreamReader, StreamWriter};
+    ///
+    /// ringleader_runtime::run(async {
+    ///     let path = std::env::temp_dir().join(format!("writer-sendfile-{}", std::process::id()));
+    ///     std::fs::write(&path, b"0123456789")?;
+    ///     let served = path.clone();
+    ///     let server = start_server(
+    ///         move |_reader: StreamReader, writer: StreamWriter| {
+    ///             let path = served.clone();
+    ///             async move {
+    ///                 let file = File::open(&path).await?;
+    ///                 writer.write(b"head:");
+    ///                 let sent = writer.sendfile(&file, 2, Some(5)).await?;
+    ///                 writer.write(b":tail\n");
+    ///                 writer.close();
+    ///                 writer.wait_closed().await?;
+    ///                 assert_eq!(sent, 5);
+    ///                 Ok::<_, std::io::Error>(())
+    ///             }
+    ///         },
+    ///         "127.0.0.1:0",
+    ///     )
+    ///     .await?;
+    ///     let port = server.local_addrs()[0].as_inet().unwrap().port();
+    ///     let (mut reader, _writer) = open_connection("127.0.0.1", port).await?;
+    ///     assert_eq!(reader.readline().await?, b"head:23456:tail\n");
+    ///     server.close();
+    ///     server.wait_closed().await;
+    ///     std::fs::remove_file(&path)
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// The writer's own error, as [`drain`](Self::drain) gives it; `BrokenPipe` after
+    /// [`close`](Self::close) or [`write_eof`](Self::write_eof); otherwise
+    /// [`sendfile`](crate::sendfile)'s. An error of the connection (`BrokenPipe`,
+    /// `ConnectionReset`...) is kept as the writer's, as a failed send's is; after a file
+    /// error the connection stays usable, but the peer may have received part of the file.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropped while the file is being sent, an unknown prefix of it has
+    /// been sent. Writes made meanwhile are sent after that prefix; nothing leaks.
+    pub async fn sendfile(
+        &self,
+        file: &crate::fs::File,
+        offset: u64,
+        count: Option<usize>,
+    ) -> io::Result<usize> {
+        // Take the sending turn: once nothing is being flushed, mark the flush as ours
+        // (`flushing`), so writes wait in the buffer and kick no flush task until we are
+        // done, as a hosted poll's hand-over does while it sends.
+        poll_fn(|cx| {
+            let mut st = self.lock();
+            if let Some(e) = st.error() {
+                return Poll::Ready(Err(e));
+            }
+            if st.late_write || st.closing || st.eof_requested {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "sendfile after close() or write_eof()",
+                )));
+            }
+            if st.flushing || st.hosted || !st.buf.is_empty() {
+                st.add_waiter(cx.waker());
+                return Poll::Pending;
+            }
+            st.flushing = true;
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        // Gives the turn back however the transfer ends, the future dropped included.
+        struct Turn<'a>(&'a Arc<Shared>, Option<io::Error>);
+        impl Drop for Turn<'_> {
+            fn drop(&mut self) {
+                let mut st = lock(self.0);
+                if let Some(err) = self.1.take() {
+                    st.lose(err);
+                }
+                st.flushing = false;
+                if st.error.is_none() && !st.buf.is_empty() {
+                    // What was written meanwhile goes now, as a write would send it.
+                    st.kick = st.kick();
+                } else {
+                    if st.size() <= st.low {
+                        st.paused = false;
+                    }
+                    if st.error.is_some() && st.closing {
+                        st.close_now(&self.0.fd);
+                    }
+                    st.settle(&self.0.fd);
+                }
+                st.wake_all();
+            }
+        }
+        let mut turn = Turn(&self.shared, None);
+        let result = crate::sendfile::sendfile_to(file, &self.shared.fd, offset, count).await;
+        if let Err(err) = &result {
+            if connection_lost(err) {
+                turn.1 = Some(match err.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(err.kind(), err.to_string()),
+                });
+            }
+        }
+        drop(turn);
+        result
+    }
+
     /// Bytes written but not yet handed to the kernel (asyncio's
     /// `transport.get_write_buffer_size()`).
     pub fn write_buffer_size(&self) -> usize {
@@ -928,6 +1052,17 @@ fn close_state(st: &mut State, fd: &SharedFd) {
         st.buf.clear();
     }
     st.settle(fd);
+}
+
+/// Errors that mean the connection itself is gone (not a file error).
+fn connection_lost(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+    )
 }
 
 fn late_write_error() -> io::Error {
