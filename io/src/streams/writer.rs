@@ -889,6 +889,11 @@ impl StreamWriter {
                 )));
             }
             if st.flushing || st.hosted || !st.buf.is_empty() {
+                if !st.flushing && !st.buf.is_empty() {
+                    // Not expected (buffered bytes always have a flush under way), but
+                    // then nothing would wake us: start one.
+                    st.kick = st.kick();
+                }
                 st.add_waiter(cx.waker());
                 return Poll::Pending;
             }
