@@ -303,9 +303,13 @@ impl RingShared {
         let cause = match err.raw_os_error() {
             Some(libc::ENOSYS) => "this kernel has no io_uring (ENOSYS)",
             Some(libc::EPERM) => {
-                "io_uring is forbidden here (EPERM: a seccomp profile, or the sysctl kernel.io_uring_disabled)"
+                "io_uring is forbidden here (EPERM: a seccomp profile, such as Docker's and \
+                 containerd's defaults, or the sysctl kernel.io_uring_disabled); allow the \
+                 io_uring_setup, io_uring_enter and io_uring_register system calls"
             }
-            Some(libc::ENOMEM) => "io_uring rings could not be allocated (ENOMEM: check RLIMIT_MEMLOCK)",
+            Some(libc::ENOMEM) => {
+                "io_uring rings could not be allocated (ENOMEM: check RLIMIT_MEMLOCK)"
+            }
             _ => "io_uring setup failed",
         };
         Err(io::Error::new(err.kind(), format!("{cause}: {err}")))
