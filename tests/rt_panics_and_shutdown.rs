@@ -187,3 +187,78 @@ fn a_task_that_awaits_another_and_both_are_cancelled_leaves_no_cycle() {
     drop(rt);
     assert_eq!(drops.count(), 2);
 }
+
+/// `block_on` keeps its parker and waker on the thread between calls: a waker kept from an
+/// earlier call, a call that panicked, and calls on two runtimes (one on a paused clock)
+/// must leave each later call waiting exactly for its own future.
+#[test]
+fn repeated_block_on_calls_on_one_thread_each_wait_for_their_own_future() {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::task::Waker;
+
+    let rt = rt2();
+    // 1. A call that leaves its waker behind, then returns at once.
+    let stale: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+    let slot = stale.clone();
+    rt.block_on(std::future::poll_fn(move |cx| {
+        *slot.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Ready(())
+    }));
+    // 2. The next call waits for a value sent later, while the stale waker fires over and
+    //    over: spurious wake-ups, never an early return.
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let waker = stale.lock().unwrap().take().unwrap();
+    let nagger = std::thread::spawn(move || {
+        while done_rx.try_recv().is_err() {
+            waker.wake_by_ref();
+            std::thread::yield_now();
+        }
+    });
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        tx.send(7).unwrap();
+    });
+    let polls = AtomicUsize::new(0);
+    let (value, registered) = rt.block_on(async {
+        let (otx, orx) = ringleader::sync::oneshot::channel();
+        let forward = ringleader::task::spawn_blocking(move || otx.send(rx.recv().unwrap()));
+        let mut orx = std::pin::pin!(orx);
+        let v = std::future::poll_fn(|cx| {
+            polls.fetch_add(1, Ordering::Relaxed);
+            orx.as_mut().poll(cx)
+        })
+        .await
+        .unwrap();
+        forward.await.unwrap().unwrap();
+        (v, true)
+    });
+    done_tx.send(()).unwrap();
+    nagger.join().unwrap();
+    sender.join().unwrap();
+    assert_eq!((value, registered), (7, true));
+    assert!(polls.load(Ordering::Relaxed) >= 1);
+
+    // 3. A call that panics; the next one still works.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { panic!("inside block_on") })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(rt.block_on(async { 5 }), 5);
+
+    // 4. Another runtime on the same thread, on a paused clock: auto-advance needs this
+    //    thread's activity registered with that runtime and seen idle.
+    let paused = Builder::new_multi_thread()
+        .worker_threads(1)
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    paused.block_on(async { ringleader::time::sleep(Duration::from_secs(3600)).await });
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "auto-advance did not happen"
+    );
+    assert_eq!(rt.block_on(async { 6 }), 6);
+}

@@ -622,51 +622,115 @@ impl Drop for Runtime {
     }
 }
 
+/// Wakes a `block_on` thread: marks its activity, then unparks it.
+struct ThreadWaker {
+    unpark: std::sync::Arc<dyn Unpark>,
+    activity: std::sync::Arc<BlockOnActivity>,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        // Marked woken before the unpark, so a paused clock never sees this thread idle
+        // between the wake-up and its next poll.
+        self.activity.woken();
+        self.unpark.unpark()
+    }
+}
+
+/// What a `block_on` needs on its thread: the parker, its unpark handle, the activity the
+/// paused clock reads, and the waker over both. Made at a thread's first `block_on` and
+/// kept for the next (`block_on` cannot nest), which spares each call five allocations.
+/// A waker kept from an earlier call can only unpark the thread spuriously: the loop
+/// polls again and parks again.
+struct BlockOnKit {
+    parker: Box<dyn Park>,
+    /// The thread's own ring, when the parker is one.
+    #[cfg(not(ringleader_loom))]
+    ring: Option<Arc<crate::driver::ring::RingShared>>,
+    unpark: std::sync::Arc<dyn Unpark>,
+    activity: std::sync::Arc<BlockOnActivity>,
+    waker: Waker,
+}
+
+#[cfg(not(ringleader_loom))]
+thread_local! {
+    static BLOCK_ON_KIT: std::cell::Cell<Option<BlockOnKit>> = const { std::cell::Cell::new(None) };
+}
+
+impl BlockOnKit {
+    /// The thread's kit, made if it has none (or while its thread-locals are torn down).
+    fn take() -> BlockOnKit {
+        #[cfg(not(ringleader_loom))]
+        if let Some(kit) = BLOCK_ON_KIT.try_with(|k| k.take()).ok().flatten() {
+            return kit;
+        }
+        BlockOnKit::new()
+    }
+
+    fn new() -> BlockOnKit {
+        // A ring of this thread's own when one can be set up: its I/O completes where it
+        // waits; otherwise a condvar, with I/O handed to a worker's ring.
+        #[cfg(not(ringleader_loom))]
+        let ring_parker = crate::driver::ring::block_on_parker();
+        #[cfg(not(ringleader_loom))]
+        let ring = ring_parker.as_ref().and_then(|p| p.ring());
+        #[cfg(not(ringleader_loom))]
+        let parker: Box<dyn Park> = match ring_parker {
+            Some(p) => Box::new(p),
+            None => Box::new(ThreadParker::new()),
+        };
+        #[cfg(ringleader_loom)]
+        let parker: Box<dyn Park> = Box::new(ThreadParker::new());
+        let unpark = parker.unparker();
+        let activity = std::sync::Arc::new(BlockOnActivity::new());
+        let waker = Waker::from(std::sync::Arc::new(ThreadWaker {
+            unpark: unpark.clone(),
+            activity: activity.clone(),
+        }));
+        BlockOnKit {
+            parker,
+            #[cfg(not(ringleader_loom))]
+            ring,
+            unpark,
+            activity,
+            waker,
+        }
+    }
+
+    /// Keeps the kit for the thread's next `block_on`.
+    fn put_back(self) {
+        #[cfg(not(ringleader_loom))]
+        let _ = BLOCK_ON_KIT.try_with(|k| k.set(Some(self)));
+    }
+}
+
 /// Polls `future` on this thread, parking the thread between wake-ups.
 fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
-    struct ThreadWaker {
-        unpark: std::sync::Arc<dyn Unpark>,
-        activity: std::sync::Arc<BlockOnActivity>,
-    }
-    impl Wake for ThreadWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.wake_by_ref()
-        }
-        fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            // Marked woken before the unpark, so a paused clock never sees this thread idle
-            // between the wake-up and its next poll.
-            self.activity.woken();
-            self.unpark.unpark()
-        }
-    }
-    // A ring of this thread's own when one can be set up: its I/O completes where it
-    // waits; otherwise a condvar, with I/O handed to a worker's ring.
+    let mut kit = BlockOnKit::take();
     #[cfg(not(ringleader_loom))]
-    let ring_parker = crate::driver::ring::block_on_parker();
-    #[cfg(not(ringleader_loom))]
-    let _ring = crate::driver::ring::set_current(ring_parker.as_ref().and_then(|p| p.ring()));
-    #[cfg(not(ringleader_loom))]
-    let mut parker: Box<dyn Park> = match ring_parker {
-        Some(p) => Box::new(p),
-        None => Box::new(ThreadParker::new()),
-    };
-    #[cfg(ringleader_loom)]
-    let mut parker: Box<dyn Park> = Box::new(ThreadParker::new());
-    let activity = std::sync::Arc::new(BlockOnActivity::new());
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker {
-        unpark: parker.unparker(),
-        activity: activity.clone(),
-    }));
-    let mut cx = Context::from_waker(&waker);
+    let _ring = crate::driver::ring::set_current(kit.ring.clone());
+    let BlockOnKit {
+        parker,
+        activity,
+        waker,
+        unpark,
+        ..
+    } = &mut kit;
+    // A kit kept from an earlier call may have been woken since: start afresh.
+    activity.running();
+    let mut cx = Context::from_waker(waker);
     struct Registered<'a>(&'a Shared, u64);
     impl Drop for Registered<'_> {
         fn drop(&mut self) {
             self.0.remove_block_on(self.1);
         }
     }
-    let _registered = Registered(
+    let registered = Registered(
         shared,
-        shared.add_block_on(parker.unparker(), activity.clone()),
+        shared.add_block_on(unpark.clone(), activity.clone()),
     );
     let out = {
         let mut future = pin!(future);
@@ -698,6 +762,8 @@ fn park_on_thread<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     };
     // The future is gone: submit the cancellations its dropped operations queued.
     parker.maintain();
+    drop(registered);
+    kit.put_back();
     out
 }
 
