@@ -327,3 +327,54 @@ fn a_handler_writing_to_a_peer_that_hung_up_gets_the_error_from_drain() {
         .unwrap();
     });
 }
+
+/// `sendfile` in a server handler, whose writes are staged: what the handler wrote before,
+/// in the same poll, goes first; what a second future of the handler writes (staged, in a
+/// later poll) while the file is being sent follows it, and so does what another task
+/// writes meanwhile through a shared handle.
+#[test]
+fn sendfile_in_a_hosted_handler_keeps_staged_and_side_writes_in_order() {
+    const LEN: usize = 2 << 20;
+    let contents: Arc<Vec<u8>> = Arc::new((0..LEN).map(|i| (i * 7 % 251) as u8).collect());
+    let path =
+        std::env::temp_dir().join(format!("ringleader-hosted-sendfile-{}", std::process::id()));
+    std::fs::write(&path, &contents[..]).unwrap();
+    let served = path.clone();
+    let all = serve_n(5, move |mut reader: StreamReader, writer: StreamWriter| {
+        let path = served.clone();
+        async move {
+            assert_eq!(reader.readline().await.unwrap(), b"go\n");
+            let file = ringleader::fs::File::open(&path).await?;
+            let writer = Arc::new(writer);
+            // Staged in the same poll as the transfer's first: it goes first.
+            writer.write(b"<head>");
+            assert_eq!(writer.sendfile(&file, 0, None).await?, LEN);
+            // Nothing left to flush: the next transfer takes the turn at its first poll,
+            // before the second future below writes anything.
+            writer.flush().await?;
+            let during = async {
+                ringleader::task::yield_now().await;
+                writer.write(b"<staged during>");
+                let side = writer.clone();
+                ringleader::spawn(async move { side.write(b"<side during>") })
+                    .await
+                    .unwrap();
+            };
+            let (sent, ()) = ringleader::join!(writer.sendfile(&file, 0, None), during);
+            assert_eq!(sent?, LEN);
+            writer.write(b"<tail>");
+            writer.close();
+            writer.wait_closed().await?;
+            file.close().await
+        }
+    });
+    std::fs::remove_file(&path).unwrap();
+    let mut want = b"<head>".to_vec();
+    want.extend_from_slice(&contents);
+    want.extend_from_slice(&contents);
+    want.extend_from_slice(b"<staged during><side during><tail>");
+    for got in all {
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes out of order around the file");
+    }
+}

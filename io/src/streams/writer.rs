@@ -818,10 +818,10 @@ impl StreamWriter {
     /// where splice cannot serve.
     ///
     /// It first waits for the buffer to be handed to the kernel, as [`flush`](Self::flush)
-    /// does. Writes made while the file is being sent (from this task's other futures, or
-    /// from other tasks) wait in the buffer and follow the file, and [`close`](Self::close)
-    /// / [`write_eof`](Self::write_eof) wait for it too. The file's own position is neither
-    /// used nor moved.
+    /// does; bytes written during that wait go too, ahead of the file. Once the file is
+    /// being sent, writes (from this task's other futures, or from other tasks) wait in the
+    /// buffer and follow it, and [`close`](Self::close) / [`write_eof`](Self::write_eof)
+    /// wait for it too. The file's own position is neither used nor moved.
     ///
     /// ```
     /// use ringleader_io::fs::File;
