@@ -374,7 +374,7 @@ fn stream_writer_sendfile_errors_leave_the_writer_in_a_clear_state() {
 
         // Cancelled mid-file (the peer does not read): the turn is given back, and what is
         // written afterwards follows the prefix that went out.
-        let (ours, mut peer) = tcp_pair().await;
+        let (ours, peer) = tcp_pair().await;
         let (_reader, writer) = ringleader::streams::split(ours);
         let out = ringleader::taskgroup::timeout(
             std::time::Duration::from_millis(20),
@@ -386,11 +386,7 @@ fn stream_writer_sendfile_errors_leave_the_writer_in_a_clear_state() {
             "16 MiB to a peer that never reads cannot finish"
         );
         writer.write(b"<after the cancelled transfer>");
-        let reader = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            peer.read_to_end(&mut all).unwrap();
-            all
-        });
+        let reader = collect(peer);
         writer.close();
         writer.wait_closed().await.unwrap();
         let got = reader.join().unwrap();
